@@ -1,0 +1,690 @@
+//! The decode loop: one OS thread per loaded model owns the llama.cpp model
+//! and context and serves every request through a fixed set of sequence
+//! slots.
+//!
+//! Each step builds one batch holding the next token of every generating
+//! sequence plus prompt chunks of newly admitted ones, decodes it once, and
+//! samples every sequence from its own row of logits: four concurrent
+//! requests share each decode step instead of queueing behind a mutex.
+//!
+//! Each slot remembers which tokens its KV cache holds. A new request goes to
+//! the free slot whose cache shares the longest prefix with its prompt (or
+//! copies that prefix from a busy slot), so a shared system prompt is decoded
+//! once, not once per call.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+
+use hyperagents_llm::{FinishReason, Sampling};
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::{mpsc as async_mpsc, oneshot};
+
+use crate::EmbeddedError;
+
+/// How a model's context is laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// KV-cache cells shared by all sequences (one unified cache).
+    pub n_ctx: u32,
+    /// Sequences decoded together; more requests wait in a queue.
+    pub n_seq: u32,
+    /// Tokens per decode step (prompt chunks plus one per generating sequence).
+    pub n_batch: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            n_ctx: 8192,
+            n_seq: 4,
+            n_batch: 512,
+        }
+    }
+}
+
+/// Counters that show what the engine did; tests use them to prove batching
+/// and prefix reuse without timing anything.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub requests: AtomicU64,
+    /// Prompt tokens actually run through the model.
+    pub prompt_tokens_evaluated: AtomicU64,
+    /// Prompt tokens whose KV entries were reused from an earlier request.
+    pub prompt_tokens_reused: AtomicU64,
+    pub generated_tokens: AtomicU64,
+    pub decode_calls: AtomicU64,
+    /// The most sequences that shared one decode call.
+    pub max_sequences_per_decode: AtomicU64,
+}
+
+/// A copy of [`EngineStats`] at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatsSnapshot {
+    pub requests: u64,
+    pub prompt_tokens_evaluated: u64,
+    pub prompt_tokens_reused: u64,
+    pub generated_tokens: u64,
+    pub decode_calls: u64,
+    pub max_sequences_per_decode: u64,
+}
+
+impl EngineStats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            requests: self.requests.load(Ordering::Relaxed),
+            prompt_tokens_evaluated: self.prompt_tokens_evaluated.load(Ordering::Relaxed),
+            prompt_tokens_reused: self.prompt_tokens_reused.load(Ordering::Relaxed),
+            generated_tokens: self.generated_tokens.load(Ordering::Relaxed),
+            decode_calls: self.decode_calls.load(Ordering::Relaxed),
+            max_sequences_per_decode: self.max_sequences_per_decode.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What the engine reports once the model is loaded.
+pub(crate) struct ModelInfo {
+    pub chat_template: Option<String>,
+    pub bos_token: String,
+    pub eos_token: String,
+    pub add_bos: bool,
+    pub n_ctx_train: u32,
+}
+
+/// One request as the engine sees it.
+pub(crate) struct Job {
+    pub prompt: String,
+    pub add_bos: bool,
+    pub sampling: Sampling,
+    /// A GBNF grammar the output must match.
+    pub grammar: Option<String>,
+    pub events: async_mpsc::UnboundedSender<Event>,
+}
+
+pub(crate) enum Event {
+    Delta(String),
+    Done(Result<Completion, EmbeddedError>),
+}
+
+pub(crate) struct Completion {
+    pub text: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub finish_reason: FinishReason,
+}
+
+/// The process-wide thread budget: every decode of every loaded model holds
+/// this lock and uses the budget's threads, so models never oversubscribe the
+/// cores between them.
+static COMPUTE: Mutex<()> = Mutex::new(());
+static THREADS: OnceLock<i32> = OnceLock::new();
+
+/// Sets the number of threads all embedded models share. Only the first call
+/// counts; later ones (and models loaded before it) keep the first value.
+pub fn set_thread_budget(threads: usize) -> usize {
+    let wanted = i32::try_from(threads.max(1)).unwrap_or(i32::MAX);
+    usize::try_from(*THREADS.get_or_init(|| wanted)).unwrap_or(1)
+}
+
+fn thread_budget() -> i32 {
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| i32::try_from(n.get()).unwrap_or(1))
+            .unwrap_or(1)
+    })
+}
+
+/// llama.cpp's backend may be initialised once per process.
+fn backend() -> Result<&'static LlamaBackend, EmbeddedError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // Route llama.cpp's chatter into tracing instead of stderr.
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| EmbeddedError::Backend(e.clone()))
+}
+
+/// Starts the engine thread for the model at `path`; resolves once the model
+/// is loaded (or failed to load).
+pub(crate) fn spawn(
+    path: PathBuf,
+    config: EngineConfig,
+    stats: Arc<EngineStats>,
+) -> (mpsc::Sender<Job>, oneshot::Receiver<Result<ModelInfo, EmbeddedError>>) {
+    let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let name = format!(
+        "llama:{}",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    );
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        if let Err(err) = serve(&path, &config, &stats, jobs_rx, ready_tx) {
+            tracing::error!(error = %err, "embedded model engine stopped");
+        }
+    });
+    if let Err(err) = spawned {
+        tracing::error!(error = %err, "could not start the embedded model thread");
+    }
+    (jobs_tx, ready_rx)
+}
+
+fn serve(
+    path: &std::path::Path,
+    config: &EngineConfig,
+    stats: &EngineStats,
+    jobs: mpsc::Receiver<Job>,
+    ready: oneshot::Sender<Result<ModelInfo, EmbeddedError>>,
+) -> Result<(), EmbeddedError> {
+    let loaded = load(path, config);
+    let (model, backend) = match loaded {
+        Ok(pair) => pair,
+        Err(err) => {
+            let message = err.to_string();
+            let _ = ready.send(Err(err));
+            return Err(EmbeddedError::Load {
+                path: path.to_path_buf(),
+                message,
+            });
+        }
+    };
+    let threads = thread_budget();
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.n_ctx))
+        .with_n_batch(config.n_batch)
+        .with_n_ubatch(config.n_batch)
+        .with_n_seq_max(config.n_seq)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads)
+        .with_kv_unified(true);
+    let ctx = match model.new_context(backend, params) {
+        Ok(ctx) => ctx,
+        Err(err) => {
+            let err = EmbeddedError::Load {
+                path: path.to_path_buf(),
+                message: format!("creating a context: {err}"),
+            };
+            let message = err.to_string();
+            let _ = ready.send(Err(err));
+            return Err(EmbeddedError::Backend(message));
+        }
+    };
+    let info = model_info(&model);
+    if ready.send(Ok(info)).is_err() {
+        return Ok(()); // Nobody is waiting for this model any more.
+    }
+    Engine::new(&model, ctx, config, stats).run(&jobs);
+    Ok(())
+}
+
+fn load(
+    path: &std::path::Path,
+    config: &EngineConfig,
+) -> Result<(LlamaModel, &'static LlamaBackend), EmbeddedError> {
+    if !path.is_file() {
+        return Err(EmbeddedError::Load {
+            path: path.to_path_buf(),
+            message: "no such file (run `hyperagents models pull`)".into(),
+        });
+    }
+    if config.n_seq == 0 || config.n_batch < config.n_seq || config.n_ctx < config.n_batch {
+        return Err(EmbeddedError::Config(format!(
+            "need n_seq >= 1, n_batch >= n_seq and n_ctx >= n_batch (got n_ctx {}, n_seq {}, n_batch {})",
+            config.n_ctx, config.n_seq, config.n_batch
+        )));
+    }
+    let backend = backend()?;
+    let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(
+        |e| EmbeddedError::Load {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
+    )?;
+    Ok((model, backend))
+}
+
+fn model_info(model: &LlamaModel) -> ModelInfo {
+    let vocab = model.vocab();
+    let piece = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
+    ModelInfo {
+        chat_template: model.meta_val_str("tokenizer.chat_template").ok(),
+        bos_token: piece(vocab.bos()),
+        eos_token: piece(vocab.eos()),
+        add_bos: vocab.should_add_bos(),
+        n_ctx_train: model.n_ctx_train(),
+    }
+}
+
+struct Active {
+    events: async_mpsc::UnboundedSender<Event>,
+    sampler: LlamaSampler,
+    sampling: Sampling,
+    /// Prompt tokens not yet decoded.
+    pending: VecDeque<LlamaToken>,
+    prompt_len: u64,
+    /// A sampled token that still has to go through the model.
+    next_token: Option<LlamaToken>,
+    /// This sequence's row of logits in the last batch.
+    logits_row: Option<i32>,
+    generated: Vec<u8>,
+    /// Bytes of `generated` already sent as deltas.
+    emitted: usize,
+    n_generated: u64,
+}
+
+struct Slot {
+    seq: i32,
+    /// The tokens whose KV entries this sequence holds, positions 0..len.
+    cached: Vec<LlamaToken>,
+    active: Option<Active>,
+}
+
+struct Engine<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    slots: Vec<Slot>,
+    queue: VecDeque<Job>,
+    batch: LlamaBatch<'static>,
+    n_batch: usize,
+    n_ctx: usize,
+    stats: &'m EngineStats,
+}
+
+impl<'m> Engine<'m> {
+    fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, config: &EngineConfig, stats: &'m EngineStats) -> Self {
+        let slots = (0..config.n_seq)
+            .map(|i| Slot {
+                seq: i32::try_from(i).unwrap_or(i32::MAX),
+                cached: Vec::new(),
+                active: None,
+            })
+            .collect();
+        Self {
+            model,
+            ctx,
+            slots,
+            queue: VecDeque::new(),
+            batch: LlamaBatch::new(config.n_batch as usize, 1),
+            n_batch: config.n_batch as usize,
+            n_ctx: config.n_ctx as usize,
+            stats,
+        }
+    }
+
+    fn run(mut self, jobs: &mpsc::Receiver<Job>) {
+        let mut open = true;
+        loop {
+            let busy = self.slots.iter().any(|s| s.active.is_some()) || !self.queue.is_empty();
+            if !busy {
+                if !open {
+                    return;
+                }
+                match jobs.recv() {
+                    Ok(job) => self.queue.push_back(job),
+                    Err(_) => return, // The model was dropped.
+                }
+            }
+            loop {
+                match jobs.try_recv() {
+                    Ok(job) => self.queue.push_back(job),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            }
+            self.drop_cancelled();
+            self.admit();
+            self.step();
+        }
+    }
+
+    /// Frees the slots of requests whose caller stopped listening.
+    fn drop_cancelled(&mut self) {
+        for slot in &mut self.slots {
+            if slot.active.as_ref().is_some_and(|a| a.events.is_closed()) {
+                slot.active = None;
+            }
+        }
+        self.queue.retain(|job| !job.events.is_closed());
+    }
+
+    /// Moves queued jobs into free slots, reusing cached prompt prefixes.
+    fn admit(&mut self) {
+        while let Some(free) = self.best_free_slot() {
+            let Some(job) = self.queue.pop_front() else { return };
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            match self.start(free, job) {
+                Ok(()) => {}
+                Err((events, err)) => {
+                    let _ = events.send(Event::Done(Err(err)));
+                }
+            }
+        }
+    }
+
+    /// Any free slot, when a job is waiting; `start` then picks the free slot
+    /// whose cache matches the prompt best.
+    fn best_free_slot(&self) -> Option<usize> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        self.slots.iter().position(|s| s.active.is_none())
+    }
+
+    fn start(
+        &mut self,
+        slot_index: usize,
+        job: Job,
+    ) -> Result<(), (async_mpsc::UnboundedSender<Event>, EmbeddedError)> {
+        let tokens = self.model.vocab().tokenize(job.prompt.as_bytes(), job.add_bos, true);
+        if tokens.is_empty() {
+            return Err((job.events, EmbeddedError::Request("the prompt is empty".into())));
+        }
+        if tokens.len() + 1 >= self.n_ctx {
+            return Err((
+                job.events,
+                EmbeddedError::Request(format!(
+                    "the prompt has {} tokens; the context holds {}",
+                    tokens.len(),
+                    self.n_ctx
+                )),
+            ));
+        }
+        let sampler = match build_sampler(self.model, &job.sampling, job.grammar.as_deref()) {
+            Ok(s) => s,
+            Err(err) => return Err((job.events, err)),
+        };
+
+        // Pick the free slot with the longest common prefix; a busy slot with
+        // a longer one donates its prefix by copy.
+        let mut target = slot_index;
+        let mut own = common_prefix(&self.slots[target].cached, &tokens);
+        for (i, slot) in self.slots.iter().enumerate() {
+            if slot.active.is_none() {
+                let lcp = common_prefix(&slot.cached, &tokens);
+                if lcp > own {
+                    own = lcp;
+                    target = i;
+                }
+            }
+        }
+        let (donor, donor_lcp) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != target)
+            .map(|(i, s)| (i, common_prefix(&s.cached, &tokens)))
+            .max_by_key(|&(_, lcp)| lcp)
+            .unwrap_or((target, 0));
+        // At least one prompt token must be decoded to get logits.
+        let max_keep = tokens.len() - 1;
+        let seq = self.slots[target].seq;
+        let keep = if donor_lcp > own {
+            let keep = donor_lcp.min(max_keep);
+            let donor_seq = self.slots[donor].seq;
+            let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+            match self.ctx.copy_kv_cache_seq(donor_seq, seq, Some(0), Some(keep as u32)) {
+                Ok(()) => keep,
+                Err(_) => 0,
+            }
+        } else {
+            let keep = own.min(max_keep);
+            match self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(keep as u32), None) {
+                Ok(true) => keep,
+                _ => {
+                    let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+                    0
+                }
+            }
+        };
+        let slot = &mut self.slots[target];
+        slot.cached.clear();
+        slot.cached.extend_from_slice(&tokens[..keep]);
+        self.stats.prompt_tokens_reused.fetch_add(keep as u64, Ordering::Relaxed);
+        slot.active = Some(Active {
+            events: job.events,
+            sampler,
+            sampling: job.sampling,
+            pending: tokens[keep..].iter().copied().collect(),
+            prompt_len: tokens.len() as u64,
+            next_token: None,
+            logits_row: None,
+            generated: Vec::new(),
+            emitted: 0,
+            n_generated: 0,
+        });
+        Ok(())
+    }
+
+    /// One decode step over every active sequence.
+    fn step(&mut self) {
+        self.batch.clear();
+        let mut room = self.n_batch;
+        let mut members: Vec<(usize, usize)> = Vec::new(); // (slot, tokens added)
+        // Generating sequences first: one token each keeps latency even.
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(active) = slot.active.as_mut() else { continue };
+            active.logits_row = None;
+            if let Some(token) = active.next_token {
+                let pos = slot.cached.len() as i32;
+                if self.batch.add(token, pos, &[slot.seq], true).is_ok() {
+                    active.logits_row = Some(self.batch.n_tokens() - 1);
+                    members.push((i, 1));
+                    room -= 1;
+                }
+            }
+        }
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(active) = slot.active.as_mut() else { continue };
+            if active.next_token.is_some() || active.pending.is_empty() || room == 0 {
+                continue;
+            }
+            let take = active.pending.len().min(room);
+            let start = slot.cached.len();
+            for k in 0..take {
+                let token = active.pending[k];
+                let last = k + 1 == active.pending.len();
+                if self.batch.add(token, (start + k) as i32, &[slot.seq], last).is_err() {
+                    break;
+                }
+                if last {
+                    active.logits_row = Some(self.batch.n_tokens() - 1);
+                }
+            }
+            room -= take;
+            members.push((i, take));
+        }
+        if members.is_empty() {
+            return;
+        }
+
+        let decoded = {
+            let _guard = COMPUTE.lock().unwrap_or_else(|e| e.into_inner());
+            self.ctx.decode(&mut self.batch)
+        };
+        self.stats.decode_calls.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .max_sequences_per_decode
+            .fetch_max(members.len() as u64, Ordering::Relaxed);
+        if let Err(err) = decoded {
+            self.fail_members(&members, &format!("llama.cpp decode failed: {err}"));
+            return;
+        }
+
+        for &(i, added) in &members {
+            let slot = &mut self.slots[i];
+            let Some(active) = slot.active.as_mut() else { continue };
+            if let Some(token) = active.next_token.take() {
+                slot.cached.push(token);
+            } else {
+                for _ in 0..added {
+                    if let Some(token) = active.pending.pop_front() {
+                        slot.cached.push(token);
+                    }
+                }
+                self.stats
+                    .prompt_tokens_evaluated
+                    .fetch_add(added as u64, Ordering::Relaxed);
+            }
+        }
+        for &(i, _) in &members {
+            self.sample(i);
+        }
+    }
+
+    /// Samples the next token of slot `i` if its logits are ready, and
+    /// finishes the request when it is done.
+    fn sample(&mut self, i: usize) {
+        let n_ctx = self.n_ctx;
+        let model = self.model;
+        let slot = &mut self.slots[i];
+        let Some(active) = slot.active.as_mut() else { return };
+        let Some(row) = active.logits_row.take() else { return };
+        // `sample` also accepts the token into the sampler chain (grammar
+        // state included); accepting it again aborts inside llama.cpp.
+        let token = active.sampler.sample(&self.ctx, row);
+        let finish = if model.vocab().is_eog(token) {
+            Some(FinishReason::Stop)
+        } else {
+            active.n_generated += 1;
+            self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
+            active.generated.extend(model.vocab().token_to_piece(token, false, None));
+            if let Some(cut) = find_stop(&active.generated, &active.sampling.stop) {
+                active.generated.truncate(cut);
+                Some(FinishReason::Stop)
+            } else if active.n_generated >= u64::from(active.sampling.max_tokens)
+                || slot.cached.len() + 1 >= n_ctx
+            {
+                Some(FinishReason::Length)
+            } else {
+                active.next_token = Some(token);
+                None
+            }
+        };
+        match finish {
+            None => emit_ready_text(active),
+            Some(reason) => {
+                if let Some(active) = slot.active.take() {
+                    finish_request(active, reason);
+                }
+            }
+        }
+    }
+
+    fn fail_members(&mut self, members: &[(usize, usize)], message: &str) {
+        for &(i, _) in members {
+            let slot = &mut self.slots[i];
+            // Positions of the failed batch may be half-written: forget them.
+            let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+            slot.cached.clear();
+            if let Some(active) = slot.active.take() {
+                let _ = active
+                    .events
+                    .send(Event::Done(Err(EmbeddedError::Engine(message.to_string()))));
+            }
+        }
+    }
+}
+
+/// Sends the part of the generated text that is final: complete UTF-8, and
+/// not possibly the beginning of a stop sequence.
+fn emit_ready_text(active: &mut Active) {
+    let hold = active.sampling.stop.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0);
+    let limit = active.generated.len().saturating_sub(hold);
+    if limit <= active.emitted {
+        return;
+    }
+    let fresh = &active.generated[active.emitted..limit];
+    let valid = match std::str::from_utf8(fresh) {
+        Ok(s) => s.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    if valid == 0 {
+        return;
+    }
+    let text = String::from_utf8_lossy(&fresh[..valid]).into_owned();
+    active.emitted += valid;
+    let _ = active.events.send(Event::Delta(text));
+}
+
+fn finish_request(active: Active, reason: FinishReason) {
+    let text = String::from_utf8_lossy(&active.generated).into_owned();
+    if active.emitted < active.generated.len() {
+        let rest = String::from_utf8_lossy(&active.generated[active.emitted..]).into_owned();
+        let _ = active.events.send(Event::Delta(rest));
+    }
+    let _ = active.events.send(Event::Done(Ok(Completion {
+        text,
+        prompt_tokens: active.prompt_len,
+        completion_tokens: active.n_generated,
+        finish_reason: reason,
+    })));
+}
+
+fn build_sampler(model: &LlamaModel, sampling: &Sampling, grammar: Option<&str>) -> Result<LlamaSampler, EmbeddedError> {
+    let mut chain = Vec::new();
+    if let Some(grammar) = grammar {
+        let sampler = LlamaSampler::grammar(model, grammar, "root")
+            .map_err(|e| EmbeddedError::Request(format!("the output grammar was rejected: {e}")))?;
+        chain.push(sampler);
+    }
+    if sampling.temperature <= 0.0 {
+        chain.push(LlamaSampler::greedy());
+    } else {
+        chain.push(LlamaSampler::top_p(sampling.top_p.clamp(0.0, 1.0), 1));
+        chain.push(LlamaSampler::temp(sampling.temperature));
+        chain.push(LlamaSampler::dist(fold_seed(sampling.seed)));
+    }
+    Ok(LlamaSampler::chain_simple(chain))
+}
+
+/// llama.cpp seeds are 32-bit; fold the 64-bit seed so both halves count.
+fn fold_seed(seed: u64) -> u32 {
+    ((seed ^ (seed >> 32)) & 0xffff_ffff) as u32
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// The byte offset of the earliest stop sequence in `text`, if any.
+fn find_stop(text: &[u8], stops: &[String]) -> Option<usize> {
+    stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.windows(s.len()).position(|w| w == s.as_bytes()))
+        .min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_sequences_cut_at_the_earliest() {
+        let stops = vec!["END".to_string(), "\n\n".to_string()];
+        assert_eq!(find_stop(b"abc\n\nxEND", &stops), Some(3));
+        assert_eq!(find_stop(b"abcEND\n\n", &stops), Some(3));
+        assert_eq!(find_stop(b"abc", &stops), None);
+        assert_eq!(find_stop(b"abc", &[String::new()]), None);
+    }
+
+    #[test]
+    fn seeds_fold_both_halves() {
+        assert_ne!(fold_seed(1), fold_seed(1 << 32 | 1));
+        assert_eq!(fold_seed(7), 7);
+    }
+}

@@ -1,0 +1,64 @@
+# Shared by scripts/main.sh and scripts/test.sh: idempotent set-up and phase timing.
+# shellcheck shell=bash
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE_HOME="${XDG_CACHE_HOME:-$HOME/.cache}"
+export HYPERAGENTS_CACHE_DIR="${HYPERAGENTS_CACHE_DIR:-$CACHE_HOME/hyperagents}"
+# The build cache lives outside the clone so fresh clones (CI) reuse it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HYPERAGENTS_CACHE_DIR/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+HYPERAGENTS_BIN="$CARGO_TARGET_DIR/debug/hyperagents"
+
+PHASES=()
+phase() {
+  local name="$1"; shift
+  local start=$SECONDS
+  echo "==> $name"
+  "$@"
+  local took=$((SECONDS - start))
+  PHASES+=("$(printf '%-8s %5ds' "$name" "$took")")
+  echo "<== $name took ${took}s"
+}
+
+print_phases() {
+  echo "---- phase times ----"
+  printf '%s\n' "${PHASES[@]}"
+}
+
+# Debian packages needed to build llama.cpp (cmake, a C++ compiler, libclang
+# for bindgen) and to fetch models (python3 with pip). Installs only what is
+# missing, so a warm machine spends no time here.
+install_apt_packages() {
+  local wanted=(cmake clang libclang-dev g++ make pkg-config python3 python3-pip ca-certificates)
+  local missing=()
+  local pkg
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  # A python3 with pip from elsewhere (pyenv, a venv) serves as well as Debian's.
+  if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
+    local filtered=()
+    for pkg in "${missing[@]}"; do
+      case "$pkg" in python3|python3-pip) ;; *) filtered+=("$pkg") ;; esac
+    done
+    missing=("${filtered[@]}")
+  fi
+  if [ "${#missing[@]}" -eq 0 ]; then
+    echo "apt: nothing to install"
+    return
+  fi
+  echo "apt: installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build_cli() {
+  cargo build --locked -p hyperagents-cli
+}
+
+pull_models() {
+  "$HYPERAGENTS_BIN" models pull "$@"
+}
