@@ -162,12 +162,17 @@ pub(crate) fn spawn(
     path: PathBuf,
     config: EngineConfig,
     stats: Arc<EngineStats>,
-) -> (mpsc::Sender<Job>, oneshot::Receiver<Result<ModelInfo, EmbeddedError>>) {
+) -> (
+    mpsc::Sender<Job>,
+    oneshot::Receiver<Result<ModelInfo, EmbeddedError>>,
+) {
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
     let (ready_tx, ready_rx) = oneshot::channel();
     let name = format!(
         "llama:{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     );
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         if let Err(err) = serve(&path, &config, &stats, jobs_rx, ready_tx) {
@@ -245,18 +250,20 @@ fn load(
         )));
     }
     let backend = backend()?;
-    let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(
-        |e| EmbeddedError::Load {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        },
-    )?;
+    let model =
+        LlamaModel::load_from_file(backend, path, &LlamaModelParams::default()).map_err(|e| {
+            EmbeddedError::Load {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }
+        })?;
     Ok((model, backend))
 }
 
 fn model_info(model: &LlamaModel) -> ModelInfo {
     let vocab = model.vocab();
-    let piece = |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
+    let piece =
+        |t: LlamaToken| String::from_utf8_lossy(&vocab.token_to_piece(t, true, None)).into_owned();
     ModelInfo {
         chat_template: model.meta_val_str("tokenizer.chat_template").ok(),
         bos_token: piece(vocab.bos()),
@@ -302,7 +309,12 @@ struct Engine<'m> {
 }
 
 impl<'m> Engine<'m> {
-    fn new(model: &'m LlamaModel, ctx: LlamaContext<'m>, config: &EngineConfig, stats: &'m EngineStats) -> Self {
+    fn new(
+        model: &'m LlamaModel,
+        ctx: LlamaContext<'m>,
+        config: &EngineConfig,
+        stats: &'m EngineStats,
+    ) -> Self {
         let slots = (0..config.n_seq)
             .map(|i| Slot {
                 seq: i32::try_from(i).unwrap_or(i32::MAX),
@@ -364,7 +376,9 @@ impl<'m> Engine<'m> {
     /// Moves queued jobs into free slots, reusing cached prompt prefixes.
     fn admit(&mut self) {
         while let Some(free) = self.best_free_slot() {
-            let Some(job) = self.queue.pop_front() else { return };
+            let Some(job) = self.queue.pop_front() else {
+                return;
+            };
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             match self.start(free, job) {
                 Ok(()) => {}
@@ -389,9 +403,15 @@ impl<'m> Engine<'m> {
         slot_index: usize,
         job: Job,
     ) -> Result<(), (async_mpsc::UnboundedSender<Event>, EmbeddedError)> {
-        let tokens = self.model.vocab().tokenize(job.prompt.as_bytes(), job.add_bos, true);
+        let tokens = self
+            .model
+            .vocab()
+            .tokenize(job.prompt.as_bytes(), job.add_bos, true);
         if tokens.is_empty() {
-            return Err((job.events, EmbeddedError::Request("the prompt is empty".into())));
+            return Err((
+                job.events,
+                EmbeddedError::Request("the prompt is empty".into()),
+            ));
         }
         if tokens.len() + 1 >= self.n_ctx {
             return Err((
@@ -436,13 +456,19 @@ impl<'m> Engine<'m> {
             let keep = donor_lcp.min(max_keep);
             let donor_seq = self.slots[donor].seq;
             let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-            match self.ctx.copy_kv_cache_seq(donor_seq, seq, Some(0), Some(keep as u32)) {
+            match self
+                .ctx
+                .copy_kv_cache_seq(donor_seq, seq, Some(0), Some(keep as u32))
+            {
                 Ok(()) => keep,
                 Err(_) => 0,
             }
         } else {
             let keep = own.min(max_keep);
-            match self.ctx.clear_kv_cache_seq(Some(seq as u32), Some(keep as u32), None) {
+            match self
+                .ctx
+                .clear_kv_cache_seq(Some(seq as u32), Some(keep as u32), None)
+            {
                 Ok(true) => keep,
                 _ => {
                     let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
@@ -453,7 +479,9 @@ impl<'m> Engine<'m> {
         let slot = &mut self.slots[target];
         slot.cached.clear();
         slot.cached.extend_from_slice(&tokens[..keep]);
-        self.stats.prompt_tokens_reused.fetch_add(keep as u64, Ordering::Relaxed);
+        self.stats
+            .prompt_tokens_reused
+            .fetch_add(keep as u64, Ordering::Relaxed);
         slot.active = Some(Active {
             events: job.events,
             sampler,
@@ -476,7 +504,9 @@ impl<'m> Engine<'m> {
         let mut members: Vec<(usize, usize)> = Vec::new(); // (slot, tokens added)
         // Generating sequences first: one token each keeps latency even.
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            let Some(active) = slot.active.as_mut() else { continue };
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
             active.logits_row = None;
             if let Some(token) = active.next_token {
                 let pos = slot.cached.len() as i32;
@@ -488,7 +518,9 @@ impl<'m> Engine<'m> {
             }
         }
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            let Some(active) = slot.active.as_mut() else { continue };
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
             if active.next_token.is_some() || active.pending.is_empty() || room == 0 {
                 continue;
             }
@@ -497,7 +529,11 @@ impl<'m> Engine<'m> {
             for k in 0..take {
                 let token = active.pending[k];
                 let last = k + 1 == active.pending.len();
-                if self.batch.add(token, (start + k) as i32, &[slot.seq], last).is_err() {
+                if self
+                    .batch
+                    .add(token, (start + k) as i32, &[slot.seq], last)
+                    .is_err()
+                {
                     break;
                 }
                 if last {
@@ -526,7 +562,9 @@ impl<'m> Engine<'m> {
 
         for &(i, added) in &members {
             let slot = &mut self.slots[i];
-            let Some(active) = slot.active.as_mut() else { continue };
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
             if let Some(token) = active.next_token.take() {
                 slot.cached.push(token);
             } else {
@@ -551,8 +589,12 @@ impl<'m> Engine<'m> {
         let n_ctx = self.n_ctx;
         let model = self.model;
         let slot = &mut self.slots[i];
-        let Some(active) = slot.active.as_mut() else { return };
-        let Some(row) = active.logits_row.take() else { return };
+        let Some(active) = slot.active.as_mut() else {
+            return;
+        };
+        let Some(row) = active.logits_row.take() else {
+            return;
+        };
         // `sample` also accepts the token into the sampler chain (grammar
         // state included); accepting it again aborts inside llama.cpp.
         let token = active.sampler.sample(&self.ctx, row);
@@ -561,7 +603,9 @@ impl<'m> Engine<'m> {
         } else {
             active.n_generated += 1;
             self.stats.generated_tokens.fetch_add(1, Ordering::Relaxed);
-            active.generated.extend(model.vocab().token_to_piece(token, false, None));
+            active
+                .generated
+                .extend(model.vocab().token_to_piece(token, false, None));
             if let Some(cut) = find_stop(&active.generated, &active.sampling.stop) {
                 active.generated.truncate(cut);
                 Some(FinishReason::Stop)
@@ -588,7 +632,9 @@ impl<'m> Engine<'m> {
         for &(i, _) in members {
             let slot = &mut self.slots[i];
             // Positions of the failed batch may be half-written: forget them.
-            let _ = self.ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+            let _ = self
+                .ctx
+                .clear_kv_cache_seq(Some(slot.seq as u32), None, None);
             slot.cached.clear();
             if let Some(active) = slot.active.take() {
                 let _ = active
@@ -602,7 +648,13 @@ impl<'m> Engine<'m> {
 /// Sends the part of the generated text that is final: complete UTF-8, and
 /// not possibly the beginning of a stop sequence.
 fn emit_ready_text(active: &mut Active) {
-    let hold = active.sampling.stop.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0);
+    let hold = active
+        .sampling
+        .stop
+        .iter()
+        .map(|s| s.len().saturating_sub(1))
+        .max()
+        .unwrap_or(0);
     let limit = active.generated.len().saturating_sub(hold);
     if limit <= active.emitted {
         return;
@@ -634,7 +686,11 @@ fn finish_request(active: Active, reason: FinishReason) {
     })));
 }
 
-fn build_sampler(model: &LlamaModel, sampling: &Sampling, grammar: Option<&str>) -> Result<LlamaSampler, EmbeddedError> {
+fn build_sampler(
+    model: &LlamaModel,
+    sampling: &Sampling,
+    grammar: Option<&str>,
+) -> Result<LlamaSampler, EmbeddedError> {
     let mut chain = Vec::new();
     if let Some(grammar) = grammar {
         let sampler = LlamaSampler::grammar(model, grammar, "root")

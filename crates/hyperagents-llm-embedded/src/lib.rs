@@ -120,7 +120,9 @@ impl EmbeddedModel {
 
     /// The exact text the model sees for `request`.
     pub fn render_prompt(&self, request: &ChatRequest) -> Result<String, LlmError> {
-        self.template.render(&request.messages).map_err(|e| self.error(e.to_string()))
+        self.template
+            .render(&request.messages)
+            .map_err(|e| self.error(e.to_string()))
     }
 
     fn error(&self, message: impl Into<String>) -> LlmError {
@@ -131,7 +133,11 @@ impl EmbeddedModel {
         }
     }
 
-    fn job(&self, request: &ChatRequest, events: async_mpsc::UnboundedSender<Event>) -> Result<Job, LlmError> {
+    fn job(
+        &self,
+        request: &ChatRequest,
+        events: async_mpsc::UnboundedSender<Event>,
+    ) -> Result<Job, LlmError> {
         if !request.tools.is_empty() {
             return Err(LlmError::Unsupported {
                 provider: self.descriptor.provider.clone(),
@@ -142,13 +148,15 @@ impl EmbeddedModel {
         let grammar = match &request.response_format {
             ResponseFormat::Text => None,
             ResponseFormat::JsonSchema { schema, .. } => Some(
-                llama_cpp_2::json_schema_to_grammar(&schema.to_string())
-                    .map_err(|e| self.error(format!("cannot turn the JSON schema into a grammar: {e}")))?,
+                llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|e| {
+                    self.error(format!("cannot turn the JSON schema into a grammar: {e}"))
+                })?,
             ),
         };
         let prompt = self.render_prompt(request)?;
         // Templates that write the BOS token themselves must not get a second one.
-        let add_bos = self.add_bos && !(self.bos_token.len() > 0 && prompt.starts_with(&self.bos_token));
+        let writes_own_bos = !self.bos_token.is_empty() && prompt.starts_with(&self.bos_token);
+        let add_bos = self.add_bos && !writes_own_bos;
         Ok(Job {
             prompt,
             add_bos,

@@ -29,17 +29,30 @@ pub enum TemplateError {
 
 impl ChatTemplate {
     /// Compiles `source`; `None` (no template in the model) is an error.
-    pub fn new(source: Option<String>, bos_token: String, eos_token: String) -> Result<Self, TemplateError> {
-        let source = source.filter(|s| !s.trim().is_empty()).ok_or(TemplateError::Missing)?;
+    pub fn new(
+        source: Option<String>,
+        bos_token: String,
+        eos_token: String,
+    ) -> Result<Self, TemplateError> {
+        let source = source
+            .filter(|s| !s.trim().is_empty())
+            .ok_or(TemplateError::Missing)?;
         let mut env = Environment::new();
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |message: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
-        });
+        env.add_function(
+            "raise_exception",
+            |message: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, message))
+            },
+        );
         env.add_template_owned("chat", source)
             .map_err(|e| TemplateError::Compile(e.to_string()))?;
-        Ok(Self { env, bos_token, eos_token })
+        Ok(Self {
+            env,
+            bos_token,
+            eos_token,
+        })
     }
 
     /// Renders a conversation, ending with the assistant's turn opened.
@@ -48,11 +61,21 @@ impl ChatTemplate {
             .iter()
             .map(|m| {
                 // Tool results reach templates without tool support as user turns.
-                let role = if m.role == Role::Tool { "user" } else { m.role.as_str() };
-                Value::from_pairs([("role", Value::from(role)), ("content", Value::from(m.content.as_str()))])
+                let role = if m.role == Role::Tool {
+                    "user"
+                } else {
+                    m.role.as_str()
+                };
+                Value::from_pairs([
+                    ("role", Value::from(role)),
+                    ("content", Value::from(m.content.as_str())),
+                ])
             })
             .collect();
-        let template = self.env.get_template("chat").map_err(|e| TemplateError::Render(e.to_string()))?;
+        let template = self
+            .env
+            .get_template("chat")
+            .map_err(|e| TemplateError::Render(e.to_string()))?;
         template
             .render(context! {
                 messages => messages,
@@ -79,14 +102,22 @@ mod tests {
             out,
             "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
         );
-        let out = t.render(&[Message::system("S"), Message::user("hi")]).unwrap();
+        let out = t
+            .render(&[Message::system("S"), Message::user("hi")])
+            .unwrap();
         assert!(out.starts_with("<|im_start|>system\nS<|im_end|>"), "{out}");
     }
 
     #[test]
     fn missing_template_is_an_error() {
-        assert!(matches!(ChatTemplate::new(None, String::new(), String::new()), Err(TemplateError::Missing)));
-        assert!(matches!(ChatTemplate::new(Some("  ".into()), String::new(), String::new()), Err(TemplateError::Missing)));
+        assert!(matches!(
+            ChatTemplate::new(None, String::new(), String::new()),
+            Err(TemplateError::Missing)
+        ));
+        assert!(matches!(
+            ChatTemplate::new(Some("  ".into()), String::new(), String::new()),
+            Err(TemplateError::Missing)
+        ));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The embedded provider on the real SmolLM2 model (pulled by
 //! `hyperagents models pull`, or pointed to by `HYPERAGENTS_TEST_MODEL`).
 
+#![allow(clippy::unwrap_used)] // Test helpers panic on setup failures by design.
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -31,7 +33,9 @@ async fn smollm2() -> EmbeddedModel {
 }
 
 fn ask(question: &str) -> ChatRequest {
-    ChatRequest::new(vec![Message::user(question)]).with_temperature(0.0).with_max_tokens(48)
+    ChatRequest::new(vec![Message::user(question)])
+        .with_temperature(0.0)
+        .with_max_tokens(48)
 }
 
 #[tokio::test]
@@ -42,7 +46,10 @@ async fn answers_through_the_real_model() {
     assert!(response.text.contains('4'), "{:?}", response.text);
     assert!(response.usage.input_tokens > 5);
     assert!(response.usage.output_tokens > 0);
-    assert!(matches!(response.finish_reason, FinishReason::Stop | FinishReason::Length));
+    assert!(matches!(
+        response.finish_reason,
+        FinishReason::Stop | FinishReason::Length
+    ));
     assert_eq!(model.descriptor().provider, "embedded");
 }
 
@@ -62,7 +69,11 @@ async fn the_same_seed_gives_the_same_text() {
         async move { model.chat(&r).await.unwrap().text }
     }))
     .await;
-    assert!(others.iter().any(|t| *t != a.text), "three other seeds all reproduced {:?}", a.text);
+    assert!(
+        others.iter().any(|t| *t != a.text),
+        "three other seeds all reproduced {:?}",
+        a.text
+    );
 }
 
 #[tokio::test]
@@ -77,10 +88,11 @@ async fn json_schema_output_is_grammar_constrained() {
         "required": ["city", "population_millions"]
     });
     for seed in 0..3 {
-        let request = ChatRequest::new(vec![Message::user("Name a large city and its population.")])
-            .with_json_schema("city", schema.clone())
-            .with_max_tokens(96)
-            .with_seed(seed);
+        let request =
+            ChatRequest::new(vec![Message::user("Name a large city and its population.")])
+                .with_json_schema("city", schema.clone())
+                .with_max_tokens(96)
+                .with_seed(seed);
         let response = model.chat(&request).await.unwrap();
         let value: serde_json::Value = serde_json::from_str(&response.text)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", response.text));
@@ -100,27 +112,41 @@ async fn a_shared_prompt_prefix_is_not_recomputed() {
     let before = model.stats();
     assert_eq!(before.prompt_tokens_evaluated, a.usage.input_tokens);
 
-    let second = ChatRequest::new(vec![Message::system(&system), Message::user("Say goodbye.")])
-        .with_temperature(0.0)
-        .with_max_tokens(8);
+    let second = ChatRequest::new(vec![
+        Message::system(&system),
+        Message::user("Say goodbye."),
+    ])
+    .with_temperature(0.0)
+    .with_max_tokens(8);
     let b = model.chat(&second).await.unwrap();
     let after = model.stats();
     let evaluated = after.prompt_tokens_evaluated - before.prompt_tokens_evaluated;
     let reused = after.prompt_tokens_reused - before.prompt_tokens_reused;
     assert_eq!(evaluated + reused, b.usage.input_tokens);
-    assert!(reused >= 200, "only {reused} of {} prompt tokens reused", b.usage.input_tokens);
+    assert!(
+        reused >= 200,
+        "only {reused} of {} prompt tokens reused",
+        b.usage.input_tokens
+    );
     assert!(evaluated < 20, "{evaluated} prompt tokens recomputed");
 }
 
 #[tokio::test]
 async fn concurrent_requests_share_decode_steps() {
     let model = Arc::new(smollm2().await);
-    let questions = ["Count to ten.", "Name five fruits.", "Describe the sea.", "List three colours."];
+    let questions = [
+        "Count to ten.",
+        "Name five fruits.",
+        "Describe the sea.",
+        "List three colours.",
+    ];
     let tasks: Vec<_> = questions
         .iter()
         .map(|q| {
             let model = model.clone();
-            let request = ChatRequest::new(vec![Message::user(*q)]).with_temperature(0.0).with_max_tokens(32);
+            let request = ChatRequest::new(vec![Message::user(*q)])
+                .with_temperature(0.0)
+                .with_max_tokens(32);
             tokio::spawn(async move { model.chat(&request).await })
         })
         .collect();
@@ -131,7 +157,11 @@ async fn concurrent_requests_share_decode_steps() {
     }
     let stats = model.stats();
     assert!(stats.max_sequences_per_decode >= 3, "{stats:?}");
-    assert!(stats.decode_calls < generated, "{} decode calls for {generated} tokens", stats.decode_calls);
+    assert!(
+        stats.decode_calls < generated,
+        "{} decode calls for {generated} tokens",
+        stats.decode_calls
+    );
 }
 
 #[tokio::test]
@@ -151,7 +181,11 @@ async fn max_tokens_and_stop_sequences_end_generation() {
     request.sampling.stop = vec![stop.clone()];
     let cut = model.chat(&request).await.unwrap();
     assert_eq!(cut.finish_reason, FinishReason::Stop);
-    assert!(!cut.text.contains(&stop), "{:?} still contains {stop:?}", cut.text);
+    assert!(
+        !cut.text.contains(&stop),
+        "{:?} still contains {stop:?}",
+        cut.text
+    );
     assert!(full.text.starts_with(&cut.text));
 }
 
@@ -160,7 +194,9 @@ async fn streaming_deltas_add_up_to_the_answer() {
     let model = smollm2().await;
     let mut deltas = Vec::new();
     let response = model
-        .chat_streaming(&ask("Name three planets."), &mut |d| deltas.push(d.to_string()))
+        .chat_streaming(&ask("Name three planets."), &mut |d| {
+            deltas.push(d.to_string())
+        })
         .await
         .unwrap();
     assert!(deltas.len() > 1, "{deltas:?}");
@@ -184,7 +220,10 @@ async fn tool_definitions_are_refused_clearly() {
 async fn a_model_without_a_chat_template_is_refused() {
     let bytes = std::fs::read(model_path()).unwrap();
     let key = b"tokenizer.chat_template";
-    let at = bytes.windows(key.len()).position(|w| w == key).expect("SmolLM2 has a template");
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("SmolLM2 has a template");
     let mut patched = bytes;
     patched[at + key.len() - 1] = b'X'; // same length, different key
     let dir = tempfile::tempdir().unwrap();
@@ -200,9 +239,14 @@ async fn a_model_without_a_chat_template_is_refused() {
 
 #[tokio::test]
 async fn a_missing_file_names_the_path() {
-    let err = EmbeddedModel::load("x", std::path::Path::new("/nonexistent/m.gguf"), None, EngineConfig::default())
-        .await
-        .err()
-        .expect("loading must fail");
+    let err = EmbeddedModel::load(
+        "x",
+        std::path::Path::new("/nonexistent/m.gguf"),
+        None,
+        EngineConfig::default(),
+    )
+    .await
+    .err()
+    .expect("loading must fail");
     assert!(err.to_string().contains("/nonexistent/m.gguf"), "{err}");
 }

@@ -67,20 +67,33 @@ pub struct Spend {
 impl Spend {
     /// The first limit of `budget` this spend has reached, if any.
     fn exhausted(&self, role: &str, budget: &Budget) -> Option<LlmError> {
-        let over = |resource: &'static str, used: String, limit: String| LlmError::BudgetExhausted {
-            role: role.to_string(),
-            resource,
-            used,
-            limit,
-        };
+        let over =
+            |resource: &'static str, used: String, limit: String| LlmError::BudgetExhausted {
+                role: role.to_string(),
+                resource,
+                used,
+                limit,
+            };
         if let Some(limit) = budget.max_tokens.filter(|&l| self.usage.total() >= l) {
-            return Some(over("tokens", self.usage.total().to_string(), limit.to_string()));
+            return Some(over(
+                "tokens",
+                self.usage.total().to_string(),
+                limit.to_string(),
+            ));
         }
         if let Some(limit) = budget.max_dollars.filter(|&l| self.dollars >= l) {
-            return Some(over("dollars", format!("${:.4}", self.dollars), format!("${limit:.4}")));
+            return Some(over(
+                "dollars",
+                format!("${:.4}", self.dollars),
+                format!("${limit:.4}"),
+            ));
         }
         if let Some(limit) = budget.max_wall_secs.filter(|&l| self.wall_secs >= l) {
-            return Some(over("wall time", format!("{:.1}s", self.wall_secs), format!("{limit:.1}s")));
+            return Some(over(
+                "wall time",
+                format!("{:.1}s", self.wall_secs),
+                format!("{limit:.1}s"),
+            ));
         }
         None
     }
@@ -164,7 +177,11 @@ impl MeteredModel {
     }
 
     fn check_budget(&self) -> Result<(), LlmError> {
-        match self.ledger.spend(&self.role).exhausted(&self.role, &self.budget) {
+        match self
+            .ledger
+            .spend(&self.role)
+            .exhausted(&self.role, &self.budget)
+        {
             Some(err) => Err(err),
             None => Ok(()),
         }
@@ -232,7 +249,10 @@ mod tests {
             Ok(ChatResponse {
                 text: "ok".into(),
                 tool_calls: vec![],
-                usage: Usage { input_tokens: 60, output_tokens: 40 },
+                usage: Usage {
+                    input_tokens: 60,
+                    output_tokens: 40,
+                },
                 finish_reason: FinishReason::Stop,
                 latency: Duration::from_millis(250),
                 cache_hit: false,
@@ -254,9 +274,24 @@ mod tests {
     #[test]
     fn prices_fall_back_to_provider_wildcard() {
         let mut table = PriceTable::default();
-        table.prices.insert("openai/*".into(), Price { input_per_mtok: 1.0, output_per_mtok: 2.0 });
-        table.prices.insert("openai/big".into(), Price { input_per_mtok: 10.0, output_per_mtok: 20.0 });
-        let usage = Usage { input_tokens: 1_000_000, output_tokens: 500_000 };
+        table.prices.insert(
+            "openai/*".into(),
+            Price {
+                input_per_mtok: 1.0,
+                output_per_mtok: 2.0,
+            },
+        );
+        table.prices.insert(
+            "openai/big".into(),
+            Price {
+                input_per_mtok: 10.0,
+                output_per_mtok: 20.0,
+            },
+        );
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 500_000,
+        };
         assert_eq!(table.cost("openai", "small", usage), 2.0);
         assert_eq!(table.cost("openai", "big", usage), 20.0);
         assert_eq!(table.cost("embedded", "smollm2", usage), 0.0);
@@ -265,14 +300,26 @@ mod tests {
     #[tokio::test]
     async fn token_budget_stops_calls_once_spent() {
         let ledger = Ledger::new();
-        let budget = Budget { max_tokens: Some(250), ..Budget::default() };
+        let budget = Budget {
+            max_tokens: Some(250),
+            ..Budget::default()
+        };
         let model = MeteredModel::new(fixed(), "task", budget, Arc::default(), ledger.clone());
         let request = ChatRequest::new(vec![Message::user("hi")]);
         for _ in 0..3 {
             model.chat(&request).await.expect("within budget");
         }
         let err = model.chat(&request).await.expect_err("budget spent");
-        assert!(matches!(err, LlmError::BudgetExhausted { resource: "tokens", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                LlmError::BudgetExhausted {
+                    resource: "tokens",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let spend = ledger.spend("task");
         assert_eq!(spend.calls, 3);
         assert_eq!(spend.usage.total(), 300);
@@ -284,22 +331,46 @@ mod tests {
     #[tokio::test]
     async fn dollar_and_wall_budgets() {
         let mut table = PriceTable::default();
-        table.prices.insert("openai/gpt-x".into(), Price { input_per_mtok: 1000.0, output_per_mtok: 1000.0 });
+        table.prices.insert(
+            "openai/gpt-x".into(),
+            Price {
+                input_per_mtok: 1000.0,
+                output_per_mtok: 1000.0,
+            },
+        );
         let ledger = Ledger::new();
-        let budget = Budget { max_dollars: Some(0.15), ..Budget::default() };
+        let budget = Budget {
+            max_dollars: Some(0.15),
+            ..Budget::default()
+        };
         let model = MeteredModel::new(fixed(), "task", budget, Arc::new(table), ledger.clone());
         let request = ChatRequest::new(vec![Message::user("hi")]);
         model.chat(&request).await.expect("first call");
         model.chat(&request).await.expect("second call");
         let err = model.chat(&request).await.expect_err("dollars spent");
-        assert!(matches!(err, LlmError::BudgetExhausted { resource: "dollars", .. }));
+        assert!(matches!(
+            err,
+            LlmError::BudgetExhausted {
+                resource: "dollars",
+                ..
+            }
+        ));
         assert!((ledger.spend("task").dollars - 0.2).abs() < 1e-9);
 
-        let budget = Budget { max_wall_secs: Some(0.5), ..Budget::default() };
+        let budget = Budget {
+            max_wall_secs: Some(0.5),
+            ..Budget::default()
+        };
         let model = MeteredModel::new(fixed(), "judge", budget, Arc::default(), ledger.clone());
         model.chat(&request).await.expect("1");
         model.chat(&request).await.expect("2");
         let err = model.chat(&request).await.expect_err("wall time spent");
-        assert!(matches!(err, LlmError::BudgetExhausted { resource: "wall time", .. }));
+        assert!(matches!(
+            err,
+            LlmError::BudgetExhausted {
+                resource: "wall time",
+                ..
+            }
+        ));
     }
 }

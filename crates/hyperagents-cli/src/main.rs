@@ -1,0 +1,69 @@
+//! `hyperagents`: the command-line entry point.
+//!
+//! Exit codes: 0 success; 1 any error (printed with its chain of causes);
+//! 2 bad usage (from clap); 3 a budget ran out before the work was done.
+
+mod cli;
+mod commands;
+mod model_factory;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose, cli.global.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            let budget = err.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<hyperagents_llm::LlmError>(),
+                    Some(hyperagents_llm::LlmError::BudgetExhausted { .. })
+                )
+            });
+            if budget {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level chosen by `-v`/`-q`.
+fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,llama_cpp_2=error",
+        (false, 1) => "info,llama_cpp_2=warn",
+        (false, 2) => "debug,llama_cpp_2=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,217 @@
+//! Turns settings into ready models: resolves a role, a named model or a
+//! `PROVIDER:MODEL` spec, builds the provider, wraps it in the response
+//! cache, and charges it to a role in a [`ModelRouter`].
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use hyperagents_llm::ChatModel;
+use hyperagents_llm::retry::RetryPolicy;
+use hyperagents_llm::router::ModelRouter;
+use hyperagents_llm_cache::{CacheMode, CachedModel, ResponseCache};
+use hyperagents_llm_embedded::{EmbeddedModel, EngineConfig};
+use hyperagents_llm_http::{AnthropicChat, AnthropicConfig, OpenAiChat, OpenAiConfig};
+use hyperagents_models::{Catalog, ModelStore};
+use secrecy::ExposeSecret;
+
+use crate::settings::{ModelSettings, Settings};
+
+/// Builds models from settings; embedded models are loaded once and shared.
+pub struct ModelFactory {
+    settings: Settings,
+    catalog: Catalog,
+    store: ModelStore,
+    cache: Option<ResponseCache>,
+    cache_mode: CacheMode,
+    embedded: HashMap<String, Arc<EmbeddedModel>>,
+}
+
+impl ModelFactory {
+    pub fn new(settings: Settings) -> Result<Self> {
+        let cache_mode: CacheMode = settings
+            .cache
+            .mode
+            .parse()
+            .with_context(|| format!("setting cache.mode = {:?}", settings.cache.mode))?;
+        let cache =
+            match cache_mode {
+                CacheMode::Off => None,
+                _ => {
+                    let path = settings.llm_cache_path();
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent)
+                            .with_context(|| format!("creating {}", parent.display()))?;
+                    }
+                    Some(ResponseCache::open(&path).with_context(|| {
+                        format!("opening the response cache {}", path.display())
+                    })?)
+                }
+            };
+        hyperagents_llm_embedded::set_thread_budget(settings.embedded.threads);
+        Ok(Self {
+            store: ModelStore::new(settings.cache_dir()),
+            catalog: Catalog::builtin(),
+            settings,
+            cache,
+            cache_mode,
+            embedded: HashMap::new(),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// What `spec` names: a role, a model under `[models]`, or
+    /// `PROVIDER:MODEL`.
+    pub fn resolve(&self, spec: &str) -> Result<ModelSettings> {
+        if let Some(model) = self.settings.roles.get(spec) {
+            return self.named(model);
+        }
+        if self.settings.models.contains_key(spec) {
+            return self.named(spec);
+        }
+        if let Some((provider, model)) = spec.split_once(':') {
+            let model = model.to_string();
+            return match provider {
+                "embedded" => Ok(ModelSettings::Embedded { name: model }),
+                "openai" => Ok(ModelSettings::Openai {
+                    model,
+                    base_url: None,
+                }),
+                "anthropic" => Ok(ModelSettings::Anthropic {
+                    model,
+                    base_url: None,
+                }),
+                other => bail!(
+                    "unknown provider `{other}` in `{spec}` (expected embedded, openai or anthropic)"
+                ),
+            };
+        }
+        let roles: Vec<&str> = self.settings.roles.keys().map(String::as_str).collect();
+        let models: Vec<&str> = self.settings.models.keys().map(String::as_str).collect();
+        bail!(
+            "`{spec}` is neither a role ({}), a model in the settings ({}), nor PROVIDER:MODEL",
+            roles.join(", "),
+            models.join(", ")
+        )
+    }
+
+    fn named(&self, name: &str) -> Result<ModelSettings> {
+        self.settings
+            .models
+            .get(name)
+            .cloned()
+            .ok_or_else(|| anyhow!("model `{name}` is not defined under [models]"))
+    }
+
+    /// The provider for `spec`, wrapped in the response cache.
+    pub async fn build(&mut self, spec: &str) -> Result<Arc<dyn ChatModel>> {
+        let resolved = self.resolve(spec)?;
+        let provider: Arc<dyn ChatModel> = match resolved {
+            ModelSettings::Embedded { name } => self.embedded(&name).await?,
+            ModelSettings::Openai { model, base_url } => {
+                let s = &self.settings;
+                let mut config = OpenAiConfig::new(model)
+                    .with_base_url(base_url.unwrap_or_else(|| s.openai.base_url.clone()));
+                if let Some(key) = &s.openai.api_key {
+                    config = config.with_api_key(key.expose_secret());
+                }
+                let config = self.http_common_openai(config);
+                Arc::new(
+                    OpenAiChat::new(config)
+                        .context("configuring the OpenAI-compatible provider")?,
+                )
+            }
+            ModelSettings::Anthropic { model, base_url } => {
+                let s = &self.settings;
+                let mut config = AnthropicConfig::new(model)
+                    .with_base_url(base_url.unwrap_or_else(|| s.anthropic.base_url.clone()));
+                match &s.anthropic.api_key {
+                    Some(key) => config = config.with_api_key(key.expose_secret()),
+                    None => bail!(
+                        "the Anthropic provider needs ANTHROPIC_API_KEY (or anthropic.api_key in the settings)"
+                    ),
+                }
+                let config = self.http_common_anthropic(config);
+                Arc::new(AnthropicChat::new(config).context("configuring the Anthropic provider")?)
+            }
+        };
+        Ok(match &self.cache {
+            Some(cache) => Arc::new(CachedModel::new(provider, cache.clone(), self.cache_mode)),
+            None => provider,
+        })
+    }
+
+    fn http_common_openai(&self, config: OpenAiConfig) -> OpenAiConfig {
+        let h = &self.settings.http;
+        config
+            .with_request_timeout(Duration::from_secs_f64(h.timeout_secs))
+            .with_connect_timeout(Duration::from_secs_f64(h.connect_timeout_secs))
+            .with_retry(RetryPolicy {
+                max_retries: h.max_retries,
+                ..RetryPolicy::default()
+            })
+            .with_max_concurrency(h.max_concurrency)
+            .with_stream(h.stream)
+    }
+
+    fn http_common_anthropic(&self, config: AnthropicConfig) -> AnthropicConfig {
+        let h = &self.settings.http;
+        config
+            .with_request_timeout(Duration::from_secs_f64(h.timeout_secs))
+            .with_connect_timeout(Duration::from_secs_f64(h.connect_timeout_secs))
+            .with_retry(RetryPolicy {
+                max_retries: h.max_retries,
+                ..RetryPolicy::default()
+            })
+            .with_max_concurrency(h.max_concurrency)
+            .with_stream(h.stream)
+    }
+
+    /// Loads a pulled catalog model once per process.
+    pub async fn embedded(&mut self, name: &str) -> Result<Arc<EmbeddedModel>> {
+        if let Some(model) = self.embedded.get(name) {
+            return Ok(model.clone());
+        }
+        let spec = self
+            .catalog
+            .get(name)
+            .with_context(|| "see `hyperagents models list`")?;
+        let path: PathBuf = self.store.installed_path(spec).with_context(|| {
+            format!("model `{name}` is not pulled: run `hyperagents models pull {name}`")
+        })?;
+        let e = &self.settings.embedded;
+        let config = EngineConfig {
+            n_ctx: e.n_ctx,
+            n_seq: e.n_seq,
+            n_batch: e.n_batch,
+        };
+        let model = EmbeddedModel::load(name, &path, Some(spec.sha256.to_string()), config)
+            .await
+            .with_context(|| format!("loading embedded model `{name}`"))?;
+        let model = Arc::new(model);
+        self.embedded.insert(name.to_string(), model.clone());
+        Ok(model)
+    }
+
+    /// A router charged under the settings' prices, ready for [`Self::bind`].
+    pub fn router(&self) -> ModelRouter {
+        ModelRouter::new(self.settings.prices.clone())
+    }
+
+    /// Binds the model `spec` names to `role` in `router`, under the role's
+    /// budget from the settings.
+    pub async fn bind(&mut self, router: &mut ModelRouter, role: &str, spec: &str) -> Result<()> {
+        let model = self
+            .build(spec)
+            .await
+            .with_context(|| format!("binding role `{role}` to `{spec}`"))?;
+        let budget = self.settings.budgets.get(role).copied().unwrap_or_default();
+        router.bind(role, model, budget);
+        Ok(())
+    }
+}

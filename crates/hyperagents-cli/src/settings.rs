@@ -1,0 +1,399 @@
+//! One settings layer: built-in defaults, then a TOML file, then
+//! `HYPERAGENTS_*` environment variables (nested keys joined by `__`, e.g.
+//! `HYPERAGENTS_EMBEDDED__THREADS=2`), then the provider variables users
+//! already have (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`),
+//! then command-line flags — later layers win.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use hyperagents_llm::accounting::{Budget, PriceTable};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Everything a command may need to know about models and where things live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Named model definitions; roles and `--model` refer to these names.
+    pub models: BTreeMap<String, ModelSettings>,
+    /// Role name → model name.
+    pub roles: BTreeMap<String, String>,
+    /// Role name → budget.
+    #[serde(default)]
+    pub budgets: BTreeMap<String, Budget>,
+    /// `provider/model` (or `provider/*`) → dollars per million tokens.
+    #[serde(default)]
+    pub prices: PriceTable,
+    pub cache: CacheSettings,
+    pub embedded: EmbeddedSettings,
+    pub http: HttpSettings,
+    pub openai: OpenAiSettings,
+    pub anthropic: AnthropicSettings,
+    /// Where models, the response cache and runs are kept.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// One named model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ModelSettings {
+    /// A catalog model run in-process (`hyperagents models list`).
+    Embedded { name: String },
+    /// Any OpenAI-compatible Chat Completions server.
+    Openai {
+        model: String,
+        #[serde(default)]
+        base_url: Option<String>,
+    },
+    Anthropic {
+        model: String,
+        #[serde(default)]
+        base_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// `off`, `read-write` or `replay-only`.
+    pub mode: String,
+    /// The SQLite file; defaults to `<cache_dir>/llm-cache.sqlite`.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedSettings {
+    /// Threads shared by every embedded model.
+    pub threads: usize,
+    pub n_ctx: u32,
+    pub n_seq: u32,
+    pub n_batch: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub timeout_secs: f64,
+    pub connect_timeout_secs: f64,
+    pub max_retries: u32,
+    pub max_concurrency: usize,
+    pub stream: bool,
+}
+
+/// OpenAI-compatible defaults; the key is never serialised back out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiSettings {
+    pub base_url: String,
+    #[serde(skip_serializing, default)]
+    pub api_key: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnthropicSettings {
+    pub base_url: String,
+    #[serde(skip_serializing, default)]
+    pub api_key: Option<SecretString>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let models = BTreeMap::from([
+            (
+                "smollm2-135m".to_string(),
+                ModelSettings::Embedded {
+                    name: "smollm2-135m".into(),
+                },
+            ),
+            (
+                "qwen2.5-coder-1.5b".to_string(),
+                ModelSettings::Embedded {
+                    name: "qwen2.5-coder-1.5b".into(),
+                },
+            ),
+        ]);
+        let roles = BTreeMap::from([
+            ("task".to_string(), "smollm2-135m".to_string()),
+            ("meta".to_string(), "qwen2.5-coder-1.5b".to_string()),
+            ("judge".to_string(), "smollm2-135m".to_string()),
+        ]);
+        Self {
+            models,
+            roles,
+            budgets: BTreeMap::new(),
+            prices: PriceTable::default(),
+            cache: CacheSettings {
+                mode: "read-write".into(),
+                path: None,
+            },
+            embedded: EmbeddedSettings {
+                threads: std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+                n_ctx: 8192,
+                n_seq: 4,
+                n_batch: 512,
+            },
+            http: HttpSettings {
+                timeout_secs: 300.0,
+                connect_timeout_secs: 10.0,
+                max_retries: 4,
+                max_concurrency: 8,
+                stream: false,
+            },
+            openai: OpenAiSettings {
+                base_url: "https://api.openai.com/v1".into(),
+                api_key: None,
+            },
+            anthropic: AnthropicSettings {
+                base_url: "https://api.anthropic.com".into(),
+                api_key: None,
+            },
+            cache_dir: None,
+        }
+    }
+}
+
+/// Where the settings file is looked for when `--config` is not given.
+pub fn default_config_paths() -> Vec<PathBuf> {
+    let mut paths = vec![PathBuf::from("hyperagents.toml")];
+    if let Some(dir) = dirs::config_dir() {
+        paths.push(dir.join("hyperagents/config.toml"));
+    }
+    paths
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid settings: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("invalid settings: {0}")]
+    Inconsistent(String),
+}
+
+impl Settings {
+    /// Merges the layers. `explicit_file` must exist when given; otherwise
+    /// the first of [`default_config_paths`] that exists is used. `env` is
+    /// the process environment (passed in so tests need not mutate it), and
+    /// `overrides` are the command-line flags as a partial settings tree.
+    pub fn load(
+        explicit_file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        overrides: Figment,
+    ) -> Result<Self, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        match explicit_file {
+            Some(path) if !path.is_file() => return Err(SettingsError::MissingFile(path.into())),
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => {
+                if let Some(path) = default_config_paths().into_iter().find(|p| p.is_file()) {
+                    figment = figment.merge(Toml::file_exact(path));
+                }
+            }
+        }
+        let prefixed: Vec<(String, String)> = env
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("HYPERAGENTS_")
+                    .map(|rest| (rest.to_string(), v.clone()))
+            })
+            .filter(|(k, _)| k != "CACHE_DIR")
+            .collect();
+        figment = figment.merge(env_provider(prefixed));
+        if let Some(dir) = env.get("HYPERAGENTS_CACHE_DIR") {
+            figment = figment.merge(Serialized::default("cache_dir", dir));
+        }
+        for (var, key) in [
+            ("OPENAI_BASE_URL", "openai.base_url"),
+            ("OPENAI_API_KEY", "openai.api_key"),
+            ("ANTHROPIC_BASE_URL", "anthropic.base_url"),
+            ("ANTHROPIC_API_KEY", "anthropic.api_key"),
+        ] {
+            if let Some(value) = env.get(var).filter(|v| !v.is_empty()) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
+        let settings: Settings = figment.merge(overrides).extract().map_err(Box::new)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        for (role, model) in &self.roles {
+            if !self.models.contains_key(model) {
+                return Err(SettingsError::Inconsistent(format!(
+                    "role `{role}` is bound to model `{model}`, which is not defined under [models]"
+                )));
+            }
+        }
+        if self.embedded.threads == 0 {
+            return Err(SettingsError::Inconsistent(
+                "embedded.threads must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The cache directory: settings, else `$XDG_CACHE_HOME/hyperagents`.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| {
+            dirs::cache_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("hyperagents")
+        })
+    }
+
+    pub fn llm_cache_path(&self) -> PathBuf {
+        self.cache
+            .path
+            .clone()
+            .unwrap_or_else(|| self.cache_dir().join("llm-cache.sqlite"))
+    }
+}
+
+/// `HYPERAGENTS_EMBEDDED__THREADS=2` → `embedded.threads = 2`.
+fn env_provider(
+    vars: Vec<(String, String)>,
+) -> figment::providers::Serialized<figment::value::Dict> {
+    let mut root = figment::value::Dict::new();
+    for (key, value) in vars {
+        let path: Vec<String> = key
+            .to_ascii_lowercase()
+            .split("__")
+            .map(str::to_string)
+            .collect();
+        insert_path(&mut root, &path, parse_env_value(&value));
+    }
+    Serialized::defaults(root)
+}
+
+/// Numbers and booleans in variables become numbers and booleans, as with
+/// figment's own `Env` provider.
+fn parse_env_value(value: &str) -> figment::value::Value {
+    value
+        .parse()
+        .unwrap_or_else(|_| figment::value::Value::from(value.to_string()))
+}
+
+fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment::value::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [head, rest @ ..] => {
+            let entry = dict
+                .entry(head.clone())
+                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            if let figment::value::Value::Dict(_, inner) = entry {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("hyperagents.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn layers_merge_in_order_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            &dir,
+            r#"
+            [embedded]
+            threads = 3
+            n_seq = 2
+            [cache]
+            mode = "off"
+            [models.gpt]
+            provider = "openai"
+            model = "gpt-4o-mini"
+            [roles]
+            judge = "gpt"
+            [budgets.judge]
+            max_tokens = 1000
+            "#,
+        );
+        let env = env(&[
+            ("HYPERAGENTS_EMBEDDED__N_SEQ", "6"),
+            ("HYPERAGENTS_CACHE__MODE", "replay-only"),
+            ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+            ("OPENAI_API_KEY", "sk-test-secret"),
+        ]);
+        let flags = Figment::new().merge(Serialized::default("cache.mode", "read-write"));
+        let s = Settings::load(Some(&file), &env, flags).unwrap();
+        assert_eq!(s.embedded.threads, 3, "file beats defaults");
+        assert_eq!(s.embedded.n_seq, 6, "env beats file");
+        assert_eq!(s.cache.mode, "read-write", "flags beat env");
+        assert_eq!(s.openai.base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(
+            s.openai.api_key.as_ref().unwrap().expose_secret(),
+            "sk-test-secret"
+        );
+        assert_eq!(s.roles["judge"], "gpt");
+        assert_eq!(
+            s.roles["task"], "smollm2-135m",
+            "defaults survive a partial [roles]"
+        );
+        assert_eq!(s.budgets["judge"].max_tokens, Some(1000));
+    }
+
+    #[test]
+    fn the_api_key_is_never_serialised() {
+        let env = env(&[
+            ("OPENAI_API_KEY", "sk-never-shown"),
+            ("ANTHROPIC_API_KEY", "ak-never-shown"),
+        ]);
+        let s = Settings::load(None, &env, Figment::new()).unwrap();
+        let shown = toml::to_string(&s).unwrap();
+        assert!(!shown.contains("never-shown"), "{shown}");
+        assert!(!format!("{s:?}").contains("never-shown"));
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "[embedded]\nthreds = 2\n");
+        let err = Settings::load(Some(&file), &BTreeMap::new(), Figment::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("threds"), "{err}");
+        assert!(err.contains("hyperagents.toml"), "{err}");
+
+        let file = write(&dir, "[roles]\ntask = \"nope\"\n");
+        let err = Settings::load(Some(&file), &BTreeMap::new(), Figment::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`nope`"), "{err}");
+
+        let missing = dir.path().join("absent.toml");
+        let err = Settings::load(Some(&missing), &BTreeMap::new(), Figment::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("absent.toml"), "{err}");
+    }
+}

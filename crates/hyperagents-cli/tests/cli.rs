@@ -1,0 +1,294 @@
+//! End-to-end tests of the `hyperagents` binary on real parts: the real
+//! embedded model, a real SQLite cache, and a loopback HTTP server speaking
+//! the OpenAI wire format.
+
+#![allow(clippy::unwrap_used)] // Test helpers panic on setup failures by design.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+const KEY: &str = "sk-planted-4b1d7c9e";
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hyperagents"));
+    // Isolate from the developer's own settings and keys.
+    for var in [
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "ANTHROPIC_API_KEY",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_CONFIG_HOME", "/nonexistent-hyperagents-test");
+    cmd
+}
+
+/// Runs in `dir` with the response cache in `dir` (models stay in the shared cache).
+fn run(dir: &Path, args: &[&str]) -> Output {
+    bin()
+        .current_dir(dir)
+        .env("HYPERAGENTS_CACHE__PATH", dir.join("llm-cache.sqlite"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn version_and_help_on_every_subcommand() {
+    let out = bin().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).starts_with("hyperagents "),
+        "{}",
+        text(&out.stdout)
+    );
+    for args in [
+        vec!["--help"],
+        vec!["chat", "--help"],
+        vec!["models", "--help"],
+        vec!["models", "pull", "--help"],
+        vec!["models", "list", "--help"],
+        vec!["models", "verify", "--help"],
+        vec!["config", "--help"],
+        vec!["config", "show", "--help"],
+        vec!["bench", "--help"],
+        vec!["bench", "embedded", "--help"],
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            text(&out.stdout).contains("Usage: hyperagents"),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+    }
+    let out = bin().args(["chat"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing PROMPT is a usage error"
+    );
+}
+
+#[test]
+fn chat_answers_with_the_embedded_model_then_replays_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["chat", "What is 2+2?"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer = text(&out.stdout);
+    assert!(answer.contains('4'), "{answer}");
+    assert!(
+        text(&out.stderr).contains("[embedded/smollm2-135m]"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = run(
+        dir.path(),
+        &["--cache-mode", "replay-only", "chat", "What is 2+2?"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), answer);
+    assert!(text(&out.stderr).contains("(cached)"));
+
+    let out = run(
+        dir.path(),
+        &[
+            "--cache-mode",
+            "replay-only",
+            "chat",
+            "A question never asked",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no cached response"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn chat_json_output_follows_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = r#"{"type":"object","properties":{"answer":{"type":"integer","minimum":0,"maximum":99}},"required":["answer"]}"#;
+    let out = run(
+        dir.path(),
+        &[
+            "--cache-mode",
+            "off",
+            "chat",
+            "--json",
+            schema,
+            "What is 2+2?",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let value: serde_json::Value =
+        serde_json::from_str(text(&out.stdout).trim()).expect("JSON answer");
+    assert!(value["answer"].is_i64(), "{value}");
+
+    let out = run(dir.path(), &["chat", "--json", "{not json", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--json: not valid JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_spent_budget_stops_with_exit_code_3() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hyperagents.toml"),
+        "[budgets.task]\nmax_tokens = 0\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["chat", "hi"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("budget for role `task` is spent"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_settings_name_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hyperagents.toml"),
+        "[embedded]\nthreds = 2\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["chat", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("threds") && err.contains("hyperagents.toml"),
+        "{err}"
+    );
+}
+
+/// A loopback server answering every request with one Chat Completions
+/// body; it records the requests it saw.
+fn fake_openai(answer: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let body = serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+    })
+    .to_string();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(8) {
+            let Ok(mut stream) = stream else { continue };
+            let request = read_request(&mut stream);
+            log.lock().unwrap().push(request);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (url, seen)
+}
+
+fn read_request(stream: &mut std::net::TcpStream) -> String {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&data).to_string();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length = text[..head_end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if data.len() >= head_end + 4 + length {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&data).into_owned()
+}
+
+#[test]
+fn openai_compatible_server_from_the_environment_and_no_key_leaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = fake_openai("forty-two");
+    let out = bin()
+        .current_dir(dir.path())
+        .env(
+            "HYPERAGENTS_CACHE__PATH",
+            dir.path().join("llm-cache.sqlite"),
+        )
+        .env("OPENAI_BASE_URL", &url)
+        .env("OPENAI_API_KEY", KEY)
+        .args([
+            "-vvv",
+            "chat",
+            "--model",
+            "openai:fake-model",
+            "--seed",
+            "7",
+            "What is six times seven?",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "forty-two");
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    assert!(requests[0].contains("\"seed\":7"), "{}", requests[0]);
+    assert!(requests[0].contains("fake-model"));
+    assert!(
+        requests[0]
+            .to_ascii_lowercase()
+            .contains(&format!("authorization: bearer {KEY}").to_ascii_lowercase())
+    );
+
+    // The key reached the server, and nothing else: not the logs (at
+    // trace level), not stdout, not the cache database, not `config show`.
+    assert!(!text(&out.stderr).contains(KEY));
+    assert!(!text(&out.stdout).contains(KEY));
+    let db: PathBuf = dir.path().join("llm-cache.sqlite");
+    for file in [db.clone(), db.with_extension("sqlite-wal")] {
+        if let Ok(bytes) = std::fs::read(&file) {
+            assert!(
+                !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+                "{} holds the key",
+                file.display()
+            );
+        }
+    }
+    let shown = bin()
+        .env("OPENAI_API_KEY", KEY)
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    assert!(shown.status.success());
+    assert!(!text(&shown.stdout).contains(KEY));
+    assert!(text(&shown.stdout).contains("openai API key: set (hidden)"));
+}
