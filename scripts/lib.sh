@@ -55,8 +55,11 @@ install_apt_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-build_cli() {
-  cargo build --locked -p hyperagents-cli
+# Builds every target the tests and clippy build, with the same package
+# selection: a different selection can unify build-dependency features
+# differently and make Cargo rebuild llama.cpp (minutes) a second time.
+build_all() {
+  cargo build --locked --workspace --all-targets
 }
 
 pull_models() {

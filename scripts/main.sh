@@ -6,7 +6,7 @@ cd "$ROOT"
 PROMPT="${1:-In one sentence: what is a self-improving agent?}"
 
 phase apt install_apt_packages
-phase build build_cli
+phase build build_all
 phase models pull_models smollm2-135m
 phase chat "$HYPERAGENTS_BIN" chat --model task --stream "$PROMPT"
 print_phases

@@ -4,16 +4,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 run_tests() {
-  if cargo nextest --version >/dev/null 2>&1; then
-    # nextest applies the per-test kill timeouts in .config/nextest.toml.
-    cargo nextest run --locked --workspace --no-fail-fast
-    cargo test --locked --workspace --doc
-  else
+  if ! cargo nextest --version >/dev/null 2>&1; then
     echo "cargo-nextest is missing: installing it once"
     cargo install --locked cargo-nextest
-    cargo nextest run --locked --workspace --no-fail-fast
-    cargo test --locked --workspace --doc
   fi
+  # Doc tests first, so the run closes on nextest's summary of all tests.
+  cargo test --locked --workspace --doc
+  # nextest applies the per-test kill timeouts in .config/nextest.toml.
+  cargo nextest run --locked --workspace --no-fail-fast
 }
 
 lint() {
@@ -22,7 +20,7 @@ lint() {
 }
 
 phase apt install_apt_packages
-phase build build_cli
+phase build build_all
 phase models pull_models smollm2-135m
 phase lint lint
 phase tests run_tests

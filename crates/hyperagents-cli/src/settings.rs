@@ -69,8 +69,11 @@ pub struct CacheSettings {
 pub struct EmbeddedSettings {
     /// Threads shared by every embedded model.
     pub threads: usize,
+    /// Context length of each sequence.
     pub n_ctx: u32,
+    /// Requests decoded together in one batch.
     pub n_seq: u32,
+    /// Tokens per decode step.
     pub n_batch: u32,
 }
 
@@ -135,7 +138,7 @@ impl Default for Settings {
                 threads: std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2),
-                n_ctx: 8192,
+                n_ctx: 4096,
                 n_seq: 4,
                 n_batch: 512,
             },

@@ -34,7 +34,8 @@ use crate::EmbeddedError;
 /// How a model's context is laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// KV-cache cells shared by all sequences (one unified cache).
+    /// Context length of each sequence; the KV cache holds `n_ctx * n_seq`
+    /// cells, one separate stream per sequence.
     pub n_ctx: u32,
     /// Sequences decoded together; more requests wait in a queue.
     pub n_seq: u32,
@@ -45,7 +46,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            n_ctx: 8192,
+            n_ctx: 4096,
             n_seq: 4,
             n_batch: 512,
         }
@@ -65,6 +66,8 @@ pub struct EngineStats {
     pub decode_calls: AtomicU64,
     /// The most sequences that shared one decode call.
     pub max_sequences_per_decode: AtomicU64,
+    /// Time spent inside llama.cpp's decode, in microseconds.
+    pub decode_micros: AtomicU64,
 }
 
 /// A copy of [`EngineStats`] at one moment.
@@ -76,6 +79,7 @@ pub struct StatsSnapshot {
     pub generated_tokens: u64,
     pub decode_calls: u64,
     pub max_sequences_per_decode: u64,
+    pub decode_micros: u64,
 }
 
 impl EngineStats {
@@ -87,6 +91,7 @@ impl EngineStats {
             generated_tokens: self.generated_tokens.load(Ordering::Relaxed),
             decode_calls: self.decode_calls.load(Ordering::Relaxed),
             max_sequences_per_decode: self.max_sequences_per_decode.load(Ordering::Relaxed),
+            decode_micros: self.decode_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -206,13 +211,13 @@ fn serve(
     };
     let threads = thread_budget();
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.n_ctx))
+        .with_n_ctx(NonZeroU32::new(config.n_ctx.saturating_mul(config.n_seq)))
         .with_n_batch(config.n_batch)
         .with_n_ubatch(config.n_batch)
         .with_n_seq_max(config.n_seq)
         .with_n_threads(threads)
         .with_n_threads_batch(threads)
-        .with_kv_unified(true);
+        .with_kv_unified(false);
     let ctx = match model.new_context(backend, params) {
         Ok(ctx) => ctx,
         Err(err) => {
@@ -243,9 +248,9 @@ fn load(
             message: "no such file (run `hyperagents models pull`)".into(),
         });
     }
-    if config.n_seq == 0 || config.n_batch < config.n_seq || config.n_ctx < config.n_batch {
+    if config.n_seq == 0 || config.n_batch < config.n_seq || config.n_ctx == 0 {
         return Err(EmbeddedError::Config(format!(
-            "need n_seq >= 1, n_batch >= n_seq and n_ctx >= n_batch (got n_ctx {}, n_seq {}, n_batch {})",
+            "need n_seq >= 1, n_batch >= n_seq and n_ctx >= 1 (got n_ctx {}, n_seq {}, n_batch {})",
             config.n_ctx, config.n_seq, config.n_batch
         )));
     }
@@ -417,7 +422,7 @@ impl<'m> Engine<'m> {
             return Err((
                 job.events,
                 EmbeddedError::Request(format!(
-                    "the prompt has {} tokens; the context holds {}",
+                    "the prompt has {} tokens; a sequence's context holds {}",
                     tokens.len(),
                     self.n_ctx
                 )),
@@ -455,13 +460,24 @@ impl<'m> Engine<'m> {
         let keep = if donor_lcp > own {
             let keep = donor_lcp.min(max_keep);
             let donor_seq = self.slots[donor].seq;
+            // Sequences live in separate KV streams, and llama.cpp copies
+            // across streams only whole (a partial copy aborts the process):
+            // copy everything, then drop what lies past the shared prefix.
             let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
-            match self
+            let copied = self
                 .ctx
-                .copy_kv_cache_seq(donor_seq, seq, Some(0), Some(keep as u32))
-            {
-                Ok(()) => keep,
-                Err(_) => 0,
+                .copy_kv_cache_seq(donor_seq, seq, None, None)
+                .is_ok()
+                && matches!(
+                    self.ctx
+                        .clear_kv_cache_seq(Some(seq as u32), Some(keep as u32), None),
+                    Ok(true)
+                );
+            if copied {
+                keep
+            } else {
+                let _ = self.ctx.clear_kv_cache_seq(Some(seq as u32), None, None);
+                0
             }
         } else {
             let keep = own.min(max_keep);
@@ -549,7 +565,13 @@ impl<'m> Engine<'m> {
 
         let decoded = {
             let _guard = COMPUTE.lock().unwrap_or_else(|e| e.into_inner());
-            self.ctx.decode(&mut self.batch)
+            let started = std::time::Instant::now();
+            let result = self.ctx.decode(&mut self.batch);
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.stats
+                .decode_micros
+                .fetch_add(micros, Ordering::Relaxed);
+            result
         };
         self.stats.decode_calls.fetch_add(1, Ordering::Relaxed);
         self.stats

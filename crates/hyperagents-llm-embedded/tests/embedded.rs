@@ -250,3 +250,53 @@ async fn a_missing_file_names_the_path() {
     .expect("loading must fail");
     assert!(err.to_string().contains("/nonexistent/m.gguf"), "{err}");
 }
+
+#[tokio::test]
+async fn a_busy_sequence_lends_its_prefix_to_a_new_request() {
+    let model = Arc::new(smollm2().await);
+    let system = "You answer questions about geography in great detail. ".repeat(30);
+    let long = ChatRequest::new(vec![
+        Message::system(&system),
+        Message::user("Describe the Alps."),
+    ])
+    .with_temperature(0.0)
+    .with_max_tokens(96);
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let runner = {
+        let model = model.clone();
+        tokio::spawn(async move {
+            let mut started = Some(started_tx);
+            model
+                .chat_streaming(&long, &mut |_| {
+                    if let Some(tx) = started.take() {
+                        let _ = tx.send(());
+                    }
+                })
+                .await
+        })
+    };
+    started_rx
+        .await
+        .expect("the first request starts generating");
+    let before = model.stats();
+    let second = ChatRequest::new(vec![
+        Message::system(&system),
+        Message::user("Name a river."),
+    ])
+    .with_temperature(0.0)
+    .with_max_tokens(8);
+    let b = model.chat(&second).await.unwrap();
+    let after = model.stats();
+    let first = runner.await.unwrap().unwrap();
+    assert!(
+        first.usage.output_tokens > 8,
+        "the first request must still have been running"
+    );
+    let reused = after.prompt_tokens_reused - before.prompt_tokens_reused;
+    assert!(
+        reused >= 200,
+        "only {reused} of {} prompt tokens reused",
+        b.usage.input_tokens
+    );
+    assert!(!b.text.is_empty());
+}

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use hyperagents_llm::{ChatModel, ChatRequest, Message};
@@ -39,23 +39,28 @@ pub async fn run(settings: Settings, command: BenchCommand) -> Result<ExitCode> 
                 prompt.push(prompt_rate(&engine, round).await?);
                 single.push(generation_rate(&engine, 1, tokens, round).await?);
                 four.push(generation_rate(&engine, 4, tokens, round).await?);
+                let (s, f) = (single[round as usize], four[round as usize]);
                 eprintln!(
-                    "round {}: prompt {:.0} tok/s, 1 seq {:.1} tok/s, 4 seq {:.1} tok/s",
+                    "round {}: prompt {:.0} tok/s; 1 seq {:.1} tok/s ({:.1} ms/step); 4 seq {:.1} tok/s ({:.1} ms/step)",
                     round + 1,
                     prompt[round as usize],
-                    single[round as usize],
-                    four[round as usize]
+                    s.tokens_per_sec,
+                    s.step_ms,
+                    f.tokens_per_sec,
+                    f.step_ms
                 );
             }
-            let report = render(
-                &model,
-                threads,
-                tokens,
-                repeats,
-                median(&prompt),
-                median(&single),
-                median(&four),
-            );
+            let pick = |rates: &[Rate], f: fn(&Rate) -> f64| {
+                median(&rates.iter().map(f).collect::<Vec<_>>())
+            };
+            let figures = Figures {
+                prompt: median(&prompt),
+                single: pick(&single, |r| r.tokens_per_sec),
+                single_step_ms: pick(&single, |r| r.step_ms),
+                four: pick(&four, |r| r.tokens_per_sec),
+                four_step_ms: pick(&four, |r| r.step_ms),
+            };
+            let report = render(&model, threads, tokens, repeats, &figures);
             std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
             print!("{report}");
             Ok(ExitCode::SUCCESS)
@@ -82,15 +87,18 @@ async fn prompt_rate(engine: &Arc<EmbeddedModel>, round: u32) -> Result<f64> {
     Ok(evaluated as f64 / elapsed.as_secs_f64())
 }
 
-/// Aggregate generation rate of `n` concurrent sequences: tokens after each
-/// sequence's first, over the window from the earliest first token to the
-/// last completion, so prompt processing is left out.
+/// Aggregate generation rate of `n` concurrent sequences, counted only
+/// while all of them are generating: from the last sequence's first token to
+/// the first sequence's end. Prompt processing and the tail where some
+/// sequences already stopped are left out. Tokens are counted as streamed
+/// deltas, which are one token each for this ASCII text (no stop sequences,
+/// so nothing is held back).
 async fn generation_rate(
     engine: &Arc<EmbeddedModel>,
     n: usize,
     tokens: u32,
     round: u32,
-) -> Result<f64> {
+) -> Result<Rate> {
     let topics = ["a dragon", "the ocean", "a robot", "a city"];
     let mut tasks = Vec::new();
     for (i, topic) in topics.iter().take(n).enumerate() {
@@ -102,37 +110,49 @@ async fn generation_rate(
         .with_seed(u64::from(round) * 10 + i as u64)
         .with_max_tokens(tokens);
         tasks.push(tokio::spawn(async move {
-            let mut first: Option<Instant> = None;
-            let response = engine
-                .chat_streaming(&request, &mut |_| {
-                    first.get_or_insert_with(Instant::now);
-                })
+            let mut stamps: Vec<Instant> = Vec::new();
+            engine
+                .chat_streaming(&request, &mut |_| stamps.push(Instant::now()))
                 .await?;
-            anyhow::Ok((
-                first.unwrap_or_else(Instant::now),
-                Instant::now(),
-                response.usage.output_tokens,
-            ))
+            anyhow::Ok(stamps)
         }));
     }
-    let mut earliest: Option<Instant> = None;
-    let mut latest: Option<Instant> = None;
-    let mut generated = 0u64;
+    let before = engine.stats();
+    let mut all = Vec::new();
     for task in tasks {
-        let (first, done, n_tokens) = task.await.context("a benchmark request panicked")??;
-        earliest = Some(earliest.map_or(first, |e| e.min(first)));
-        latest = Some(latest.map_or(done, |l| l.max(done)));
-        generated += n_tokens.saturating_sub(1);
+        all.push(task.await.context("a benchmark request panicked")??);
     }
-    let window = match (earliest, latest) {
-        (Some(a), Some(b)) => b.duration_since(a),
-        _ => Duration::ZERO,
+    let after = engine.stats();
+    let steps = after.decode_calls - before.decode_calls;
+    let step_ms =
+        (after.decode_micros - before.decode_micros) as f64 / 1000.0 / steps.max(1) as f64;
+    let start = all.iter().filter_map(|s| s.first()).max().copied();
+    let end = all.iter().filter_map(|s| s.last()).min().copied();
+    let (Some(start), Some(end)) = (start, end) else {
+        anyhow::bail!("a sequence generated nothing");
     };
+    let window = end.saturating_duration_since(start);
+    // Tokens strictly after the window opens: each is one decode step's output.
+    let counted: usize = all
+        .iter()
+        .map(|s| s.iter().filter(|&&t| t > start && t <= end).count())
+        .sum();
     ensure!(
-        generated > 0 && !window.is_zero(),
-        "the model generated nothing to measure"
+        counted > 0 && !window.is_zero(),
+        "the sequences did not overlap long enough to measure (raise --tokens)"
     );
-    Ok(generated as f64 / window.as_secs_f64())
+    Ok(Rate {
+        tokens_per_sec: counted as f64 / window.as_secs_f64(),
+        step_ms,
+    })
+}
+
+/// One generation measurement.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    tokens_per_sec: f64,
+    /// Mean time inside llama.cpp's decode per step (all sequences).
+    step_ms: f64,
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -141,15 +161,23 @@ fn median(values: &[f64]) -> f64 {
     sorted[sorted.len() / 2]
 }
 
-fn render(
-    model: &str,
-    threads: usize,
-    tokens: u32,
-    repeats: u32,
+#[derive(Clone, Copy)]
+struct Figures {
     prompt: f64,
     single: f64,
+    single_step_ms: f64,
     four: f64,
-) -> String {
+    four_step_ms: f64,
+}
+
+fn render(model: &str, threads: usize, tokens: u32, repeats: u32, figures: &Figures) -> String {
+    let Figures {
+        prompt,
+        single,
+        single_step_ms,
+        four,
+        four_step_ms,
+    } = *figures;
     let mut s = String::new();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -189,9 +217,14 @@ fn render(
     );
     let _ = writeln!(
         s,
+        "| time inside decode per step, 1 sequence / 4 sequences | {single_step_ms:.1} ms / {four_step_ms:.1} ms | |"
+    );
+    let _ = writeln!(
+        s,
         "\nThe reference figures are for SmolLM2-135M-Instruct Q4_1; compare other models only with themselves.\n\
-         Generation rates count tokens after each sequence's first, from the earliest first token to the\n\
-         last completion, so prompt processing is excluded. Sequences may stop early at end-of-text."
+         Generation rates count streamed tokens only while every sequence of the measurement is\n\
+         generating (from the last sequence's first token to the first sequence's end), so prompt\n\
+         processing and early-stopping tails are excluded."
     );
     s
 }
