@@ -1,0 +1,121 @@
+//! The interface every benchmark family implements, and the first family:
+//! JSONL task suites.
+//!
+//! A [`Domain`] lists tasks and starts an [`Environment`] per episode. The
+//! environment gives the agent an instruction, observations and primitive
+//! actions; scoring happens in [`Environment::score`], on the host side.
+//! Nothing an agent can reach — observations, action results — carries the
+//! expected answer: the runtime hands agents only what this interface
+//! returns before `score`.
+
+pub mod jsonl;
+pub mod scorer;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use jsonl::{JsonlSuite, JsonlTask};
+pub use scorer::{Scorer, ScorerSpec};
+
+/// Why a domain or environment could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{file}:{line}: {message}")]
+    Parse {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unknown task `{0}`")]
+    UnknownTask(String),
+    #[error("unknown action `{name}` (available: {available})")]
+    UnknownAction { name: String, available: String },
+    #[error("bad arguments for action `{action}`: {message}")]
+    BadArguments { action: String, message: String },
+    #[error("the episode is over; no more actions are accepted")]
+    EpisodeOver,
+    #[error("{0}")]
+    Environment(String),
+}
+
+/// A primitive action an environment accepts, described for agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+/// What an action did, as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionOutcome {
+    /// Text for the agent (e.g. "clicked", a tool's result).
+    pub message: String,
+    /// True once the episode has ended (an answer was given, the page
+    /// signalled completion, …).
+    pub done: bool,
+}
+
+/// The host-side verdict on an episode. Never shown to agents during the
+/// episode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// 1.0 for success, 0.0 for failure; partial credit where a scorer gives it.
+    pub value: f64,
+    pub success: bool,
+    /// Why, in words, for people and for failure summaries (never the
+    /// expected answer itself).
+    pub reason: String,
+}
+
+/// One benchmark family instance (a suite file, a MiniWoB split, …).
+#[async_trait]
+pub trait Domain: Send + Sync {
+    /// A short name for reports (`jsonl:qa.jsonl`, `miniwob`).
+    fn name(&self) -> &str;
+    /// The task ids, in a stable order.
+    fn task_ids(&self) -> Vec<String>;
+    /// Starts an episode of `task` with `seed`.
+    async fn reset(&self, task: &str, seed: u64) -> Result<Box<dyn Environment>, DomainError>;
+}
+
+/// One episode's world.
+#[async_trait]
+pub trait Environment: Send {
+    /// The goal, as given to the agent.
+    fn instruction(&self) -> String;
+    /// The current observation, as text for a model.
+    async fn observe(&mut self) -> Result<String, DomainError>;
+    /// The actions this environment accepts.
+    fn actions(&self) -> Vec<ActionSpec>;
+    /// Performs one action.
+    async fn act(
+        &mut self,
+        name: &str,
+        args: &serde_json::Value,
+    ) -> Result<ActionOutcome, DomainError>;
+    /// Whether the episode has ended.
+    fn is_done(&self) -> bool;
+    /// Scores the episode; called by the host after the agent is done.
+    async fn score(&mut self) -> Result<Score, DomainError>;
+}
+
+/// The `answer(text)` action every question-answering environment offers.
+pub fn answer_action() -> ActionSpec {
+    ActionSpec {
+        name: "answer".into(),
+        description: "Give the final answer; ends the episode.".into(),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {"text": {"type": "string"}},
+            "required": ["text"]
+        }),
+    }
+}

@@ -1,0 +1,3 @@
+//! Runs agent programs.
+
+pub mod trace;
