@@ -69,6 +69,68 @@ pub enum Command {
     /// Measure the embedded engine and write BENCHMARKS.md.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Inspect agent programs.
+    #[command(subcommand)]
+    Program(ProgramCommand),
+    /// Run a program on one task and print the outcome and trajectory path.
+    Run(RunArgs),
+    /// Pretty-print a trajectory as a tree.
+    Trace(TraceArgs),
+    /// Run a program's own meta agent once on failed trajectories; write the child and its diff.
+    Improve(ImproveArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProgramCommand {
+    /// Validate a program: manifest, references, prompts and script syntax.
+    Check {
+        /// The program directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The program directory.
+    #[arg(long)]
+    pub program: PathBuf,
+    /// A JSONL task suite.
+    #[arg(long)]
+    pub suite: PathBuf,
+    /// The task id.
+    #[arg(long)]
+    pub task: String,
+    /// The episode seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write the trajectory (default: <cache dir>/traces/<program hash>).
+    #[arg(long, value_name = "DIR")]
+    pub traces: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// A trajectory file (`.jsonl.gz`).
+    pub file: PathBuf,
+    /// Characters shown per input or output.
+    #[arg(long, default_value_t = 100)]
+    pub width: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ImproveArgs {
+    /// The parent program; its own meta agent does the work.
+    #[arg(long)]
+    pub program: PathBuf,
+    /// A directory of trajectories (with `.summary.json` sidecars) to learn from.
+    #[arg(long, value_name = "TRAJ_DIR")]
+    pub failures: PathBuf,
+    /// Where to write the child program (must not exist); the diff goes to `<CHILD>.diff`.
+    #[arg(long, value_name = "CHILD")]
+    pub out: PathBuf,
+    /// Seed of the meta agent's model calls.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,8 @@ pub struct Settings {
     pub http: HttpSettings,
     pub openai: OpenAiSettings,
     pub anthropic: AnthropicSettings,
+    pub sandbox: SandboxSettings,
+    pub run: RunSettings,
     /// Where models, the response cache and runs are kept.
     pub cache_dir: Option<PathBuf>,
 }
@@ -85,6 +87,33 @@ pub struct HttpSettings {
     pub max_retries: u32,
     pub max_concurrency: usize,
     pub stream: bool,
+}
+
+/// Limits of the script sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxSettings {
+    /// Worker processes that run agent scripts.
+    pub workers: usize,
+    /// Memory per script run, MiB (the worker's OS cap is a few times this).
+    pub memory_mb: u64,
+    /// VM seconds a script may run between two host calls.
+    pub vm_secs_per_call: f64,
+    /// VM seconds for a whole script run.
+    pub vm_secs_total: f64,
+    pub max_recursion_depth: usize,
+    /// Host calls one script run may make.
+    pub max_host_calls: usize,
+}
+
+/// Per-episode caps no program can raise, and the run's seed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    pub seed: u64,
+    pub max_steps: u32,
+    pub max_tokens: u64,
+    pub max_wall_secs: f64,
 }
 
 /// OpenAI-compatible defaults; the key is never serialised back out.
@@ -156,6 +185,20 @@ impl Default for Settings {
             anthropic: AnthropicSettings {
                 base_url: "https://api.anthropic.com".into(),
                 api_key: None,
+            },
+            sandbox: SandboxSettings {
+                workers: 2,
+                memory_mb: 256,
+                vm_secs_per_call: 5.0,
+                vm_secs_total: 120.0,
+                max_recursion_depth: 200,
+                max_host_calls: 2000,
+            },
+            run: RunSettings {
+                seed: 0,
+                max_steps: 60,
+                max_tokens: 200_000,
+                max_wall_secs: 900.0,
             },
             cache_dir: None,
         }

@@ -30,8 +30,9 @@ pub enum Scorer {
     },
     /// The whole (trimmed) answer matches the expected regular expression.
     Regex,
-    /// The first number in the answer is within `tolerance` of the expected
-    /// number — absolute, or relative to it when `relative` is set.
+    /// The last number in the answer (answers tend to end with the result:
+    /// "2 + 2 = 4") is within `tolerance` of the expected number — absolute,
+    /// or relative to it when `relative` is set.
     Numeric {
         #[serde(default)]
         tolerance: f64,
@@ -81,7 +82,7 @@ impl Scorer {
                         "tolerance must be a finite number ≥ 0, got {tolerance}"
                     ));
                 }
-                first_number(expected)
+                last_number(expected)
                     .map(|_| ())
                     .ok_or_else(|| format!("expected `{expected}` holds no number"))
             }
@@ -139,7 +140,7 @@ impl Scorer {
             Scorer::Numeric {
                 tolerance,
                 relative,
-            } => match (first_number(answer), first_number(expected)) {
+            } => match (last_number(answer), last_number(expected)) {
                 (Some(got), Some(want)) => {
                     let allowed = if *relative {
                         tolerance * want.abs()
@@ -179,9 +180,9 @@ fn normalize(text: &str) -> String {
         .to_lowercase()
 }
 
-/// The first number in `text`: an optional sign, digits with optional
+/// The last number in `text`: an optional sign, digits with optional
 /// thousands commas, an optional fraction and exponent.
-fn first_number(text: &str) -> Option<f64> {
+fn last_number(text: &str) -> Option<f64> {
     static NUMBER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = NUMBER.get_or_init(|| {
         regex::Regex::new(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -190,7 +191,8 @@ fn first_number(text: &str) -> Option<f64> {
     re.find_iter(text)
         .map(|m| m.as_str())
         .filter(|s| s.chars().any(|c| c.is_ascii_digit()))
-        .find_map(|s| s.replace(',', "").parse::<f64>().ok())
+        .filter_map(|s| s.replace(',', "").parse::<f64>().ok())
+        .last()
 }
 
 #[cfg(test)]
@@ -233,6 +235,10 @@ mod tests {
             relative: false,
         };
         assert!(check(&abs, "about 3.4 km", "3"));
+        assert!(
+            check(&abs, "2 + 2 = 4", "4"),
+            "the last number is the answer"
+        );
         assert!(!check(&abs, "3.6", "3"));
         assert!(check(&abs, "The total is 1,234.", "1234"));
         assert!(!check(&abs, "no idea", "3"));

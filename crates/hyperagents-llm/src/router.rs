@@ -50,4 +50,9 @@ impl ModelRouter {
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
+
+    /// The prices calls are charged at.
+    pub fn prices(&self) -> &PriceTable {
+        &self.prices
+    }
 }

@@ -4,6 +4,7 @@ mod bench;
 mod chat;
 mod config;
 mod models;
+mod programs;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -21,5 +22,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Models(command) => models::run(settings, command).await,
         Command::Config(command) => config::run(&settings, command),
         Command::Bench(command) => bench::run(settings, command).await,
+        Command::Program(command) => programs::check(command),
+        Command::Run(args) => programs::run(settings, args).await,
+        Command::Trace(args) => programs::trace(&args),
+        Command::Improve(args) => programs::improve(settings, args).await,
     }
 }

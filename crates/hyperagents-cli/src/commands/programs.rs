@@ -1,0 +1,200 @@
+//! `hyperagents program check`, `run`, `trace` and `improve`: agent
+//! programs on single tasks.
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use hyperagents_domain::JsonlSuite;
+use hyperagents_program::{Program, RunCaps};
+use hyperagents_runtime::improve::{ImproveConfig, improve as run_improve};
+use hyperagents_runtime::trace::{read_trajectory, render_tree};
+use hyperagents_runtime::{RunContext, SandboxChecker, run_episode};
+use hyperagents_sandbox::{PoolConfig, ScriptLimits, ScriptPool, locate_worker};
+
+use crate::cli::{ImproveArgs, ProgramCommand, RunArgs, TraceArgs};
+use crate::model_factory::ModelFactory;
+use crate::settings::Settings;
+
+pub fn check(command: ProgramCommand) -> Result<ExitCode> {
+    let ProgramCommand::Check { dir } = command;
+    match Program::load(&dir, &SandboxChecker) {
+        Ok(program) => {
+            let m = program.manifest();
+            println!(
+                "{}: ok — program `{}`, {} task agents, {} skills, content {}",
+                dir.display(),
+                m.program.name,
+                m.agents.len(),
+                m.skills.len(),
+                &program.content_hash().to_hex()[..12]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{}/{error}", dir.display());
+            }
+            eprintln!("{}: {} error(s)", dir.display(), errors.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn load_program(dir: &std::path::Path) -> Result<Program> {
+    Program::load(dir, &SandboxChecker).map_err(|errors| {
+        let lines: Vec<String> = errors
+            .iter()
+            .map(|e| format!("  {}/{e}", dir.display()))
+            .collect();
+        anyhow::anyhow!(
+            "the program {} is invalid:\n{}",
+            dir.display(),
+            lines.join("\n")
+        )
+    })
+}
+
+/// The script pool the settings describe.
+async fn start_pool(settings: &Settings) -> Result<ScriptPool> {
+    let s = &settings.sandbox;
+    let worker = locate_worker().context("finding the sandbox worker")?;
+    // `with_limits` also sizes the OS memory cap above the allocator's own.
+    let config = PoolConfig::new(s.workers, worker).with_limits(ScriptLimits {
+        vm_time_per_call: Duration::from_secs_f64(s.vm_secs_per_call),
+        vm_time_total: Duration::from_secs_f64(s.vm_secs_total),
+        max_recursion_depth: s.max_recursion_depth,
+        max_host_calls: s.max_host_calls,
+        max_memory_bytes: s.memory_mb * 1024 * 1024,
+    });
+    ScriptPool::start(config)
+        .await
+        .context("starting the sandbox workers")
+}
+
+fn caps(settings: &Settings) -> RunCaps {
+    RunCaps {
+        max_steps: settings.run.max_steps,
+        max_tokens: settings.run.max_tokens,
+        max_wall: Duration::from_secs_f64(settings.run.max_wall_secs),
+    }
+}
+
+pub async fn run(settings: Settings, args: RunArgs) -> Result<ExitCode> {
+    let program = Arc::new(load_program(&args.program)?);
+    let suite = JsonlSuite::load(&args.suite)?;
+    suite.task(&args.task)?;
+    let traces = args.traces.clone().unwrap_or_else(|| {
+        settings
+            .cache_dir()
+            .join("traces")
+            .join(&program.content_hash().to_hex()[..16])
+    });
+    let pool = Arc::new(start_pool(&settings).await?);
+    let mut factory = ModelFactory::new(settings.clone())?;
+    let mut router = factory.router();
+    // Bind only the aliases this program uses: loading a model is not free.
+    let m = program.manifest();
+    let aliases: BTreeSet<&str> = std::iter::once(m.hyper.model.as_str())
+        .chain(m.agents.iter().map(|a| a.model.as_str()))
+        .chain(m.skills.iter().map(|s| s.model.as_str()))
+        .collect();
+    for alias in aliases {
+        factory.bind(&mut router, alias, alias).await?;
+    }
+    let ctx = RunContext {
+        router,
+        pool,
+        caps: caps(&settings),
+        run_seed: settings.run.seed,
+        traces_dir: traces,
+    };
+    let outcome = run_episode(&ctx, program, &suite, &args.task, args.seed).await?;
+    let s = &outcome.summary;
+    println!(
+        "{} task {} (seed {}): score {:.2} — {}",
+        if s.success { "SUCCESS" } else { "FAILURE" },
+        s.task,
+        s.seed,
+        s.score,
+        s.reason
+    );
+    if let Some(failure) = &s.failure {
+        println!(
+            "first failure at {}: {}",
+            failure.path,
+            failure.error.lines().next().unwrap_or("")
+        );
+    }
+    if let Some(stopped) = &s.stopped {
+        println!("stopped early: {stopped}");
+    }
+    println!(
+        "{} steps, {} llm calls, {}+{} tokens, ${:.4}, {} ms",
+        s.steps, s.llm_calls, s.tokens_in, s.tokens_out, s.cost, s.duration_ms
+    );
+    println!("trajectory: {}", outcome.trajectory.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn trace(args: &TraceArgs) -> Result<ExitCode> {
+    let trajectory = read_trajectory(&args.file)?;
+    print!("{}", render_tree(&trajectory, args.width));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn improve(settings: Settings, args: ImproveArgs) -> Result<ExitCode> {
+    if args.out.exists() {
+        bail!(
+            "{} already exists; choose a new directory for the child",
+            args.out.display()
+        );
+    }
+    let parent = load_program(&args.program)?;
+    let pool = Arc::new(start_pool(&settings).await?);
+    let mut factory = ModelFactory::new(settings.clone())?;
+    let mut router = factory.router();
+    let alias = parent.meta().model.as_str();
+    factory.bind(&mut router, alias, alias).await?;
+    let ctx = RunContext {
+        router,
+        pool,
+        caps: caps(&settings),
+        run_seed: settings.run.seed,
+        traces_dir: settings.cache_dir().join("traces"),
+    };
+    let config = ImproveConfig {
+        seed: args.seed,
+        ..ImproveConfig::default()
+    };
+    let outcome = run_improve(&ctx, &args.program, &args.failures, &args.out, &config).await?;
+    eprint!("{}", outcome.trace);
+    if let Some(error) = &outcome.script_error {
+        eprintln!("the meta agent failed: {error}");
+    }
+    if outcome.diff.is_empty() {
+        eprintln!("the meta agent changed nothing; no child was produced");
+        let _ = std::fs::remove_dir_all(&outcome.child);
+        let _ = std::fs::remove_file(&outcome.diff_path);
+        return Ok(ExitCode::FAILURE);
+    }
+    let kinds: Vec<&str> = outcome.diff.kinds().iter().map(|k| k.as_str()).collect();
+    println!(
+        "child: {} ({} files changed: {})",
+        outcome.child.display(),
+        outcome.diff.files.len(),
+        kinds.join(", ")
+    );
+    println!("diff: {}", outcome.diff_path.display());
+    if outcome.errors.is_empty() {
+        println!("validation: ok");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for error in &outcome.errors {
+            println!("validation: {error}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}

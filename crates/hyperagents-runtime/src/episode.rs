@@ -1,0 +1,213 @@
+//! One episode: a program on one task. The hyperagent's script runs in the
+//! sandbox; its host calls — `delegate`, `skill`, `llm`, environment
+//! actions — are served here, each as a span of the trajectory, under the
+//! episode's budget.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use hyperagents_domain::{Domain, Environment};
+use hyperagents_llm::router::ModelRouter;
+use hyperagents_program::{EffectiveBudget, Program, RunCaps};
+use hyperagents_sandbox::{ScriptError, ScriptPool};
+use tokio::sync::Mutex;
+
+use crate::budget::EpisodeBudget;
+use crate::host::{AgentHost, AgentLevel};
+use crate::trace::{
+    EpisodeHeader, EpisodeSummary, Recorder, SpanKind, first_failure, write_trajectory,
+};
+
+/// What every episode of a run shares.
+#[derive(Clone)]
+pub struct RunContext {
+    /// Models bound to the aliases programs use (`task`, `meta`, `judge`).
+    pub router: ModelRouter,
+    pub pool: Arc<ScriptPool>,
+    /// Budget caps no program can raise.
+    pub caps: RunCaps,
+    pub run_seed: u64,
+    /// Where trajectories are written.
+    pub traces_dir: PathBuf,
+}
+
+/// The outcome of an episode.
+#[derive(Debug, Clone)]
+pub struct EpisodeOutcome {
+    pub summary: EpisodeSummary,
+    pub trajectory: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EpisodeError {
+    #[error("cannot start task `{task}`: {source}")]
+    Reset {
+        task: String,
+        #[source]
+        source: hyperagents_domain::DomainError,
+    },
+    #[error("scoring task `{task}` failed: {source}")]
+    Score {
+        task: String,
+        #[source]
+        source: hyperagents_domain::DomainError,
+    },
+    #[error("writing the trajectory: {0}")]
+    Trace(#[from] crate::trace::TraceError),
+}
+
+/// State shared by every host call of one episode.
+pub(crate) struct EpisodeState {
+    pub program: Arc<Program>,
+    pub env: Mutex<Box<dyn Environment>>,
+    pub recorder: Recorder,
+    pub budget: EpisodeBudget,
+    pub ctx: RunContext,
+    /// Seeds of LLM calls derive from (run seed, program, task, episode seed).
+    pub seed_root: hyperagents_llm::seed::SeedPath,
+    pub notes: std::sync::Mutex<Vec<String>>,
+}
+
+/// Runs `program` on `task` of `domain` with `seed`, writes the trajectory,
+/// and scores the episode on the host side.
+pub async fn run_episode(
+    ctx: &RunContext,
+    program: Arc<Program>,
+    domain: &dyn Domain,
+    task: &str,
+    seed: u64,
+) -> Result<EpisodeOutcome, EpisodeError> {
+    let started = Instant::now();
+    let env = domain
+        .reset(task, seed)
+        .await
+        .map_err(|source| EpisodeError::Reset {
+            task: task.to_string(),
+            source,
+        })?;
+    let instruction = env.instruction();
+    let effective: EffectiveBudget = program.budgets().cap(&ctx.caps);
+    let program_hash = program.content_hash().to_hex();
+    let seed_root = hyperagents_llm::seed::SeedPath::root(ctx.run_seed)
+        .child("program", program.episode_hash().to_hex())
+        .child("task", task)
+        .index("episode", seed);
+    let state = Arc::new(EpisodeState {
+        program: program.clone(),
+        env: Mutex::new(env),
+        recorder: Recorder::new(),
+        budget: EpisodeBudget::new(effective),
+        ctx: ctx.clone(),
+        seed_root,
+        notes: std::sync::Mutex::new(Vec::new()),
+    });
+
+    let root = state.recorder.start(
+        None,
+        SpanKind::Episode,
+        "episode",
+        serde_json::json!({"task": task, "seed": seed, "goal": instruction}),
+    );
+    let host = AgentHost::new(state.clone(), AgentLevel::Hyper, root);
+    let result = host.run_hyper(&instruction).await;
+    let stopped = match &result {
+        Err(ScriptError::Aborted { message, .. }) => Some(message.clone()),
+        Err(
+            err @ (ScriptError::WorkerDied { .. }
+            | ScriptError::MemoryLimit { .. }
+            | ScriptError::TimeLimit { .. }),
+        ) => Some(err.to_string()),
+        _ => None,
+    };
+    // A hyperagent that returns a value without answering has answered with it.
+    if let Ok(value) = &result {
+        let mut env = state.env.lock().await;
+        let answers = env.actions().iter().any(|a| a.name == "answer");
+        if !env.is_done() && answers && !value.is_null() {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let span = state.recorder.start(
+                Some(root),
+                SpanKind::Action,
+                "answer",
+                serde_json::json!({"text": text}),
+            );
+            let outcome = env.act("answer", &serde_json::json!({"text": text})).await;
+            state.recorder.finish(
+                span,
+                outcome
+                    .map(|o| serde_json::json!(o.message))
+                    .map_err(|e| e.to_string()),
+            );
+        }
+    }
+    state
+        .recorder
+        .finish(root, result.clone().map_err(|e| e.to_string()));
+
+    let score = {
+        let mut env = state.env.lock().await;
+        env.score().await.map_err(|source| EpisodeError::Score {
+            task: task.to_string(),
+            source,
+        })?
+    };
+    let spans = state.recorder.spans();
+    let (tokens_in, tokens_out, cost) = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Llm)
+        .fold((0, 0, 0.0), |(i, o, c), s| {
+            (i + s.tokens_in, o + s.tokens_out, c + s.cost)
+        });
+    let summary = EpisodeSummary {
+        domain: domain.name().to_string(),
+        task: task.to_string(),
+        seed,
+        program: program_hash.clone(),
+        success: score.success,
+        score: score.value,
+        reason: score.reason,
+        failure: first_failure(&spans),
+        stopped,
+        steps: state.budget.steps_used(),
+        llm_calls: spans.iter().filter(|s| s.kind == SpanKind::Llm).count() as u64,
+        tokens_in,
+        tokens_out,
+        cost,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    let header = EpisodeHeader {
+        domain: domain.name().to_string(),
+        task: task.to_string(),
+        seed,
+        program: program_hash,
+        started_at_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(0))
+            .unwrap_or(0),
+    };
+    let path = ctx.traces_dir.join(trajectory_file_name(task, seed));
+    let trajectory = write_trajectory(&path, &header, &spans, &summary)?;
+    Ok(EpisodeOutcome {
+        summary,
+        trajectory,
+    })
+}
+
+/// `<task>-s<seed>.jsonl.gz`, with the task id made safe for file names.
+fn trajectory_file_name(task: &str, seed: u64) -> String {
+    let safe: String = task
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}-s{seed}.jsonl.gz")
+}

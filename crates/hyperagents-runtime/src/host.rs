@@ -1,0 +1,662 @@
+//! The host functions agent scripts call — the only way out of the
+//! sandbox. One [`AgentHost`] serves one script run (the hyperagent, a task
+//! agent, or a skill) and records each call as a span under that agent's
+//! span.
+//!
+//! | function | who | what |
+//! |---|---|---|
+//! | `llm(prompt, system=None, schema=None, max_tokens=None, temperature=None, stop=None)` | all | the agent's model; with `schema`, a parsed JSON value |
+//! | `prompt(**vars)` | all | the agent's prompt file rendered with `vars` |
+//! | `delegate(agent, goal, context=None)` | hyper, task agents with sub-agents | runs a task agent's policy; returns its result |
+//! | `skill(name, args=None)` | task agents | runs a skill (script, or prompt → model); one step |
+//! | `observe()`, `actions()`, `act(name, args=None)`, `answer(text)`, `done()` | all | the environment; `act` is one step |
+//! | `agents()`, `skills()` | hyper, task | what this agent may call, with descriptions |
+//! | `log(message)`, `remember(note)`, `budget()` | all | trace notes, memory notes, what is left |
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use hyperagents_llm::{ChatModel, ChatRequest, LlmError, Message, Role, Sampling};
+use hyperagents_program::ModelAlias;
+use hyperagents_sandbox::{HostError, HostFunctions, ScriptError, ScriptSource, ScriptValue};
+use serde_json::{Map, Value, json};
+
+use crate::episode::EpisodeState;
+use crate::trace::{SpanId, SpanKind};
+
+/// Which part of the hierarchy a script belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AgentLevel {
+    Hyper,
+    Task(String),
+    Skill(String),
+}
+
+/// Delegation deeper than this is refused even without a cycle.
+const MAX_DEPTH: usize = 8;
+
+/// Default output tokens for `llm()` when the script does not say.
+const DEFAULT_MAX_TOKENS: u64 = 256;
+
+pub(crate) struct AgentHost {
+    state: Arc<EpisodeState>,
+    level: AgentLevel,
+    /// The span of this agent's script run.
+    span: SpanId,
+    depth: usize,
+    llm_calls: AtomicU64,
+    steps: AtomicU64,
+}
+
+impl AgentHost {
+    pub(crate) fn new(state: Arc<EpisodeState>, level: AgentLevel, parent: SpanId) -> Self {
+        Self::at_depth(state, level, parent, 0)
+    }
+
+    fn at_depth(state: Arc<EpisodeState>, level: AgentLevel, span: SpanId, depth: usize) -> Self {
+        Self {
+            state,
+            level,
+            span,
+            depth,
+            llm_calls: AtomicU64::new(0),
+            steps: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs the hyperagent's script with the goal; returns its result.
+    pub(crate) async fn run_hyper(self, goal: &str) -> Result<Value, ScriptError> {
+        let program = self.state.program.clone();
+        let hyper = program.hyper();
+        let span = self.state.recorder.start(
+            Some(self.span),
+            SpanKind::Hyper,
+            "hyper",
+            json!({"goal": goal}),
+        );
+        let host = Arc::new(Self::at_depth(
+            self.state.clone(),
+            AgentLevel::Hyper,
+            span,
+            0,
+        ));
+        let mut inputs = Map::new();
+        inputs.insert("goal".into(), json!(goal));
+        let result = host.run_script(hyper.script.as_str(), inputs).await;
+        self.state
+            .recorder
+            .finish(span, result.clone().map_err(|e| e.to_string()));
+        result
+    }
+
+    async fn run_script(
+        self: &Arc<Self>,
+        file: &str,
+        inputs: Map<String, Value>,
+    ) -> Result<Value, ScriptError> {
+        let code = self
+            .state
+            .program
+            .source(file)
+            .ok_or_else(|| ScriptError::Internal(format!("{file}: not in the program")))?
+            .to_string();
+        let source = ScriptSource {
+            file: file.to_string(),
+            code,
+        };
+        let host: Arc<dyn HostFunctions> = self.clone();
+        self.state.ctx.pool.run(&source, inputs, host).await
+    }
+
+    fn alias(&self) -> ModelAlias {
+        let program = &self.state.program;
+        match &self.level {
+            AgentLevel::Hyper => program.hyper().model,
+            AgentLevel::Task(name) => program
+                .agent(name)
+                .map(|a| a.model)
+                .unwrap_or(ModelAlias::Task),
+            AgentLevel::Skill(name) => program
+                .skill(name)
+                .map(|s| s.model)
+                .unwrap_or(ModelAlias::Task),
+        }
+    }
+
+    fn prompt_file(&self) -> Option<String> {
+        let program = &self.state.program;
+        match &self.level {
+            AgentLevel::Hyper => Some(program.hyper().prompt.as_str().to_string()),
+            AgentLevel::Task(name) => program.agent(name).map(|a| a.prompt.as_str().to_string()),
+            AgentLevel::Skill(name) => program
+                .skill(name)
+                .and_then(|s| s.prompt.as_ref())
+                .map(|p| p.as_str().to_string()),
+        }
+    }
+
+    fn delegates(&self) -> Vec<String> {
+        let program = &self.state.program;
+        match &self.level {
+            AgentLevel::Hyper => program.hyper().agents.clone(),
+            AgentLevel::Task(name) => program
+                .agent(name)
+                .map(|a| a.agents.clone())
+                .unwrap_or_default(),
+            AgentLevel::Skill(_) => Vec::new(),
+        }
+    }
+
+    fn skill_names(&self) -> Vec<String> {
+        match &self.level {
+            AgentLevel::Task(name) => self
+                .state
+                .program
+                .agent(name)
+                .map(|a| a.skills.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Counts a step against the episode and this agent's own cap.
+    fn take_step(&self) -> Result<(), HostError> {
+        self.state.budget.take_step().map_err(abort)?;
+        if let AgentLevel::Task(name) = &self.level {
+            let cap = self.state.budget.limits().max_steps.min(
+                self.state
+                    .program
+                    .agent(name)
+                    .and_then(|a| a.max_steps)
+                    .unwrap_or(u32::MAX),
+            );
+            let used = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
+            if used > u64::from(cap) {
+                return Err(raise(
+                    "RuntimeError",
+                    format!("task agent `{name}` used all {cap} of its steps"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `work` as a span under this agent, recording its result.
+    async fn traced<F, Fut>(
+        &self,
+        kind: SpanKind,
+        name: &str,
+        input: Value,
+        work: F,
+    ) -> Result<Value, HostError>
+    where
+        F: FnOnce(SpanId) -> Fut,
+        Fut: std::future::Future<Output = Result<Value, HostError>>,
+    {
+        let recorder = &self.state.recorder;
+        let span = recorder.start(Some(self.span), kind, name, input);
+        let result = work(span).await;
+        recorder.finish(span, result.clone().map_err(|e| host_error_text(&e)));
+        result
+    }
+
+    async fn llm(&self, args: &[Value], kwargs: &Map<String, Value>) -> Result<Value, HostError> {
+        self.state.budget.check().map_err(abort)?;
+        let call = self.llm_calls.fetch_add(1, Ordering::Relaxed);
+        let seed = self
+            .state
+            .seed_root
+            .child("span", self.state.recorder.path(self.span))
+            .index("call", call)
+            .seed();
+        let request = llm_request(args, kwargs, seed, self.state.budget.token_allowance())?;
+        let alias = self.alias();
+        let model = self
+            .state
+            .ctx
+            .router
+            .model(alias.as_str())
+            .map_err(|e| raise("RuntimeError", e.to_string()))?;
+        let input = json!({"messages": request.chat.messages, "seed": seed, "max_tokens": request.chat.sampling.max_tokens, "model": alias.as_str()});
+        self.traced(SpanKind::Llm, "llm", input, |span| async move {
+            let (value, usage, cost) =
+                call_llm(model.as_ref(), self.state.ctx.router.prices(), request).await?;
+            self.state.budget.add_tokens(usage.total());
+            self.state
+                .recorder
+                .charge(span, usage.input_tokens, usage.output_tokens, cost);
+            Ok(value)
+        })
+        .await
+    }
+
+    fn render_prompt(
+        &self,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Value, HostError> {
+        let file = self
+            .prompt_file()
+            .ok_or_else(|| raise("ValueError", "this agent has no prompt file".into()))?;
+        let mut vars = kwargs.clone();
+        if let Some(Value::Object(extra)) = args.first() {
+            for (k, v) in extra {
+                vars.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        self.state
+            .program
+            .prompts()
+            .render(&file, &vars)
+            .map(Value::String)
+            .map_err(|e| raise("KeyError", e.to_string()))
+    }
+
+    async fn delegate(
+        &self,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Value, HostError> {
+        let agent = arg(args, kwargs, 0, "agent")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let Some(agent) = agent else {
+            return Err(raise("TypeError", "delegate() needs an agent name".into()));
+        };
+        let allowed = self.delegates();
+        if !allowed.contains(&agent) {
+            return Err(raise(
+                "ValueError",
+                format!(
+                    "cannot delegate to `{agent}`; available: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if self.depth + 1 >= MAX_DEPTH {
+            return Err(raise(
+                "RecursionError",
+                format!("delegation deeper than {MAX_DEPTH} levels"),
+            ));
+        }
+        self.state.budget.check().map_err(abort)?;
+        let goal = arg(args, kwargs, 1, "goal").cloned().unwrap_or(Value::Null);
+        let context = arg(args, kwargs, 2, "context")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let Some(spec) = self.state.program.agent(&agent).cloned() else {
+            return Err(raise("ValueError", format!("no task agent `{agent}`")));
+        };
+        let recorder = &self.state.recorder;
+        let span = recorder.start(
+            Some(self.span),
+            SpanKind::Task,
+            &agent,
+            json!({"goal": goal, "context": context}),
+        );
+        let child = Arc::new(Self::at_depth(
+            self.state.clone(),
+            AgentLevel::Task(agent.clone()),
+            span,
+            self.depth + 1,
+        ));
+        let mut inputs = Map::new();
+        inputs.insert("goal".into(), goal);
+        inputs.insert("context".into(), context);
+        let result = Box::pin(child.run_script(spec.script.as_str(), inputs)).await;
+        recorder.finish(span, result.clone().map_err(|e| e.to_string()));
+        result.map_err(|e| script_failure(&format!("task agent `{agent}`"), e))
+    }
+
+    async fn skill(&self, args: &[Value], kwargs: &Map<String, Value>) -> Result<Value, HostError> {
+        let name = arg(args, kwargs, 0, "name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let Some(name) = name else {
+            return Err(raise("TypeError", "skill() needs a skill name".into()));
+        };
+        let allowed = self.skill_names();
+        if !allowed.contains(&name) {
+            return Err(raise(
+                "ValueError",
+                format!("unknown skill `{name}`; available: {}", allowed.join(", ")),
+            ));
+        }
+        let Some(spec) = self.state.program.skill(&name).cloned() else {
+            return Err(raise("ValueError", format!("no skill `{name}`")));
+        };
+        self.take_step()?;
+        let skill_args = arg(args, kwargs, 1, "args")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new()));
+        let recorder = &self.state.recorder;
+        let span = recorder.start(Some(self.span), SpanKind::Skill, &name, skill_args.clone());
+        let child = Arc::new(Self::at_depth(
+            self.state.clone(),
+            AgentLevel::Skill(name.clone()),
+            span,
+            self.depth + 1,
+        ));
+        let result = match &spec.script {
+            Some(script) => {
+                let mut inputs = Map::new();
+                inputs.insert("args".into(), skill_args);
+                Box::pin(child.run_script(script.as_str(), inputs))
+                    .await
+                    .map_err(|e| script_failure(&format!("skill `{name}`"), e))
+            }
+            // A prompt-only skill: render its prompt with the arguments and ask its model.
+            None => {
+                let vars = match skill_args {
+                    Value::Object(map) => map,
+                    other => {
+                        let mut map = Map::new();
+                        map.insert("input".into(), other);
+                        map
+                    }
+                };
+                match child.render_prompt(&[], &vars) {
+                    Ok(prompt) => Box::pin(child.llm(&[prompt], &Map::new())).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        recorder.finish(span, result.clone().map_err(|e| host_error_text(&e)));
+        result
+    }
+
+    async fn act(&self, name: String, action_args: Value) -> Result<Value, HostError> {
+        self.take_step()?;
+        let input = json!({"action": name, "args": action_args});
+        self.traced(SpanKind::Action, &name.clone(), input, |_| async move {
+            let mut env = self.state.env.lock().await;
+            let outcome = env
+                .act(&name, &action_args)
+                .await
+                .map_err(|e| raise("ValueError", e.to_string()))?;
+            Ok(json!({"message": outcome.message, "done": outcome.done}))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl HostFunctions for AgentHost {
+    fn functions(&self) -> Vec<String> {
+        let mut names: Vec<&str> = vec![
+            "llm", "prompt", "observe", "actions", "act", "answer", "done", "log", "remember",
+            "budget",
+        ];
+        match self.level {
+            AgentLevel::Hyper => names.extend(["delegate", "agents"]),
+            AgentLevel::Task(_) => names.extend(["delegate", "agents", "skill", "skills"]),
+            AgentLevel::Skill(_) => {}
+        }
+        names.into_iter().map(str::to_string).collect()
+    }
+
+    async fn call(
+        &self,
+        function: &str,
+        args: Vec<ScriptValue>,
+        kwargs: Map<String, ScriptValue>,
+    ) -> Result<ScriptValue, HostError> {
+        // Every call, at every level, first checks the episode's wall time.
+        self.state.budget.check().map_err(abort)?;
+        match function {
+            "llm" => self.llm(&args, &kwargs).await,
+            "prompt" => self.render_prompt(&args, &kwargs),
+            "delegate" => self.delegate(&args, &kwargs).await,
+            "skill" => self.skill(&args, &kwargs).await,
+            "observe" => {
+                self.traced(SpanKind::Observe, "observe", Value::Null, |_| async {
+                    let mut env = self.state.env.lock().await;
+                    env.observe()
+                        .await
+                        .map(Value::String)
+                        .map_err(|e| raise("RuntimeError", e.to_string()))
+                })
+                .await
+            }
+            "actions" => {
+                let env = self.state.env.lock().await;
+                Ok(Value::Array(
+                    env.actions()
+                        .into_iter()
+                        .map(|a| json!({"name": a.name, "description": a.description, "parameters": a.parameters}))
+                        .collect(),
+                ))
+            }
+            "act" => {
+                let name = arg(&args, &kwargs, 0, "name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let Some(name) = name else {
+                    return Err(raise("TypeError", "act() needs an action name".into()));
+                };
+                let action_args = arg(&args, &kwargs, 1, "args")
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(Map::new()));
+                self.act(name, action_args).await
+            }
+            "answer" => {
+                let text = arg(&args, &kwargs, 0, "text")
+                    .map(as_text)
+                    .unwrap_or_default();
+                self.act("answer".into(), json!({"text": text})).await
+            }
+            "done" => Ok(Value::Bool(self.state.env.lock().await.is_done())),
+            "agents" => {
+                let program = &self.state.program;
+                Ok(Value::Array(
+                    self.delegates()
+                        .iter()
+                        .filter_map(|n| program.agent(n))
+                        .map(|a| json!({"name": a.name, "description": a.description}))
+                        .collect(),
+                ))
+            }
+            "skills" => {
+                let program = &self.state.program;
+                Ok(Value::Array(
+                    self.skill_names()
+                        .iter()
+                        .filter_map(|n| program.skill(n))
+                        .map(|s| json!({"name": s.name, "description": s.description}))
+                        .collect(),
+                ))
+            }
+            "log" => {
+                let message = args.iter().map(as_text).collect::<Vec<_>>().join(" ");
+                self.state.recorder.event(
+                    Some(self.span),
+                    SpanKind::Log,
+                    "log",
+                    Value::String(message),
+                );
+                Ok(Value::Null)
+            }
+            "remember" => {
+                let note = arg(&args, &kwargs, 0, "note")
+                    .map(as_text)
+                    .unwrap_or_default();
+                self.state.recorder.event(
+                    Some(self.span),
+                    SpanKind::Memory,
+                    "remember",
+                    Value::String(note.clone()),
+                );
+                self.state
+                    .notes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(note);
+                Ok(Value::Null)
+            }
+            "budget" => {
+                let (steps, tokens, wall) = self.state.budget.remaining();
+                Ok(
+                    json!({"steps_left": steps, "tokens_left": tokens, "seconds_left": wall.as_secs_f64()}),
+                )
+            }
+            other => Err(raise("NameError", format!("name '{other}' is not defined"))),
+        }
+    }
+}
+
+/// An `llm()` call's request, and whether its answer must be parsed as JSON.
+pub(crate) struct LlmCall {
+    pub chat: ChatRequest,
+    pub json: bool,
+}
+
+/// Builds the request for `llm(prompt, system=None, schema=None,
+/// max_tokens=None, temperature=None, stop=None)`; `prompt` is text or a
+/// list of `{"role", "content"}` messages. Output tokens are capped by
+/// `allowance`.
+pub(crate) fn llm_request(
+    args: &[Value],
+    kwargs: &Map<String, Value>,
+    seed: u64,
+    allowance: u64,
+) -> Result<LlmCall, HostError> {
+    let prompt = arg(args, kwargs, 0, "prompt")
+        .ok_or_else(|| raise("TypeError", "llm() needs a prompt".into()))?;
+    let mut messages = Vec::new();
+    if let Some(system) = kwargs.get("system").and_then(Value::as_str) {
+        messages.push(Message::system(system));
+    }
+    match prompt {
+        Value::Array(items) => {
+            for item in items {
+                let role = match item.get("role").and_then(Value::as_str) {
+                    Some("system") => Role::System,
+                    Some("assistant") => Role::Assistant,
+                    _ => Role::User,
+                };
+                let content = item.get("content").map(as_text).unwrap_or_default();
+                messages.push(Message::new(role, content));
+            }
+        }
+        other => messages.push(Message::user(as_text(other))),
+    }
+    let max_tokens = kwargs
+        .get("max_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_MAX_TOKENS)
+        .min(allowance.max(1));
+    let mut chat = ChatRequest::new(messages).with_sampling(Sampling {
+        temperature: kwargs
+            .get("temperature")
+            .and_then(Value::as_f64)
+            .map(|t| t as f32)
+            .unwrap_or(0.7),
+        top_p: 0.95,
+        seed,
+        max_tokens: u32::try_from(max_tokens).unwrap_or(u32::MAX),
+        stop: kwargs
+            .get("stop")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    });
+    let schema = kwargs.get("schema").filter(|s| !s.is_null()).cloned();
+    let json = schema.is_some();
+    if let Some(schema) = schema {
+        chat = chat.with_json_schema("output", schema);
+    }
+    Ok(LlmCall { chat, json })
+}
+
+/// Sends an `llm()` call: the text (or parsed JSON), its usage and cost.
+/// A spent budget aborts the script; other model errors are catchable.
+pub(crate) async fn call_llm(
+    model: &dyn ChatModel,
+    prices: &hyperagents_llm::accounting::PriceTable,
+    call: LlmCall,
+) -> Result<(Value, hyperagents_llm::Usage, f64), HostError> {
+    let response = model.chat(&call.chat).await.map_err(|err| match err {
+        LlmError::BudgetExhausted { .. } => abort(err.to_string()),
+        other => raise("RuntimeError", other.to_string()),
+    })?;
+    let descriptor = model.descriptor();
+    let cost = prices.cost(&descriptor.provider, &descriptor.model, response.usage);
+    let value = if call.json {
+        serde_json::from_str(&response.text).map_err(|e| {
+            raise(
+                "ValueError",
+                format!(
+                    "the model's output is not valid JSON ({e}): {}",
+                    clip(&response.text, 300)
+                ),
+            )
+        })?
+    } else {
+        Value::String(response.text)
+    };
+    Ok((value, response.usage, cost))
+}
+
+/// Positional argument `index`, or keyword `name`.
+pub(crate) fn arg<'a>(
+    args: &'a [Value],
+    kwargs: &'a Map<String, Value>,
+    index: usize,
+    name: &str,
+) -> Option<&'a Value> {
+    args.get(index).or_else(|| kwargs.get(name))
+}
+
+pub(crate) fn as_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) fn raise(exception: &str, message: String) -> HostError {
+    HostError::Raise {
+        exception: exception.to_string(),
+        message,
+    }
+}
+
+pub(crate) fn abort(message: String) -> HostError {
+    HostError::Abort { message }
+}
+
+fn host_error_text(error: &HostError) -> String {
+    match error {
+        HostError::Raise { exception, message } => format!("{exception}: {message}"),
+        HostError::Abort { message } => format!("aborted: {message}"),
+    }
+}
+
+/// A child script's failure as seen by its caller: budget and crash aborts
+/// propagate (the episode is over); ordinary failures become a catchable
+/// `RuntimeError`.
+fn script_failure(who: &str, error: ScriptError) -> HostError {
+    match error {
+        ScriptError::Aborted { message, .. } => abort(message),
+        other => raise(
+            "RuntimeError",
+            format!("{who} failed: {}", clip(&other.to_string(), 2000)),
+        ),
+    }
+}
+
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_string()
+    } else {
+        let cut: String = text.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}

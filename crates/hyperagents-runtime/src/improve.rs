@@ -1,0 +1,487 @@
+//! One meta step: copy a program, run **its own** meta agent
+//! (`meta/improve.py`) against the copy with the child-program tools, then
+//! validate the child and record the diff.
+//!
+//! The meta agent's host functions:
+//!
+//! | function | what |
+//! |---|---|
+//! | `list_files(dir="")`, `read_file(path)`, `search(pattern, regex=False)` | read the child program |
+//! | `replace(path, old, new)`, `insert(path, line, text)`, `write_file(path, content)`, `delete_file(path)` | edit it (only inside the child's directory; size and edit caps) |
+//! | `failures()` | summaries of the failed episodes: task, error path, error, reason |
+//! | `trajectory(task)` | one failed episode's span tree as text |
+//! | `check()` | validate the child now: a list of `file:line: message` errors |
+//! | `llm(...)`, `prompt(**vars)` | the meta model, and the meta prompt rendered |
+//! | `language_gaps()` | what the script language lacks |
+//! | `log(message)`, `remember(note)` | trace notes; notes appended to `memory/notes.md` |
+//!
+//! Expected answers never reach the meta agent: it sees summaries and
+//! trajectories, which hold the scorer's reason but not the answer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use hyperagents_program::{ChildProgram, EditError, EditLimits, Pattern, Program, ProgramDiff};
+use hyperagents_sandbox::{HostError, HostFunctions, LANGUAGE_GAPS, ScriptSource, ScriptValue};
+use serde_json::{Map, Value, json};
+use tokio::sync::Mutex;
+
+use crate::SandboxChecker;
+use crate::episode::RunContext;
+use crate::host::{arg, as_text, call_llm, clip, llm_request, raise};
+use crate::trace::{EpisodeSummary, Recorder, SpanKind, read_trajectory, render_tree};
+
+/// Limits of one meta step.
+#[derive(Debug, Clone)]
+pub struct ImproveConfig {
+    pub edit_limits: EditLimits,
+    /// Host calls the meta agent may make in total.
+    pub max_tool_calls: u64,
+    /// At most this many failure summaries are offered.
+    pub max_failures: usize,
+    pub seed: u64,
+}
+
+impl Default for ImproveConfig {
+    fn default() -> Self {
+        Self {
+            edit_limits: EditLimits::default(),
+            max_tool_calls: 200,
+            max_failures: 50,
+            seed: 0,
+        }
+    }
+}
+
+/// What a meta step produced.
+#[derive(Debug)]
+pub struct ImproveOutcome {
+    pub child: PathBuf,
+    pub diff: ProgramDiff,
+    /// The unified diff, written next to the child as `<child>.diff`.
+    pub diff_path: PathBuf,
+    /// Validation errors of the child (`file:line: message`); empty when valid.
+    pub errors: Vec<String>,
+    /// The meta script's own failure, if it failed.
+    pub script_error: Option<String>,
+    /// The meta step's span tree.
+    pub trace: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImproveError {
+    #[error("the parent program {path} is invalid:\n{errors}")]
+    InvalidParent { path: PathBuf, errors: String },
+    #[error("preparing the child program: {0}")]
+    Edit(#[from] EditError),
+    #[error("reading failures from {path}: {message}")]
+    Failures { path: PathBuf, message: String },
+    #[error("writing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the parent's meta agent once and writes the child to `out`.
+pub async fn improve(
+    ctx: &RunContext,
+    parent_dir: &Path,
+    failures_dir: &Path,
+    out: &Path,
+    config: &ImproveConfig,
+) -> Result<ImproveOutcome, ImproveError> {
+    let parent = Program::load(parent_dir, &SandboxChecker).map_err(|errors| {
+        ImproveError::InvalidParent {
+            path: parent_dir.to_path_buf(),
+            errors: errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    })?;
+    let failures = read_failures(failures_dir, config.max_failures)?;
+    let child = ChildProgram::from_parent(parent_dir, out, config.edit_limits.clone())?;
+    let recorder = Recorder::new();
+    let root = recorder.start(
+        None,
+        SpanKind::Hyper,
+        "meta",
+        json!({"failures": failures.len()}),
+    );
+    let host = Arc::new(MetaHost {
+        parent: Arc::new(parent),
+        child: Mutex::new(child),
+        failures,
+        failures_dir: failures_dir.to_path_buf(),
+        ctx: ctx.clone(),
+        recorder: recorder.clone(),
+        span: root,
+        calls: AtomicU64::new(0),
+        max_calls: config.max_tool_calls,
+        seed: hyperagents_llm::seed::SeedPath::root(ctx.run_seed).index("meta", config.seed),
+    });
+    let meta = host.parent.meta().clone();
+    let code = host
+        .parent
+        .source(meta.script.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let source = ScriptSource {
+        file: meta.script.as_str().to_string(),
+        code,
+    };
+    let mut inputs = Map::new();
+    inputs.insert("failure_count".into(), json!(host.failures.len()));
+    let dyn_host: Arc<dyn HostFunctions> = host.clone();
+    let result = ctx.pool.run(&source, inputs, dyn_host).await;
+    recorder.finish(root, result.clone().map_err(|e| e.to_string()));
+
+    let errors = match Program::load(out, &SandboxChecker) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+    };
+    let diff = host.child.lock().await.diff_against(parent_dir)?;
+    let diff_path = diff_file(out);
+    fs_err::write(&diff_path, diff.unified()).map_err(|source| ImproveError::Io {
+        path: diff_path.clone(),
+        source,
+    })?;
+    let trace = render_tree(
+        &crate::trace::Trajectory {
+            header: crate::trace::EpisodeHeader {
+                domain: "meta".into(),
+                task: "improve".into(),
+                seed: config.seed,
+                program: host.parent.content_hash().to_hex(),
+                started_at_unix_ms: 0,
+            },
+            spans: recorder.spans(),
+            summary: None,
+        },
+        120,
+    );
+    Ok(ImproveOutcome {
+        child: out.to_path_buf(),
+        diff,
+        diff_path,
+        errors,
+        script_error: result.err().map(|e| e.to_string()),
+        trace,
+    })
+}
+
+/// `programs/child` → `programs/child.diff`.
+pub fn diff_file(child: &Path) -> PathBuf {
+    let mut name = child.as_os_str().to_owned();
+    name.push(".diff");
+    PathBuf::from(name)
+}
+
+/// The failed episodes' summaries under `dir` (`*.summary.json`, any depth).
+fn read_failures(dir: &Path, max: usize) -> Result<Vec<(PathBuf, EpisodeSummary)>, ImproveError> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let entries = fs_err::read_dir(&current).map_err(|e| ImproveError::Failures {
+            path: current.clone(),
+            message: e.to_string(),
+        })?;
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().ends_with(".summary.json") {
+                let text = fs_err::read_to_string(&path).map_err(|e| ImproveError::Failures {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                let summary: EpisodeSummary =
+                    serde_json::from_str(&text).map_err(|e| ImproveError::Failures {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                if !summary.success {
+                    let trajectory =
+                        PathBuf::from(path.to_string_lossy().trim_end_matches(".summary.json"));
+                    found.push((trajectory, summary));
+                }
+            }
+        }
+    }
+    found.truncate(max);
+    Ok(found)
+}
+
+struct MetaHost {
+    parent: Arc<Program>,
+    child: Mutex<ChildProgram>,
+    failures: Vec<(PathBuf, EpisodeSummary)>,
+    failures_dir: PathBuf,
+    ctx: RunContext,
+    recorder: Recorder,
+    span: crate::trace::SpanId,
+    calls: AtomicU64,
+    max_calls: u64,
+    seed: hyperagents_llm::seed::SeedPath,
+}
+
+impl MetaHost {
+    fn text_arg(
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+        index: usize,
+        name: &str,
+    ) -> Result<String, HostError> {
+        arg(args, kwargs, index, name)
+            .map(as_text)
+            .ok_or_else(|| raise("TypeError", format!("missing argument `{name}`")))
+    }
+
+    async fn edit(
+        &self,
+        function: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Value, HostError> {
+        let path = Self::text_arg(args, kwargs, 0, "path")?;
+        let mut child = self.child.lock().await;
+        let result = match function {
+            "replace" => child.replace(
+                &path,
+                &Self::text_arg(args, kwargs, 1, "old")?,
+                &Self::text_arg(args, kwargs, 2, "new")?,
+            ),
+            "insert" => {
+                let line = arg(args, kwargs, 1, "line")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| raise("TypeError", "insert() needs a line number".into()))?;
+                child.insert(
+                    &path,
+                    usize::try_from(line).unwrap_or(usize::MAX),
+                    &Self::text_arg(args, kwargs, 2, "text")?,
+                )
+            }
+            "write_file" => child.write(&path, &Self::text_arg(args, kwargs, 1, "content")?),
+            "delete_file" => child.delete(&path),
+            _ => {
+                return Err(raise(
+                    "NameError",
+                    format!("name '{function}' is not defined"),
+                ));
+            }
+        };
+        result
+            .map(|()| json!("ok"))
+            .map_err(|e| raise("ValueError", e.to_string()))
+    }
+}
+
+#[async_trait]
+impl HostFunctions for MetaHost {
+    fn functions(&self) -> Vec<String> {
+        [
+            "list_files",
+            "read_file",
+            "search",
+            "replace",
+            "insert",
+            "write_file",
+            "delete_file",
+            "failures",
+            "trajectory",
+            "check",
+            "llm",
+            "prompt",
+            "language_gaps",
+            "log",
+            "remember",
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+    }
+
+    async fn call(
+        &self,
+        function: &str,
+        args: Vec<ScriptValue>,
+        kwargs: Map<String, ScriptValue>,
+    ) -> Result<ScriptValue, HostError> {
+        let used = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        if used > self.max_calls {
+            return Err(HostError::Abort {
+                message: format!("the meta agent used all {} tool calls", self.max_calls),
+            });
+        }
+        let span = self.recorder.start(
+            Some(self.span),
+            if function == "llm" {
+                SpanKind::Llm
+            } else {
+                SpanKind::Tool
+            },
+            function,
+            json!({"args": args, "kwargs": kwargs}),
+        );
+        let result = self.dispatch(function, &args, &kwargs, span).await;
+        self.recorder.finish(
+            span,
+            result
+                .as_ref()
+                .map(|v| Value::String(clip(&as_text(v), 400)))
+                .map_err(|e| format!("{e:?}")),
+        );
+        result
+    }
+}
+
+impl MetaHost {
+    async fn dispatch(
+        &self,
+        function: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+        span: crate::trace::SpanId,
+    ) -> Result<Value, HostError> {
+        match function {
+            "list_files" => {
+                let dir = arg(args, kwargs, 0, "dir").map(as_text).unwrap_or_default();
+                let child = self.child.lock().await;
+                let entries = child
+                    .list(&dir)
+                    .map_err(|e| raise("ValueError", e.to_string()))?;
+                Ok(Value::Array(
+                    entries
+                        .iter()
+                        .map(|e| json!({"path": e.path.as_str(), "bytes": e.bytes}))
+                        .collect(),
+                ))
+            }
+            "read_file" => {
+                let path = Self::text_arg(args, kwargs, 0, "path")?;
+                let child = self.child.lock().await;
+                child
+                    .read(&path)
+                    .map(Value::String)
+                    .map_err(|e| raise("ValueError", e.to_string()))
+            }
+            "search" => {
+                let pattern = Self::text_arg(args, kwargs, 0, "pattern")?;
+                let regex = arg(args, kwargs, 1, "regex")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let pattern = if regex {
+                    Pattern::Regex(pattern)
+                } else {
+                    Pattern::Literal(pattern)
+                };
+                let child = self.child.lock().await;
+                let results = child
+                    .search(&pattern)
+                    .map_err(|e| raise("ValueError", e.to_string()))?;
+                Ok(Value::Array(
+                    results.hits.iter().map(|h| json!(h.to_string())).collect(),
+                ))
+            }
+            "replace" | "insert" | "write_file" | "delete_file" => {
+                self.edit(function, args, kwargs).await
+            }
+            "failures" => Ok(Value::Array(
+                self.failures
+                    .iter()
+                    .map(|(_, s)| {
+                        json!({
+                            "task": s.task,
+                            "seed": s.seed,
+                            "reason": s.reason,
+                            "stopped": s.stopped,
+                            "failed_at": s.failure.as_ref().map(|f| f.path.clone()),
+                            "error": s.failure.as_ref().map(|f| clip(&f.error, 600)),
+                            "steps": s.steps,
+                            "llm_calls": s.llm_calls,
+                        })
+                    })
+                    .collect(),
+            )),
+            "trajectory" => {
+                let task = Self::text_arg(args, kwargs, 0, "task")?;
+                let Some((path, _)) = self.failures.iter().find(|(_, s)| s.task == task) else {
+                    return Err(raise(
+                        "ValueError",
+                        format!(
+                            "no failed episode of task `{task}` under {}",
+                            self.failures_dir.display()
+                        ),
+                    ));
+                };
+                let trajectory =
+                    read_trajectory(path).map_err(|e| raise("ValueError", e.to_string()))?;
+                Ok(Value::String(clip(&render_tree(&trajectory, 200), 12_000)))
+            }
+            "check" => {
+                let root = self.child.lock().await.root().to_path_buf();
+                Ok(match Program::load(&root, &SandboxChecker) {
+                    Ok(_) => Value::Array(Vec::new()),
+                    Err(errors) => {
+                        Value::Array(errors.iter().map(|e| json!(e.to_string())).collect())
+                    }
+                })
+            }
+            "llm" => {
+                let call = self.calls.load(Ordering::Relaxed);
+                let request =
+                    llm_request(args, kwargs, self.seed.index("call", call).seed(), u64::MAX)?;
+                let model = self
+                    .ctx
+                    .router
+                    .model(self.parent.meta().model.as_str())
+                    .map_err(|e| raise("RuntimeError", e.to_string()))?;
+                let (value, usage, cost) =
+                    call_llm(model.as_ref(), self.ctx.router.prices(), request).await?;
+                self.recorder
+                    .charge(span, usage.input_tokens, usage.output_tokens, cost);
+                Ok(value)
+            }
+            "prompt" => {
+                let mut vars = kwargs.clone();
+                vars.entry("language_gaps".to_string())
+                    .or_insert_with(|| json!(LANGUAGE_GAPS));
+                self.parent
+                    .prompts()
+                    .render(self.parent.meta().prompt.as_str(), &vars)
+                    .map(Value::String)
+                    .map_err(|e| raise("KeyError", e.to_string()))
+            }
+            "language_gaps" => Ok(json!(LANGUAGE_GAPS)),
+            "log" => {
+                let message = args.iter().map(as_text).collect::<Vec<_>>().join(" ");
+                self.recorder.event(
+                    Some(self.span),
+                    SpanKind::Log,
+                    "log",
+                    Value::String(message),
+                );
+                Ok(Value::Null)
+            }
+            "remember" => {
+                let note = Self::text_arg(args, kwargs, 0, "note")?;
+                let mut child = self.child.lock().await;
+                let existing = child.read("memory/notes.md").unwrap_or_default();
+                child
+                    .write(
+                        "memory/notes.md",
+                        &format!("{existing}- {}\n", note.replace('\n', " ")),
+                    )
+                    .map(|()| Value::Null)
+                    .map_err(|e| raise("ValueError", e.to_string()))
+            }
+            other => Err(raise("NameError", format!("name '{other}' is not defined"))),
+        }
+    }
+}

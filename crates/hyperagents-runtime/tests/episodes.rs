@@ -1,0 +1,190 @@
+//! Episodes of the seed program through the real sandbox: delegation,
+//! skills, trajectories and budgets, with a scripted model double.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+
+use hyperagents_domain::JsonlSuite;
+use hyperagents_llm::ResponseFormat;
+use hyperagents_program::Program;
+use hyperagents_runtime::trace::{SpanKind, read_trajectory};
+use hyperagents_runtime::{SandboxChecker, run_episode};
+use support::{ScriptedModel, context, pool, seed_copy, seed_dir};
+
+const SUITE: &str = r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}
+{"id": "capital", "input": "What is the capital of France?", "expected": "Paris", "scorer": "contains"}
+"#;
+
+fn suite() -> JsonlSuite {
+    JsonlSuite::parse("jsonl:test", "test.jsonl", SUITE).unwrap()
+}
+
+/// Reasoning for free-text requests, `{"answer": …}` for JSON ones.
+fn answering(answer: &'static str) -> Arc<ScriptedModel> {
+    ScriptedModel::new(move |request| match request.response_format {
+        ResponseFormat::JsonSchema { .. } => format!(r#"{{"answer": "{answer}"}}"#),
+        ResponseFormat::Text => format!("Let me think. The answer is {answer}."),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_delegates_to_the_answerer_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = answering("4");
+    let ctx = context(model.clone(), pool(2).await, 40, dir.path());
+    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
+    let outcome = run_episode(&ctx, program, &suite(), "add", 3)
+        .await
+        .unwrap();
+    let s = &outcome.summary;
+    assert!(s.success, "{s:?}");
+    assert_eq!(s.llm_calls, 2, "reason + extract_answer");
+    assert_eq!(model.request_count(), 2);
+    assert!(s.failure.is_none(), "{:?}", s.failure);
+
+    let trajectory = read_trajectory(&outcome.trajectory).unwrap();
+    let kinds: Vec<(SpanKind, &str)> = trajectory
+        .spans
+        .iter()
+        .map(|s| (s.kind, s.name.as_str()))
+        .collect();
+    for expected in [
+        (SpanKind::Hyper, "hyper"),
+        (SpanKind::Task, "answerer"),
+        (SpanKind::Skill, "reason"),
+        (SpanKind::Skill, "extract_answer"),
+        (SpanKind::Llm, "llm"),
+        (SpanKind::Action, "answer"),
+    ] {
+        assert!(
+            kinds.contains(&expected),
+            "{expected:?} missing from {kinds:?}"
+        );
+    }
+    // The skill's LLM call hangs under the skill, under the task agent.
+    let skill = trajectory
+        .spans
+        .iter()
+        .find(|s| s.name == "extract_answer")
+        .unwrap();
+    let task = trajectory
+        .spans
+        .iter()
+        .find(|s| s.name == "answerer")
+        .unwrap();
+    assert_eq!(skill.parent, Some(task.id));
+    assert!(
+        trajectory
+            .spans
+            .iter()
+            .any(|s| s.kind == SpanKind::Llm && s.parent == Some(skill.id) && s.tokens_in > 0)
+    );
+    // The expected answer reached no prompt.
+    for request in model.requests.lock().unwrap().iter() {
+        let text = serde_json::to_string(&request.messages).unwrap();
+        assert!(!text.contains("\"expected\""), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_answer_fails_with_the_scorers_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = context(answering("Lyon"), pool(1).await, 40, dir.path());
+    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
+    let outcome = run_episode(&ctx, program, &suite(), "capital", 0)
+        .await
+        .unwrap();
+    assert!(!outcome.summary.success);
+    assert!(
+        outcome.summary.reason.contains("not found"),
+        "{}",
+        outcome.summary.reason
+    );
+    assert!(!outcome.summary.reason.contains("Paris"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_seeds_are_deterministic_and_distinct_per_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
+    let mut seeds = Vec::new();
+    for _ in 0..2 {
+        let model = answering("4");
+        let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+        run_episode(&ctx, program.clone(), &suite(), "add", 5)
+            .await
+            .unwrap();
+        seeds.push(
+            model
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|r| r.sampling.seed)
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(seeds[0], seeds[1], "the same episode makes the same calls");
+    assert_ne!(
+        seeds[0][0], seeds[0][1],
+        "distinct calls get distinct seeds"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_step_budget_stops_the_episode_and_a_greedy_program_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    // The program asks for far more steps than the run allows (caps: 3).
+    let manifest = std::fs::read_to_string(program_dir.join("hyperagent.toml")).unwrap();
+    std::fs::write(
+        program_dir.join("hyperagent.toml"),
+        manifest.replace("max_steps = 40", "max_steps = 100000"),
+    )
+    .unwrap();
+    // The answerer is made to loop on its reasoning skill.
+    std::fs::write(
+        program_dir.join("tasks/answerer/policy.py"),
+        "while True:\n    skill(\"reason\", {\"question\": goal})\n",
+    )
+    .unwrap();
+    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
+    let ctx = context(answering("4"), pool(1).await, 3, dir.path());
+    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
+        .await
+        .unwrap();
+    let s = &outcome.summary;
+    assert!(!s.success);
+    assert_eq!(s.steps, 3, "{s:?}");
+    let stopped = s.stopped.as_deref().unwrap_or_default();
+    assert!(stopped.contains("step budget spent (3 of 3)"), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_skill_is_the_recorded_failure_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    std::fs::write(
+        program_dir.join("skills/extract_answer/skill.py"),
+        "x = args[\"missing\"]\nx\n",
+    )
+    .unwrap();
+    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
+    let ctx = context(answering("4"), pool(1).await, 40, dir.path());
+    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
+        .await
+        .unwrap();
+    let failure = outcome.summary.failure.clone().expect("a failure point");
+    assert!(
+        failure.path.ends_with("answerer/extract_answer"),
+        "{failure:?}"
+    );
+    assert!(failure.error.contains("KeyError"), "{failure:?}");
+    assert!(
+        failure.error.contains("skills/extract_answer/skill.py"),
+        "{failure:?}"
+    );
+}

@@ -1,0 +1,90 @@
+# The meta agent: read the failures, ask the meta model for one edit, apply it,
+# validate the child, and retry with the errors if it was rejected.
+# Host functions: failures, trajectory, list_files, read_file, search, replace,
+# write_file, insert, delete_file, check, llm, prompt, language_gaps, log, remember.
+
+failed = failures()
+lines = []
+for f in failed[:6]:
+    lines.append("- task " + str(f["task"]) + ": " + str(f["reason"]) + "; failed at " + str(f["failed_at"]) + ": " + str(f["error"]))
+summary_text = "\n".join(lines)
+if summary_text == "":
+    summary_text = "(no failures were recorded)"
+
+detail = ""
+if len(failed) > 0:
+    try:
+        detail = trajectory(failed[0]["task"])[:2500]
+    except ValueError:
+        detail = ""
+
+listing = list_files("")
+paths = [entry["path"] for entry in listing]
+files_text = "\n".join(["- " + p for p in paths])
+
+# Show the files an episode runs through first: the manifest, then prompts and scripts.
+shown = []
+budget_chars = 6000
+for p in paths:
+    if p.startswith("meta/") or p.startswith("memory/"):
+        continue
+    text = read_file(p)
+    if len(text) > 1500:
+        text = text[:1500] + "\n..."
+    if budget_chars - len(text) < 0:
+        break
+    budget_chars = budget_chars - len(text)
+    shown.append("### " + p + "\n" + text)
+sources = "\n\n".join(shown)
+
+schema = {
+    "type": "object",
+    "properties": {
+        "reason": {"type": "string", "maxLength": 300},
+        "path": {"type": "string", "enum": paths},
+        "operation": {"type": "string", "enum": ["replace", "write"]},
+        "old": {"type": "string", "maxLength": 1500},
+        "new": {"type": "string", "maxLength": 3000},
+    },
+    "required": ["reason", "path", "operation", "old", "new"],
+}
+
+previous = ""
+applied = False
+attempt = 0
+while attempt < 3 and not applied:
+    attempt = attempt + 1
+    text = prompt(failures=summary_text, detail=detail, files=files_text, sources=sources, previous=previous)
+    try:
+        edit = llm(text, schema=schema, max_tokens=900, temperature=0.7)
+    except ValueError as error:
+        previous = "your reply was not valid JSON: " + str(error)[:200]
+        continue
+    path = edit["path"]
+    before = None
+    try:
+        before = read_file(path)
+    except ValueError:
+        before = None
+    try:
+        if edit["operation"] == "write":
+            write_file(path, edit["new"])
+        else:
+            replace(path, edit["old"], edit["new"])
+    except ValueError as error:
+        previous = "the edit could not be applied: " + str(error)[:300]
+        log(previous)
+        continue
+    errors = check()
+    if len(errors) > 0:
+        if before is None:
+            delete_file(path)
+        else:
+            write_file(path, before)
+        previous = "the edited program is invalid: " + "; ".join(errors)[:400]
+        log(previous)
+        continue
+    applied = True
+    remember("edited " + path + ": " + str(edit["reason"])[:200])
+    log("applied an edit to " + path)
+applied
