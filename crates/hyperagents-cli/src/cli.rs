@@ -188,6 +188,9 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Framework overhead per step and episode concurrency, against a model
+    /// double with a fixed latency (the sandbox workers are real).
+    Runtime(BenchRuntimeArgs),
     /// Prompt and generation tokens/s, one sequence vs. four concurrent.
     Embedded {
         /// The catalog model to measure.
@@ -203,4 +206,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeats: u32,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRuntimeArgs {
+    /// The program to run (its answerer path is exercised).
+    #[arg(long, default_value = "programs/seed")]
+    pub program: PathBuf,
+    /// Latency of each model call of the double, milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub latency_ms: u64,
+    /// Where to write the report section.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub out: PathBuf,
 }

@@ -22,6 +22,7 @@ const REFERENCE_GEN4_TPS: f64 = 148.0;
 
 pub async fn run(settings: Settings, command: BenchCommand) -> Result<ExitCode> {
     match command {
+        BenchCommand::Runtime(args) => super::bench_runtime::run(settings, args).await,
         BenchCommand::Embedded {
             model,
             out,
@@ -61,7 +62,7 @@ pub async fn run(settings: Settings, command: BenchCommand) -> Result<ExitCode> 
                 four_step_ms: pick(&four, |r| r.step_ms),
             };
             let report = render(&model, threads, tokens, repeats, &figures);
-            std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
+            write_section(&out, "embedded", &report)?;
             print!("{report}");
             Ok(ExitCode::SUCCESS)
         }
@@ -182,7 +183,7 @@ fn render(model: &str, threads: usize, tokens: u32, repeats: u32, figures: &Figu
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
-    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(s, "## Embedded engine ({model})\n");
     let _ = writeln!(
         s,
         "Written by `hyperagents bench embedded --model {model} --tokens {tokens} --repeats {repeats}`;"
@@ -191,7 +192,6 @@ fn render(model: &str, threads: usize, tokens: u32, repeats: u32, figures: &Figu
         s,
         "medians of {repeats} rounds. Machine: {cores} cores; embedded thread budget: {threads}.\n"
     );
-    let _ = writeln!(s, "## Embedded engine ({model})\n");
     let _ = writeln!(
         s,
         "| measure | this run | reference (DESIGN.md, 2 threads) |"
@@ -227,4 +227,33 @@ fn render(model: &str, threads: usize, tokens: u32, repeats: u32, figures: &Figu
          processing and early-stopping tails are excluded."
     );
     s
+}
+
+/// Replaces (or appends) the section `name` of the benchmarks file, so each
+/// bench command rewrites only its own part.
+pub(super) fn write_section(path: &std::path::Path, name: &str, body: &str) -> Result<()> {
+    let begin = format!("<!-- bench:{name} -->");
+    let end = format!("<!-- /bench:{name} -->");
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let mut text = if existing.trim().is_empty() {
+        "# Benchmarks\n\nEach section is written by the command it names; rerun it to refresh.\n"
+            .to_string()
+    } else {
+        existing.clone()
+    };
+    let block = format!("{begin}\n{body}{end}\n");
+    match (text.find(&begin), text.find(&end)) {
+        (Some(a), Some(b)) if b > a => {
+            let mut stop = b + end.len();
+            if text[stop..].starts_with('\n') {
+                stop += 1;
+            }
+            text.replace_range(a..stop, &block);
+        }
+        _ => {
+            text.push('\n');
+            text.push_str(&block);
+        }
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit status.
 
 mod bench;
+mod bench_runtime;
 mod chat;
 mod config;
 mod models;

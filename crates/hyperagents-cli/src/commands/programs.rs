@@ -58,7 +58,7 @@ fn load_program(dir: &std::path::Path) -> Result<Program> {
 }
 
 /// The script pool the settings describe.
-async fn start_pool(settings: &Settings) -> Result<ScriptPool> {
+pub(super) async fn start_pool(settings: &Settings) -> Result<ScriptPool> {
     let s = &settings.sandbox;
     let worker = locate_worker().context("finding the sandbox worker")?;
     // `with_limits` also sizes the OS memory cap above the allocator's own.
