@@ -214,7 +214,7 @@ pub struct BenchRuntimeArgs {
     #[arg(long, default_value = "programs/seed")]
     pub program: PathBuf,
     /// Latency of each model call of the double, milliseconds.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 500)]
     pub latency_ms: u64,
     /// Where to write the report section.
     #[arg(long, default_value = "BENCHMARKS.md")]

@@ -12,7 +12,10 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use crate::scorer::{Scorer, ScorerSpec};
-use crate::{ActionOutcome, ActionSpec, Domain, DomainError, Environment, Score, answer_action};
+use crate::{
+    ActionOutcome, ActionSpec, Domain, DomainError, Environment, Score, answer_action,
+    calculator_tool, run_calculator,
+};
 
 /// One task of a suite.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +219,24 @@ impl Environment for QaEnvironment {
 
     fn is_done(&self) -> bool {
         self.answer.is_some()
+    }
+
+    fn tools(&self) -> Vec<ActionSpec> {
+        vec![calculator_tool()]
+    }
+
+    async fn call_tool(
+        &mut self,
+        name: &str,
+        args: &serde_json::Value,
+    ) -> Result<String, DomainError> {
+        match name {
+            "calculator" => run_calculator(args),
+            other => Err(DomainError::UnknownAction {
+                name: other.to_string(),
+                available: "calculator".into(),
+            }),
+        }
     }
 
     async fn score(&mut self) -> Result<Score, DomainError> {

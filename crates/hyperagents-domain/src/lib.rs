@@ -8,6 +8,7 @@
 //! expected answer: the runtime hands agents only what this interface
 //! returns before `score`.
 
+pub mod calculator;
 pub mod jsonl;
 pub mod scorer;
 
@@ -103,6 +104,23 @@ pub trait Environment: Send {
     ) -> Result<ActionOutcome, DomainError>;
     /// Whether the episode has ended.
     fn is_done(&self) -> bool;
+    /// Tools the agent may call besides actions (a calculator, a file
+    /// reader, …); they inform, they do not change the world or end the
+    /// episode.
+    fn tools(&self) -> Vec<ActionSpec> {
+        Vec::new()
+    }
+    /// Calls a tool; the result is text for the agent.
+    async fn call_tool(
+        &mut self,
+        name: &str,
+        _args: &serde_json::Value,
+    ) -> Result<String, DomainError> {
+        Err(DomainError::UnknownAction {
+            name: name.to_string(),
+            available: String::new(),
+        })
+    }
     /// Scores the episode; called by the host after the agent is done.
     async fn score(&mut self) -> Result<Score, DomainError>;
 }
@@ -118,4 +136,37 @@ pub fn answer_action() -> ActionSpec {
             "required": ["text"]
         }),
     }
+}
+
+/// The `calculator` tool question-answering environments offer.
+pub fn calculator_tool() -> ActionSpec {
+    ActionSpec {
+        name: "calculator".into(),
+        description: "Evaluates an arithmetic expression (+ - * / % ^ and parentheses).".into(),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {"expression": {"type": "string"}},
+            "required": ["expression"]
+        }),
+    }
+}
+
+/// Runs the calculator tool on `{"expression": …}` (or a bare string).
+pub fn run_calculator(args: &serde_json::Value) -> Result<String, DomainError> {
+    let expression = match args {
+        serde_json::Value::String(s) => s.as_str(),
+        other => other
+            .get("expression")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| DomainError::BadArguments {
+                action: "calculator".into(),
+                message: "missing `expression`".into(),
+            })?,
+    };
+    calculator::evaluate(expression)
+        .map(calculator::format_number)
+        .map_err(|message| DomainError::BadArguments {
+            action: "calculator".into(),
+            message,
+        })
 }

@@ -76,6 +76,23 @@ async fn an_episode_answers_once_and_is_scored() {
     assert!(!score.reason.contains("Paris"));
 
     let mut env = suite.reset("add", 0).await.unwrap();
+    assert_eq!(env.tools()[0].name, "calculator");
+    assert_eq!(
+        env.call_tool("calculator", &serde_json::json!({"expression": "6*7"}))
+            .await
+            .unwrap(),
+        "42"
+    );
+    assert!(
+        env.call_tool("calculator", &serde_json::json!({"expression": "1/0"}))
+            .await
+            .is_err()
+    );
+    assert!(
+        env.call_tool("shell", &serde_json::json!({}))
+            .await
+            .is_err()
+    );
     env.act("answer", &serde_json::json!("five")).await.unwrap();
     assert!(!env.score().await.unwrap().success);
     assert!(matches!(

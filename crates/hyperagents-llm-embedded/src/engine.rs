@@ -722,12 +722,20 @@ fn build_sampler(
     if sampling.temperature <= 0.0 {
         chain.push(LlamaSampler::greedy());
     } else {
+        // A top-k cut first, as llama.cpp's own default chain does: top-p
+        // alone sorts the whole vocabulary (49k entries for SmolLM2) for
+        // every token of every sequence, ~1 ms on the engine thread while
+        // the compute threads wait.
+        chain.push(LlamaSampler::top_k(SAMPLING_TOP_K));
         chain.push(LlamaSampler::top_p(sampling.top_p.clamp(0.0, 1.0), 1));
         chain.push(LlamaSampler::temp(sampling.temperature));
         chain.push(LlamaSampler::dist(fold_seed(sampling.seed)));
     }
     Ok(LlamaSampler::chain_simple(chain))
 }
+
+/// Candidates kept before top-p; llama.cpp's default.
+const SAMPLING_TOP_K: i32 = 40;
 
 /// llama.cpp seeds are 32-bit; fold the 64-bit seed so both halves count.
 fn fold_seed(seed: u64) -> u32 {

@@ -10,6 +10,7 @@
 //! | `delegate(agent, goal, context=None)` | hyper, task agents with sub-agents | runs a task agent's policy; returns its result |
 //! | `skill(name, args=None)` | task agents | runs a skill (script, or prompt → model); one step |
 //! | `observe()`, `actions()`, `act(name, args=None)`, `answer(text)`, `done()` | all | the environment; `act` is one step |
+//! | `tools()`, `tool(name, args=None)` | all | the environment's tools (a calculator, …); one step |
 //! | `agents()`, `skills()` | hyper, task | what this agent may call, with descriptions |
 //! | `log(message)`, `remember(note)`, `budget()` | all | trace notes, memory notes, what is left |
 
@@ -385,8 +386,8 @@ impl AgentHost {
 impl HostFunctions for AgentHost {
     fn functions(&self) -> Vec<String> {
         let mut names: Vec<&str> = vec![
-            "llm", "prompt", "observe", "actions", "act", "answer", "done", "log", "remember",
-            "budget",
+            "llm", "prompt", "observe", "actions", "act", "answer", "done", "tools", "tool", "log",
+            "remember", "budget",
         ];
         match self.level {
             AgentLevel::Hyper => names.extend(["delegate", "agents"]),
@@ -447,6 +448,40 @@ impl HostFunctions for AgentHost {
                 self.act("answer".into(), json!({"text": text})).await
             }
             "done" => Ok(Value::Bool(self.state.env.lock().await.is_done())),
+            "tools" => {
+                let env = self.state.env.lock().await;
+                Ok(Value::Array(
+                    env.tools()
+                        .into_iter()
+                        .map(|t| json!({"name": t.name, "description": t.description, "parameters": t.parameters}))
+                        .collect(),
+                ))
+            }
+            "tool" => {
+                let name = arg(&args, &kwargs, 0, "name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                let Some(name) = name else {
+                    return Err(raise("TypeError", "tool() needs a tool name".into()));
+                };
+                let tool_args = arg(&args, &kwargs, 1, "args")
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(Map::new()));
+                self.take_step()?;
+                self.traced(
+                    SpanKind::Tool,
+                    &name.clone(),
+                    tool_args.clone(),
+                    |_| async move {
+                        let mut env = self.state.env.lock().await;
+                        env.call_tool(&name, &tool_args)
+                            .await
+                            .map(Value::String)
+                            .map_err(|e| raise("ValueError", e.to_string()))
+                    },
+                )
+                .await
+            }
             "agents" => {
                 let program = &self.state.program;
                 Ok(Value::Array(

@@ -299,7 +299,7 @@ pub fn write_trajectory(
     let partial = path.with_extension("partial");
     {
         let file = fs_err::File::create(&partial).map_err(io)?;
-        let mut out = GzEncoder::new(std::io::BufWriter::new(file), Compression::default());
+        let mut out = GzEncoder::new(std::io::BufWriter::new(file), Compression::fast());
         let mut write_line = |line: &Line| -> std::io::Result<()> {
             serde_json::to_writer(&mut out, line)?;
             out.write_all(b"\n")

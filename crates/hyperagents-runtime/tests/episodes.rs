@@ -188,3 +188,84 @@ async fn a_failing_skill_is_the_recorded_failure_point() {
         "{failure:?}"
     );
 }
+
+/// Answers with the number N found as "Question N" in the prompt.
+fn echo_question_number() -> Arc<ScriptedModel> {
+    ScriptedModel::new(|request| {
+        let text = serde_json::to_string(&request.messages).unwrap();
+        let n: String = text
+            .split("Question ")
+            .nth(1)
+            .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect())
+            .unwrap_or_default();
+        match request.response_format {
+            ResponseFormat::JsonSchema { .. } => format!(r#"{{"answer": "{n}"}}"#),
+            ResponseFormat::Text => format!("The answer is {n}."),
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_episodes_share_two_workers_and_keep_to_their_own_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..100)
+        .map(|i| format!(r#"{{"id": "q{i}", "input": "Question {i}: what number is this?", "expected": {i}, "scorer": "numeric"}}"#))
+        .collect();
+    let suite = Arc::new(JsonlSuite::parse("jsonl:many", "many.jsonl", &lines.join("\n")).unwrap());
+    let pool = pool(2).await;
+    let ctx = context(echo_question_number(), pool.clone(), 40, dir.path());
+    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (ctx, program, suite) = (ctx.clone(), program.clone(), suite.clone());
+        tasks.push(tokio::spawn(async move {
+            run_episode(&ctx, program, suite.as_ref(), &format!("q{i}"), 0).await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.unwrap().unwrap();
+        assert!(outcome.summary.success, "q{i}: {:?}", outcome.summary);
+        let trajectory = read_trajectory(&outcome.trajectory).unwrap();
+        assert_eq!(trajectory.header.task, format!("q{i}"));
+        let text = serde_json::to_string(
+            &trajectory
+                .spans
+                .iter()
+                .map(|s| (&s.input, &s.output))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        assert!(text.contains(&format!("Question {i}:")), "q{i}");
+        let others = text.matches("Question ").count();
+        let own = text.matches(&format!("Question {i}:")).count();
+        assert_eq!(others, own, "q{i}'s trajectory mentions another task");
+    }
+    let stats = pool.stats();
+    assert!(stats.max_workers_alive <= 2, "{stats:?}");
+    assert!(stats.runs_started >= 300, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_answer_through_the_environment_and_are_traced() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    std::fs::write(
+        program_dir.join("tasks/answerer/policy.py"),
+        "names = [t[\"name\"] for t in tools()]\nresult = tool(\"calculator\", {\"expression\": \"2+2\"})\nanswer(result)\nresult\n",
+    )
+    .unwrap();
+    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
+    let ctx = context(answering("unused"), pool(1).await, 40, dir.path());
+    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
+        .await
+        .unwrap();
+    assert!(outcome.summary.success, "{:?}", outcome.summary);
+    let trajectory = read_trajectory(&outcome.trajectory).unwrap();
+    let tool = trajectory
+        .spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Tool)
+        .expect("a tool span");
+    assert_eq!(tool.name, "calculator");
+    assert_eq!(tool.output, Some(serde_json::json!("4")));
+}
