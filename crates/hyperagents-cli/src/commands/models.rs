@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use hyperagents_models::{
-    Catalog, ModelReport, ModelStatus, ModelStore, Phase, PipConfig, ProgressEvent,
+    Catalog, ModelError, ModelReport, ModelSpec, ModelStatus, ModelStore, Phase, PipConfig,
+    Progress, ProgressEvent,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -26,26 +27,13 @@ pub async fn run(settings: Settings, command: ModelsCommand) -> Result<ExitCode>
             });
             for name in names {
                 let spec = catalog.get(&name)?.clone();
-                let store = store.clone();
-                let bar = byte_bar();
-                let report = {
-                    let bar = bar.clone();
-                    tokio::task::spawn_blocking(move || {
-                        store.pull(&spec, &mut |event: &ProgressEvent<'_>| show(&bar, event))
-                    })
-                    .await
-                    .context("the pull task panicked")?
-                    .with_context(|| format!("pulling model `{name}`"))?
+                let report = with_bar(&store, spec, "pulling", ModelStore::pull).await?;
+                let what = if report.already_present {
+                    "present"
+                } else {
+                    "pulled"
                 };
-                bar.finish_and_clear();
-                print_report(
-                    &report,
-                    if report.already_present {
-                        "present"
-                    } else {
-                        "pulled"
-                    },
-                );
+                print_report(&report, what);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -85,23 +73,38 @@ pub async fn run(settings: Settings, command: ModelsCommand) -> Result<ExitCode>
             };
             for name in names {
                 let spec = catalog.get(&name)?.clone();
-                let store = store.clone();
-                let bar = byte_bar();
-                let report = {
-                    let bar = bar.clone();
-                    tokio::task::spawn_blocking(move || {
-                        store.verify(&spec, &mut |event: &ProgressEvent<'_>| show(&bar, event))
-                    })
-                    .await
-                    .context("the verify task panicked")?
-                    .with_context(|| format!("verifying model `{name}`"))?
-                };
-                bar.finish_and_clear();
+                let report = with_bar(&store, spec, "verifying", ModelStore::verify).await?;
                 print_report(&report, "verified");
             }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a blocking pull or verify of `spec` off the async runtime, drawing
+/// its progress as a byte bar.
+async fn with_bar(
+    store: &ModelStore,
+    spec: ModelSpec,
+    doing: &'static str,
+    op: fn(&ModelStore, &ModelSpec, &mut dyn Progress) -> Result<ModelReport, ModelError>,
+) -> Result<ModelReport> {
+    let store = store.clone();
+    let bar = byte_bar();
+    let name = spec.name.to_string();
+    let report = {
+        let bar = bar.clone();
+        tokio::task::spawn_blocking(move || {
+            op(&store, &spec, &mut |event: &ProgressEvent<'_>| {
+                show(&bar, event)
+            })
+        })
+        .await
+        .with_context(|| format!("the {doing} task panicked"))?
+        .with_context(|| format!("{doing} model `{name}`"))?
+    };
+    bar.finish_and_clear();
+    Ok(report)
 }
 
 /// The embedded models that some role is bound to.
