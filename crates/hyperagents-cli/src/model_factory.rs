@@ -19,6 +19,23 @@ use secrecy::ExposeSecret;
 
 use crate::settings::{ModelSettings, Settings};
 
+/// Applies the `[http]` settings to either provider's config; both have the
+/// same builder methods but no common trait.
+macro_rules! with_http_settings {
+    ($config:expr, $http:expr) => {{
+        let h = $http;
+        $config
+            .with_request_timeout(Duration::from_secs_f64(h.timeout_secs))
+            .with_connect_timeout(Duration::from_secs_f64(h.connect_timeout_secs))
+            .with_retry(RetryPolicy {
+                max_retries: h.max_retries,
+                ..RetryPolicy::default()
+            })
+            .with_max_concurrency(h.max_concurrency)
+            .with_stream(h.stream)
+    }};
+}
+
 /// Builds models from settings; embedded models are loaded once and shared.
 pub struct ModelFactory {
     settings: Settings,
@@ -120,7 +137,7 @@ impl ModelFactory {
                 if let Some(key) = &s.openai.api_key {
                     config = config.with_api_key(key.expose_secret());
                 }
-                let config = self.http_common_openai(config);
+                let config = with_http_settings!(config, &self.settings.http);
                 Arc::new(
                     OpenAiChat::new(config)
                         .context("configuring the OpenAI-compatible provider")?,
@@ -136,7 +153,7 @@ impl ModelFactory {
                         "the Anthropic provider needs ANTHROPIC_API_KEY (or anthropic.api_key in the settings)"
                     ),
                 }
-                let config = self.http_common_anthropic(config);
+                let config = with_http_settings!(config, &self.settings.http);
                 Arc::new(AnthropicChat::new(config).context("configuring the Anthropic provider")?)
             }
         };
@@ -144,32 +161,6 @@ impl ModelFactory {
             Some(cache) => Arc::new(CachedModel::new(provider, cache.clone(), self.cache_mode)),
             None => provider,
         })
-    }
-
-    fn http_common_openai(&self, config: OpenAiConfig) -> OpenAiConfig {
-        let h = &self.settings.http;
-        config
-            .with_request_timeout(Duration::from_secs_f64(h.timeout_secs))
-            .with_connect_timeout(Duration::from_secs_f64(h.connect_timeout_secs))
-            .with_retry(RetryPolicy {
-                max_retries: h.max_retries,
-                ..RetryPolicy::default()
-            })
-            .with_max_concurrency(h.max_concurrency)
-            .with_stream(h.stream)
-    }
-
-    fn http_common_anthropic(&self, config: AnthropicConfig) -> AnthropicConfig {
-        let h = &self.settings.http;
-        config
-            .with_request_timeout(Duration::from_secs_f64(h.timeout_secs))
-            .with_connect_timeout(Duration::from_secs_f64(h.connect_timeout_secs))
-            .with_retry(RetryPolicy {
-                max_retries: h.max_retries,
-                ..RetryPolicy::default()
-            })
-            .with_max_concurrency(h.max_concurrency)
-            .with_stream(h.stream)
     }
 
     /// Loads a pulled catalog model once per process.

@@ -82,6 +82,28 @@ fn caps(settings: &Settings) -> RunCaps {
     }
 }
 
+/// Sandbox workers plus a router with the given aliases bound to the
+/// models the settings name for them.
+async fn run_context(
+    settings: &Settings,
+    aliases: BTreeSet<&str>,
+    traces_dir: std::path::PathBuf,
+) -> Result<RunContext> {
+    let pool = Arc::new(start_pool(settings).await?);
+    let mut factory = ModelFactory::new(settings.clone())?;
+    let mut router = factory.router();
+    for alias in aliases {
+        factory.bind(&mut router, alias, alias).await?;
+    }
+    Ok(RunContext {
+        router,
+        pool,
+        caps: caps(settings),
+        run_seed: settings.run.seed,
+        traces_dir,
+    })
+}
+
 pub async fn run(settings: Settings, args: RunArgs) -> Result<ExitCode> {
     let program = Arc::new(load_program(&args.program)?);
     let suite = JsonlSuite::load(&args.suite)?;
@@ -92,25 +114,13 @@ pub async fn run(settings: Settings, args: RunArgs) -> Result<ExitCode> {
             .join("traces")
             .join(&program.content_hash().to_hex()[..16])
     });
-    let pool = Arc::new(start_pool(&settings).await?);
-    let mut factory = ModelFactory::new(settings.clone())?;
-    let mut router = factory.router();
     // Bind only the aliases this program uses: loading a model is not free.
     let m = program.manifest();
     let aliases: BTreeSet<&str> = std::iter::once(m.hyper.model.as_str())
         .chain(m.agents.iter().map(|a| a.model.as_str()))
         .chain(m.skills.iter().map(|s| s.model.as_str()))
         .collect();
-    for alias in aliases {
-        factory.bind(&mut router, alias, alias).await?;
-    }
-    let ctx = RunContext {
-        router,
-        pool,
-        caps: caps(&settings),
-        run_seed: settings.run.seed,
-        traces_dir: traces,
-    };
+    let ctx = run_context(&settings, aliases, traces).await?;
     let outcome = run_episode(&ctx, program, &suite, &args.task, args.seed).await?;
     let s = &outcome.summary;
     println!(
@@ -153,18 +163,8 @@ pub async fn improve(settings: Settings, args: ImproveArgs) -> Result<ExitCode> 
         );
     }
     let parent = load_program(&args.program)?;
-    let pool = Arc::new(start_pool(&settings).await?);
-    let mut factory = ModelFactory::new(settings.clone())?;
-    let mut router = factory.router();
-    let alias = parent.meta().model.as_str();
-    factory.bind(&mut router, alias, alias).await?;
-    let ctx = RunContext {
-        router,
-        pool,
-        caps: caps(&settings),
-        run_seed: settings.run.seed,
-        traces_dir: settings.cache_dir().join("traces"),
-    };
+    let aliases = BTreeSet::from([parent.meta().model.as_str()]);
+    let ctx = run_context(&settings, aliases, settings.cache_dir().join("traces")).await?;
     let config = ImproveConfig {
         seed: args.seed,
         ..ImproveConfig::default()
