@@ -27,10 +27,12 @@ print_phases() {
 }
 
 # Debian packages needed to build llama.cpp (cmake, a C++ compiler, libclang
-# for bindgen) and to fetch models (python3 with pip). Installs only what is
-# missing, so a warm machine spends no time here.
+# for bindgen), to fetch models and benchmark data (python3 with pip), and to
+# run web tasks (chromium, with a font so pages lay out text). Installs only
+# what is missing, so a warm machine spends no time here.
 install_apt_packages() {
-  local wanted=(cmake clang libclang-dev g++ make pkg-config python3 python3-pip ca-certificates)
+  local wanted=(cmake clang libclang-dev g++ make pkg-config python3 python3-pip python3-venv
+    ca-certificates chromium fonts-liberation)
   local missing=()
   local pkg
   for pkg in "${wanted[@]}"; do
@@ -40,7 +42,11 @@ install_apt_packages() {
   if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
     local filtered=()
     for pkg in "${missing[@]}"; do
-      case "$pkg" in python3|python3-pip) ;; *) filtered+=("$pkg") ;; esac
+      case "$pkg" in
+        python3|python3-pip) ;;
+        python3-venv) python3 -c "import venv, ensurepip" 2>/dev/null || filtered+=("$pkg") ;;
+        *) filtered+=("$pkg") ;;
+      esac
     done
     missing=("${filtered[@]}")
   fi
@@ -60,6 +66,26 @@ install_apt_packages() {
 # differently and make Cargo rebuild llama.cpp (minutes) a second time.
 build_all() {
   cargo build --locked --workspace --all-targets
+}
+
+# MiniWoB++ pages and WebArena configs, unpacked into the cache dir.
+pull_data() {
+  "$HYPERAGENTS_BIN" data pull
+}
+
+# A Python environment holding webarena-verified's own evaluator and its
+# dependencies: tests compare our WebArena verdicts with it. Skipped when it
+# already imports.
+WEBARENA_VENV="$HYPERAGENTS_CACHE_DIR/venv"
+webarena_reference_venv() {
+  if [ -x "$WEBARENA_VENV/bin/python" ] \
+    && "$WEBARENA_VENV/bin/python" -c "import compact_json, nltk, pydantic" 2>/dev/null; then
+    echo "venv: present"
+    return
+  fi
+  python3 -m venv "$WEBARENA_VENV"
+  "$WEBARENA_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "webarena-verified==1.2.3" nltk
 }
 
 pull_models() {

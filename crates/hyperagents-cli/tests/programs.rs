@@ -3,34 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hyperagents"));
-    for var in [
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "ANTHROPIC_API_KEY",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.current_dir(dir)
-        .env("XDG_CONFIG_HOME", "/nonexistent-hyperagents-test")
-        .env("HYPERAGENTS_CACHE__MODE", "off")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{repo, run, text};
 
 fn copy_seed(dir: &Path) -> PathBuf {
     let target = dir.join("program");

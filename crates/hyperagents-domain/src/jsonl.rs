@@ -1,20 +1,29 @@
 //! JSONL task suites: one task per line,
 //! `{"id": "...", "input": "...", "expected": "...", "scorer": "exact"}`.
 //!
-//! `scorer` is `exact` (default), `contains`, `regex`, `numeric`, or an
-//! object with options (`{"type": "numeric", "tolerance": 0.01,
-//! "relative": true}`, `{"type": "contains", "max_len": 100}`). Blank lines
-//! and lines starting with `#` are skipped. Errors name the file and line.
+//! `scorer` is `exact` (default), `contains`, `regex`, `numeric`, `judge`,
+//! or an object with options (`{"type": "numeric", "tolerance": 0.01,
+//! "relative": true}`, `{"type": "contains", "max_len": 100}`,
+//! `{"type": "command", "command": ["python3", "check.py"],
+//! "timeout_secs": 10}` — see [`crate::scorer`]). Blank lines and lines
+//! starting with `#` are skipped. Errors name the file and line. An
+//! optional `"split": "test"` marks a held-out task (default `train`).
+//!
+//! Tasks scored by `judge` need a judge supplied with
+//! [`JsonlSuite::with_judge`]; without one their scoring fails with a clear
+//! error. `command` scorers run in the suite file's directory.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::scorer::{Scorer, ScorerSpec};
+use crate::judge::Judge;
+use crate::scorer::{Scorer, ScorerSpec, ScoringContext};
 use crate::{
     ActionOutcome, ActionSpec, Domain, DomainError, Environment, Score, answer_action,
-    calculator_tool, run_calculator,
+    calculator_tool, record_answer, run_calculator,
 };
 
 /// One task of a suite.
@@ -25,12 +34,23 @@ pub struct JsonlTask {
     /// Kept on the host side: never part of an observation.
     expected: String,
     scorer: Scorer,
+    /// `train` (the default) or `test`: which split the task belongs to.
+    pub split: Split,
 }
 
 impl JsonlTask {
     pub fn scorer(&self) -> &Scorer {
         &self.scorer
     }
+}
+
+/// The split a task belongs to. Test tasks are for held-out scoring only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    #[default]
+    Train,
+    Test,
 }
 
 #[derive(Deserialize)]
@@ -41,13 +61,35 @@ struct Line {
     expected: serde_json::Value,
     #[serde(default)]
     scorer: Option<ScorerSpec>,
+    #[serde(default)]
+    split: Split,
 }
 
 /// A suite read from a JSONL file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JsonlSuite {
     name: String,
     tasks: Vec<JsonlTask>,
+    scoring: Arc<ScoringSetup>,
+}
+
+/// What episodes of a suite need to score beyond the task itself.
+#[derive(Default)]
+struct ScoringSetup {
+    judge: Option<Arc<dyn Judge>>,
+    /// The suite file's directory, where `command` scorers run.
+    dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for JsonlSuite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonlSuite")
+            .field("name", &self.name)
+            .field("tasks", &self.tasks.len())
+            .field("judge", &self.scoring.judge.is_some())
+            .field("dir", &self.scoring.dir)
+            .finish()
+    }
 }
 
 impl JsonlSuite {
@@ -64,10 +106,26 @@ impl JsonlSuite {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| file.clone())
         );
-        Self::parse(&name, &file, &text)
+        let mut suite = Self::parse(&name, &file, &text)?;
+        // Absolute, so `command` scorers find their files whatever the
+        // current directory is when they run.
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = std::path::absolute(dir).map_err(|source| DomainError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        suite.scoring = Arc::new(ScoringSetup {
+            judge: None,
+            dir: Some(dir),
+        });
+        Ok(suite)
     }
 
-    /// Parses suite text; `file` is used in error messages.
+    /// Parses suite text; `file` is used in error messages and its directory
+    /// (if it has one) is where `command` scorers run.
     pub fn parse(name: &str, file: &str, text: &str) -> Result<Self, DomainError> {
         let mut tasks: Vec<JsonlTask> = Vec::new();
         let error = |line: usize, message: String| DomainError::Parse {
@@ -120,15 +178,51 @@ impl JsonlSuite {
                 input: line.input,
                 expected,
                 scorer,
+                split: line.split,
             });
         }
         if tasks.is_empty() {
             return Err(error(1, "the suite holds no tasks".into()));
         }
+        let dir = Path::new(file)
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map(Path::to_path_buf);
         Ok(Self {
             name: name.to_string(),
             tasks,
+            scoring: Arc::new(ScoringSetup { judge: None, dir }),
         })
+    }
+
+    /// Supplies the judge for tasks scored by `judge`.
+    pub fn with_judge(mut self, judge: Arc<dyn Judge>) -> Self {
+        self.scoring = Arc::new(ScoringSetup {
+            judge: Some(judge),
+            dir: self.scoring.dir.clone(),
+        });
+        self
+    }
+
+    /// Whether any task is scored by a judge (so a caller can insist on one
+    /// before running anything).
+    pub fn needs_judge(&self) -> bool {
+        self.tasks.iter().any(|t| t.scorer.needs_judge())
+    }
+
+    /// Scores `answer` to `task` as an episode would.
+    pub async fn score_answer(&self, task: &str, answer: &str) -> Result<Score, DomainError> {
+        let task = self.task(task)?;
+        score_task(task, &self.scoring, answer).await
+    }
+
+    /// The ids of the tasks in `split`, in file order.
+    pub fn split_ids(&self, split: Split) -> Vec<String> {
+        self.tasks
+            .iter()
+            .filter(|t| t.split == split)
+            .map(|t| t.id.clone())
+            .collect()
     }
 
     pub fn tasks(&self) -> &[JsonlTask] {
@@ -155,13 +249,32 @@ impl Domain for JsonlSuite {
 
     async fn reset(&self, task: &str, _seed: u64) -> Result<Box<dyn Environment>, DomainError> {
         let task = self.task(task)?.clone();
-        Ok(Box::new(QaEnvironment { task, answer: None }))
+        Ok(Box::new(QaEnvironment {
+            task,
+            scoring: self.scoring.clone(),
+            answer: None,
+        }))
     }
+}
+
+async fn score_task(
+    task: &JsonlTask,
+    scoring: &ScoringSetup,
+    answer: &str,
+) -> Result<Score, DomainError> {
+    let context = ScoringContext {
+        task_id: &task.id,
+        question: &task.input,
+        judge: scoring.judge.as_deref(),
+        working_dir: scoring.dir.as_deref(),
+    };
+    task.scorer.score(answer, &task.expected, &context).await
 }
 
 /// A question: observe it, answer once.
 struct QaEnvironment {
     task: JsonlTask,
+    scoring: Arc<ScoringSetup>,
     answer: Option<String>,
 }
 
@@ -187,34 +300,7 @@ impl Environment for QaEnvironment {
         name: &str,
         args: &serde_json::Value,
     ) -> Result<ActionOutcome, DomainError> {
-        if name != "answer" {
-            return Err(DomainError::UnknownAction {
-                name: name.to_string(),
-                available: "answer".into(),
-            });
-        }
-        if self.answer.is_some() {
-            return Err(DomainError::EpisodeOver);
-        }
-        let text = match args {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Object(map) => match map.get("text") {
-                Some(serde_json::Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => {
-                    return Err(DomainError::BadArguments {
-                        action: "answer".into(),
-                        message: "missing `text`".into(),
-                    });
-                }
-            },
-            other => other.to_string(),
-        };
-        self.answer = Some(text);
-        Ok(ActionOutcome {
-            message: "answer recorded".into(),
-            done: true,
-        })
+        record_answer(&mut self.answer, name, args)
     }
 
     fn is_done(&self) -> bool {
@@ -240,13 +326,13 @@ impl Environment for QaEnvironment {
     }
 
     async fn score(&mut self) -> Result<Score, DomainError> {
-        Ok(match &self.answer {
-            None => Score {
+        match &self.answer {
+            None => Ok(Score {
                 value: 0.0,
                 success: false,
                 reason: "no answer was given".into(),
-            },
-            Some(answer) => self.task.scorer.score(answer, &self.task.expected),
-        })
+            }),
+            Some(answer) => score_task(&self.task, &self.scoring, answer).await,
+        }
     }
 }

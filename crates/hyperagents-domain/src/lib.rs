@@ -10,13 +10,15 @@
 
 pub mod calculator;
 pub mod jsonl;
+pub mod judge;
 pub mod scorer;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use jsonl::{JsonlSuite, JsonlTask};
-pub use scorer::{Scorer, ScorerSpec};
+pub use jsonl::{JsonlSuite, JsonlTask, Split};
+pub use judge::{Judge, JudgeConfig, LlmJudge, Verdict};
+pub use scorer::{Scorer, ScorerSpec, ScoringContext};
 
 /// Why a domain or environment could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,17 @@ pub enum DomainError {
     EpisodeOver,
     #[error("{0}")]
     Environment(String),
+    /// The task needs something this build does not implement (a WebArena
+    /// `func:` helper, a site that is not configured). Reported as
+    /// "unsupported", never as a score.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// A scorer could not reach a verdict (the judge model failed or gave a
+    /// malformed verdict, a scoring command timed out or could not start,
+    /// a judge scorer has no judge). Never a failed answer: that is a
+    /// [`Score`].
+    #[error("scoring failed: {0}")]
+    Scoring(String),
 }
 
 /// A primitive action an environment accepts, described for agents.
@@ -121,6 +134,12 @@ pub trait Environment: Send {
             available: String::new(),
         })
     }
+    /// A PNG of the current state, for environments that can take one (a
+    /// browser page). The runtime keeps it with the trajectory when
+    /// screenshots are enabled; agents never receive it.
+    async fn screenshot(&mut self) -> Result<Option<Vec<u8>>, DomainError> {
+        Ok(None)
+    }
     /// Scores the episode; called by the host after the agent is done.
     async fn score(&mut self) -> Result<Score, DomainError>;
 }
@@ -136,6 +155,44 @@ pub fn answer_action() -> ActionSpec {
             "required": ["text"]
         }),
     }
+}
+
+/// Performs the `answer` action of a question-answering environment whose
+/// only action it is: `{"text": …}` (or a bare value) becomes the answer,
+/// once; the episode is then over.
+pub fn record_answer(
+    answer: &mut Option<String>,
+    name: &str,
+    args: &serde_json::Value,
+) -> Result<ActionOutcome, DomainError> {
+    if name != "answer" {
+        return Err(DomainError::UnknownAction {
+            name: name.to_string(),
+            available: "answer".into(),
+        });
+    }
+    if answer.is_some() {
+        return Err(DomainError::EpisodeOver);
+    }
+    let text = match args {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(map) => match map.get("text") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => {
+                return Err(DomainError::BadArguments {
+                    action: "answer".into(),
+                    message: "missing `text`".into(),
+                });
+            }
+        },
+        other => other.to_string(),
+    };
+    *answer = Some(text);
+    Ok(ActionOutcome {
+        message: "answer recorded".into(),
+        done: true,
+    })
 }
 
 /// The `calculator` tool question-answering environments offer.

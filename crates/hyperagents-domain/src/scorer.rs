@@ -1,10 +1,39 @@
 //! Answer scorers for question-answering tasks: exact, contains (with the
-//! answer's length capped, so dumping every candidate cannot win), regex and
-//! numeric tolerance.
+//! answer's length capped, so dumping every candidate cannot win), regex,
+//! numeric tolerance — rules decided on the spot — and two that take
+//! longer: a model `judge` ([`crate::judge::Judge`]) and an external
+//! `command`.
+//!
+//! # The `command` scorer
+//!
+//! `{"type": "command", "command": ["python3", "check.py", "--strict"],
+//! "timeout_secs": 10}` runs the program (no shell) with:
+//!
+//! - the answer on standard input (UTF-8, no trailing newline added);
+//! - the expected answer in the environment variable `HYPERAGENTS_EXPECTED`,
+//!   the task id in `HYPERAGENTS_TASK_ID` and the question in
+//!   `HYPERAGENTS_QUESTION`; of the scorer's own environment only `PATH`,
+//!   `HOME`, `TMPDIR`, `LANG`, `LC_ALL`, `LC_CTYPE` and `TZ` are passed on,
+//!   so API keys never reach scoring programs;
+//! - the suite file's directory as working directory; a program path with a
+//!   `/` in it (`./check.sh`) is taken relative to that directory, a bare
+//!   name is looked up in `PATH`.
+//!
+//! Exit status 0 means success and 1 failure; any other status, death by a
+//! signal, or running past `timeout_secs` (the program and everything it
+//! started are killed) is a scoring error, not a failed answer — the
+//! convention of `diff` and `grep`, so a missing interpreter (127) is never
+//! mistaken for a wrong answer. If the first line of standard output is a
+//! number, it is the score (it must lie in [0, 1]); otherwise the score is 1
+//! or 0.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Score;
+use crate::judge::{Judge, redact_reference};
+use crate::{DomainError, Score};
 
 /// How a task's answer is judged, as written in a suite file: either a bare
 /// name (`"exact"`) or an object with options (`{"type": "numeric",
@@ -39,10 +68,54 @@ pub enum Scorer {
         #[serde(default)]
         relative: bool,
     },
+    /// A model decides whether the answer means the same as the expected
+    /// one; the judge is supplied by whoever runs the suite
+    /// ([`crate::JsonlSuite::with_judge`]).
+    Judge,
+    /// An external program decides (see the module documentation).
+    Command {
+        command: Vec<String>,
+        #[serde(default = "default_timeout_secs")]
+        timeout_secs: u64,
+    },
 }
+
+/// What scorers beyond string rules need to know.
+#[derive(Clone, Copy, Default)]
+pub struct ScoringContext<'a> {
+    pub task_id: &'a str,
+    /// The question as given to the agent (the judge reads it).
+    pub question: &'a str,
+    /// The judge for [`Scorer::Judge`]; scoring fails clearly without one.
+    pub judge: Option<&'a dyn Judge>,
+    /// Where [`Scorer::Command`] programs run; the current directory if
+    /// `None`.
+    pub working_dir: Option<&'a Path>,
+}
+
+impl std::fmt::Debug for ScoringContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScoringContext")
+            .field("task_id", &self.task_id)
+            .field("judge", &self.judge.is_some())
+            .field("working_dir", &self.working_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longest a scoring command may be given.
+pub const MAX_COMMAND_TIMEOUT_SECS: u64 = 3600;
+
+/// The environment variables a scoring command inherits.
+pub const COMMAND_ENV_PASSED: [&str; 7] =
+    ["PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE", "TZ"];
 
 fn default_max_len() -> usize {
     200
+}
+
+fn default_timeout_secs() -> u64 {
+    10
 }
 
 impl ScorerSpec {
@@ -60,8 +133,13 @@ impl ScorerSpec {
                     tolerance: 0.0,
                     relative: false,
                 }),
+                "judge" => Ok(Scorer::Judge),
+                "command" => Err(
+                    "the `command` scorer needs options: {\"type\": \"command\", \"command\": [\"prog\", \"arg\"]}"
+                        .into(),
+                ),
                 other => Err(format!(
-                    "unknown scorer `{other}` (expected exact, contains, regex or numeric)"
+                    "unknown scorer `{other}` (expected exact, contains, regex, numeric, judge or command)"
                 )),
             },
         }
@@ -86,13 +164,91 @@ impl Scorer {
                     .map(|_| ())
                     .ok_or_else(|| format!("expected `{expected}` holds no number"))
             }
-            Scorer::Exact | Scorer::Contains { .. } => Ok(()),
+            Scorer::Command {
+                command,
+                timeout_secs,
+            } => {
+                match command.first() {
+                    None => return Err("`command` must name a program".into()),
+                    Some(program) if program.is_empty() => {
+                        return Err("`command`'s program name is empty".into());
+                    }
+                    Some(_) => {}
+                }
+                if !(1..=MAX_COMMAND_TIMEOUT_SECS).contains(timeout_secs) {
+                    return Err(format!(
+                        "`timeout_secs` must be between 1 and {MAX_COMMAND_TIMEOUT_SECS}, got {timeout_secs}"
+                    ));
+                }
+                Ok(())
+            }
+            Scorer::Exact | Scorer::Contains { .. } | Scorer::Judge => Ok(()),
         }
     }
 
-    /// Judges `answer` against `expected`.
-    pub fn score(&self, answer: &str, expected: &str) -> Score {
+    /// Whether scoring needs a [`Judge`].
+    pub fn needs_judge(&self) -> bool {
+        matches!(self, Scorer::Judge)
+    }
+
+    /// Judges `answer` against `expected` with any scorer: rules on the
+    /// spot, the judge or the command as `context` provides. A wrong answer
+    /// is an `Ok` score; an error means no verdict could be reached.
+    pub async fn score(
+        &self,
+        answer: &str,
+        expected: &str,
+        context: &ScoringContext<'_>,
+    ) -> Result<Score, DomainError> {
+        match self {
+            Scorer::Judge => {
+                let judge = context.judge.ok_or_else(|| {
+                    DomainError::Scoring(format!(
+                        "task `{}` uses the `judge` scorer, but no judge was supplied \
+                         (configure a judge model for the suite)",
+                        context.task_id
+                    ))
+                })?;
+                let verdict = judge.judge(context.question, expected, answer).await?;
+                Ok(Score {
+                    value: if verdict.correct { 1.0 } else { 0.0 },
+                    success: verdict.correct,
+                    reason: format!(
+                        "the judge found the answer {}: {}",
+                        if verdict.correct {
+                            "correct"
+                        } else {
+                            "incorrect"
+                        },
+                        redact_reference(&verdict.reason, expected)
+                    ),
+                })
+            }
+            Scorer::Command {
+                command,
+                timeout_secs,
+            } => {
+                run_command(
+                    command,
+                    Duration::from_secs(*timeout_secs),
+                    answer,
+                    expected,
+                    context,
+                )
+                .await
+            }
+            Scorer::Exact | Scorer::Contains { .. } | Scorer::Regex | Scorer::Numeric { .. } => {
+                self.score_by_rule(answer, expected)
+                    .ok_or_else(|| DomainError::Scoring(format!("scorer {self:?} decided nothing")))
+            }
+        }
+    }
+
+    /// Judges `answer` against `expected` by string rules; `None` for the
+    /// scorers that need a judge or a program ([`Scorer::score`] runs those).
+    pub fn score_by_rule(&self, answer: &str, expected: &str) -> Option<Score> {
         let (success, reason) = match self {
+            Scorer::Judge | Scorer::Command { .. } => return None,
             Scorer::Exact => {
                 let ok = normalize(answer) == normalize(expected);
                 (
@@ -161,11 +317,206 @@ impl Scorer {
                 (_, None) => (false, "the expected value holds no number".into()),
             },
         };
-        Score {
+        Some(Score {
             value: if success { 1.0 } else { 0.0 },
             success,
             reason,
+        })
+    }
+}
+
+/// How much of a scoring command's standard error an error quotes.
+const STDERR_QUOTED_CHARS: usize = 500;
+
+/// How much of a scoring command's output is kept; the rest is read and
+/// dropped, so a chatty program neither blocks nor fills memory.
+const OUTPUT_KEPT_BYTES: usize = 64 * 1024;
+
+async fn run_command(
+    command: &[String],
+    timeout: Duration,
+    answer: &str,
+    expected: &str,
+    context: &ScoringContext<'_>,
+) -> Result<Score, DomainError> {
+    use tokio::io::AsyncWriteExt;
+
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| DomainError::Scoring("the scoring command is empty".into()))?;
+    let program_path = resolve_program(program, context.working_dir);
+    let name = format!("scoring command `{program}`");
+    let mut cmd = tokio::process::Command::new(&program_path);
+    cmd.args(args)
+        .env_clear()
+        .envs(
+            COMMAND_ENV_PASSED
+                .iter()
+                .filter_map(|var| std::env::var_os(var).map(|value| (var, value))),
+        )
+        .env("HYPERAGENTS_EXPECTED", expected)
+        .env("HYPERAGENTS_TASK_ID", context.task_id)
+        .env("HYPERAGENTS_QUESTION", context.question)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // Its own process group, so a timeout kills whatever it started too.
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = context.working_dir {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        DomainError::Scoring(format!(
+            "cannot start {name} ({}): {e}",
+            program_path.display()
+        ))
+    })?;
+    let pid = child.id();
+    let mut stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let input = answer.as_bytes();
+    let feed = async move {
+        if let Some(stdin) = stdin.as_mut() {
+            match stdin.write_all(input).await {
+                // A program that decides without reading its input is fine.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
+                _ => {}
+            }
         }
+        drop(stdin);
+        Ok(())
+    };
+    let run = async {
+        tokio::join!(
+            feed,
+            read_capped(stdout, OUTPUT_KEPT_BYTES),
+            read_capped(stderr, OUTPUT_KEPT_BYTES),
+            child.wait()
+        )
+    };
+    let (fed, stdout, stderr, status) = match tokio::time::timeout(timeout, run).await {
+        Ok(done) => done,
+        Err(_) => {
+            // The group's id stays allocated while any member (the command
+            // or something it started) lives, so this reaches only them.
+            if let Some(pid) = pid {
+                kill_process_group(pid);
+            }
+            if let Err(e) = child.kill().await {
+                tracing::debug!(error = %e, "reaping a timed-out scoring command");
+            }
+            return Err(DomainError::Scoring(format!(
+                "{name} ran past its {} s timeout and was killed",
+                timeout.as_secs()
+            )));
+        }
+    };
+    let io_error =
+        |what: &str, e: std::io::Error| DomainError::Scoring(format!("{name}: {what} failed: {e}"));
+    let status = status.map_err(|e| io_error("waiting for it", e))?;
+    fed.map_err(|e| io_error("writing the answer", e))?;
+    let stdout = stdout.map_err(|e| io_error("reading its output", e))?;
+    let stderr = stderr.map_err(|e| io_error("reading its error output", e))?;
+    let stderr_tail = || {
+        let text = String::from_utf8_lossy(&stderr);
+        let text = text.trim();
+        let skip = text.chars().count().saturating_sub(STDERR_QUOTED_CHARS);
+        let tail: String = text.chars().skip(skip).collect();
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!("; stderr: {tail}")
+        }
+    };
+    let success = match status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        Some(code) => {
+            return Err(DomainError::Scoring(format!(
+                "{name} exited with status {code} (0 means success, 1 failure, anything else an error){}",
+                stderr_tail()
+            )));
+        }
+        None => {
+            return Err(DomainError::Scoring(format!(
+                "{name} was killed by a signal ({status}){}",
+                stderr_tail()
+            )));
+        }
+    };
+    let stdout = String::from_utf8_lossy(&stdout);
+    let first_line = stdout.lines().next().unwrap_or("").trim();
+    let printed = match first_line.parse::<f64>() {
+        Ok(value) if value.is_finite() && (0.0..=1.0).contains(&value) => Some(value),
+        Ok(value) => {
+            return Err(DomainError::Scoring(format!(
+                "{name} printed the score {value}, outside [0, 1]"
+            )));
+        }
+        Err(_) => None,
+    };
+    let value = printed.unwrap_or(if success { 1.0 } else { 0.0 });
+    Ok(Score {
+        value,
+        success,
+        reason: format!(
+            "{name} {} (score {value})",
+            if success {
+                "accepted the answer"
+            } else {
+                "rejected the answer"
+            }
+        ),
+    })
+}
+
+/// Reads `reader` to its end, keeping the first `cap` bytes.
+async fn read_capped(
+    reader: Option<impl tokio::io::AsyncRead + Unpin>,
+    cap: usize,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+
+    let mut kept = Vec::new();
+    let Some(mut reader) = reader else {
+        return Ok(kept);
+    };
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(kept);
+        }
+        let room = cap.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..n.min(room)]);
+    }
+}
+
+/// A program path with a `/` is relative to the working directory; a bare
+/// name is left for the `PATH` lookup.
+fn resolve_program(program: &str, working_dir: Option<&Path>) -> PathBuf {
+    let path = Path::new(program);
+    match working_dir {
+        Some(dir) if path.is_relative() && program.contains('/') => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Kills the process group a timed-out scoring command leads (the command
+/// itself is also killed when its handle drops).
+fn kill_process_group(pid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: killpg only sends a signal and touches no memory. The group
+    // was created for this command by `process_group(0)`, so its id is the
+    // command's pid; the kernel keeps that id allocated while the command
+    // is unreaped or any member of its group lives.
+    let result = unsafe { libc::killpg(pgid, libc::SIGKILL) };
+    if result != 0 {
+        tracing::debug!(pgid, error = %std::io::Error::last_os_error(), "killing a scoring command's group");
     }
 }
 
@@ -200,7 +551,13 @@ mod tests {
     use super::*;
 
     fn check(scorer: &Scorer, answer: &str, expected: &str) -> bool {
-        scorer.score(answer, expected).success
+        rule(scorer, answer, expected).success
+    }
+
+    fn rule(scorer: &Scorer, answer: &str, expected: &str) -> Score {
+        scorer
+            .score_by_rule(answer, expected)
+            .expect("a rule scorer")
     }
 
     #[test]
@@ -216,7 +573,7 @@ mod tests {
         assert!(check(&s, "It is Paris.", "paris"));
         assert!(!check(&s, "London", "paris"));
         let dump = "Paris London Berlin Rome Madrid Vienna";
-        let score = s.score(dump, "paris");
+        let score = rule(&s, dump, "paris");
         assert!(!score.success);
         assert!(score.reason.contains("at most 20"), "{}", score.reason);
     }

@@ -100,3 +100,25 @@ async fn an_episode_answers_once_and_is_scored() {
         Err(DomainError::UnknownTask(_))
     ));
 }
+
+#[test]
+fn tasks_default_to_train_and_may_be_held_out() {
+    let suite = hyperagents_domain::JsonlSuite::parse(
+        "jsonl:s",
+        "s.jsonl",
+        r#"{"id": "a", "input": "q", "expected": "x"}
+{"id": "b", "input": "q", "expected": "y", "split": "test"}
+"#,
+    )
+    .expect("parses");
+    use hyperagents_domain::Split;
+    assert_eq!(suite.split_ids(Split::Train), vec!["a".to_string()]);
+    assert_eq!(suite.split_ids(Split::Test), vec!["b".to_string()]);
+    let err = hyperagents_domain::JsonlSuite::parse(
+        "jsonl:s",
+        "s.jsonl",
+        r#"{"id": "a", "input": "q", "expected": "x", "split": "dev"}"#,
+    )
+    .expect_err("unknown split");
+    assert!(err.to_string().starts_with("s.jsonl:1:"), "{err}");
+}

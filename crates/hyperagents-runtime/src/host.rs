@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use hyperagents_domain::Environment;
 use hyperagents_llm::{ChatModel, ChatRequest, LlmError, Message, Role, Sampling};
 use hyperagents_program::ModelAlias;
 use hyperagents_sandbox::{HostError, HostFunctions, ScriptError, ScriptSource, ScriptValue};
@@ -221,13 +222,13 @@ impl AgentHost {
             .map_err(|e| raise("RuntimeError", e.to_string()))?;
         let input = json!({"messages": request.chat.messages, "seed": seed, "max_tokens": request.chat.sampling.max_tokens, "model": alias.as_str()});
         self.traced(SpanKind::Llm, "llm", input, |span| async move {
-            let (value, usage, cost) =
-                call_llm(model.as_ref(), self.state.ctx.router.prices(), request).await?;
+            let reply = call_llm(model.as_ref(), self.state.ctx.router.prices(), request).await?;
+            let usage = reply.usage;
             self.state.budget.add_tokens(usage.total());
             self.state
                 .recorder
-                .charge(span, usage.input_tokens, usage.output_tokens, cost);
-            Ok(value)
+                .charge(span, usage.input_tokens, usage.output_tokens, reply.cost);
+            reply.value
         })
         .await
     }
@@ -370,15 +371,41 @@ impl AgentHost {
     async fn act(&self, name: String, action_args: Value) -> Result<Value, HostError> {
         self.take_step()?;
         let input = json!({"action": name, "args": action_args});
-        self.traced(SpanKind::Action, &name.clone(), input, |_| async move {
+        self.traced(SpanKind::Action, &name.clone(), input, |span| async move {
             let mut env = self.state.env.lock().await;
-            let outcome = env
-                .act(&name, &action_args)
-                .await
-                .map_err(|e| raise("ValueError", e.to_string()))?;
+            let outcome = env.act(&name, &action_args).await;
+            self.keep_screenshot(env.as_mut(), span).await;
+            let outcome = outcome.map_err(|e| raise("ValueError", e.to_string()))?;
             Ok(json!({"message": outcome.message, "done": outcome.done}))
         })
         .await
+    }
+
+    /// Writes a screenshot of the state after action `span` beside the
+    /// trajectory, as a child span; agents never see it. A screenshot that
+    /// cannot be taken or written is logged, not fatal: it is evidence, not
+    /// part of the episode.
+    async fn keep_screenshot(&self, env: &mut dyn Environment, span: SpanId) {
+        let Some(dir) = &self.state.screenshots_dir else {
+            return;
+        };
+        let png = match env.screenshot().await {
+            Ok(Some(png)) => png,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "screenshot failed");
+                return;
+            }
+        };
+        let path = dir.join(format!("step-{span:04}.png"));
+        if let Err(error) = fs_err::create_dir_all(dir).and_then(|()| fs_err::write(&path, &png)) {
+            // Not a span error: a lost screenshot is no failure of the agent.
+            tracing::warn!(%error, "keeping a screenshot failed");
+            return;
+        }
+        let recorder = &self.state.recorder;
+        let shot = recorder.start(Some(span), SpanKind::Screenshot, "screenshot", Value::Null);
+        recorder.finish(shot, Ok(json!(path.display().to_string())));
     }
 }
 
@@ -611,11 +638,21 @@ pub(crate) fn llm_request(
 
 /// Sends an `llm()` call: the text (or parsed JSON), its usage and cost.
 /// A spent budget aborts the script; other model errors are catchable.
+/// A model's reply: the value for the script (or why the output was
+/// unusable) and what the call cost either way.
+pub(crate) struct LlmReply {
+    pub value: Result<Value, HostError>,
+    pub usage: hyperagents_llm::Usage,
+    pub cost: f64,
+}
+
+/// Calls the model. A reply whose text is not the JSON asked for still
+/// returns its usage: the tokens were spent and must be charged.
 pub(crate) async fn call_llm(
     model: &dyn ChatModel,
     prices: &hyperagents_llm::accounting::PriceTable,
     call: LlmCall,
-) -> Result<(Value, hyperagents_llm::Usage, f64), HostError> {
+) -> Result<LlmReply, HostError> {
     let response = model.chat(&call.chat).await.map_err(|err| match err {
         LlmError::BudgetExhausted { .. } => abort(err.to_string()),
         other => raise("RuntimeError", other.to_string()),
@@ -631,11 +668,15 @@ pub(crate) async fn call_llm(
                     clip(&response.text, 300)
                 ),
             )
-        })?
+        })
     } else {
-        Value::String(response.text)
+        Ok(Value::String(response.text))
     };
-    Ok((value, response.usage, cost))
+    Ok(LlmReply {
+        value,
+        usage: response.usage,
+        cost,
+    })
 }
 
 /// Positional argument `index`, or keyword `name`.

@@ -442,11 +442,14 @@ impl MetaHost {
                     .router
                     .model(self.parent.meta().model.as_str())
                     .map_err(|e| raise("RuntimeError", e.to_string()))?;
-                let (value, usage, cost) =
-                    call_llm(model.as_ref(), self.ctx.router.prices(), request).await?;
-                self.recorder
-                    .charge(span, usage.input_tokens, usage.output_tokens, cost);
-                Ok(value)
+                let reply = call_llm(model.as_ref(), self.ctx.router.prices(), request).await?;
+                self.recorder.charge(
+                    span,
+                    reply.usage.input_tokens,
+                    reply.usage.output_tokens,
+                    reply.cost,
+                );
+                reply.value
             }
             "prompt" => {
                 let mut vars = kwargs.clone();

@@ -35,6 +35,8 @@ pub enum SpanKind {
     Tool,
     Log,
     Memory,
+    /// A PNG kept after an action; `output` is the file's path.
+    Screenshot,
 }
 
 /// One span as stored.

@@ -23,6 +23,12 @@ const REFERENCE_GEN4_TPS: f64 = 148.0;
 pub async fn run(settings: Settings, command: BenchCommand) -> Result<ExitCode> {
     match command {
         BenchCommand::Runtime(args) => super::bench_runtime::run(settings, args).await,
+        BenchCommand::Miniwob {
+            episodes,
+            windows,
+            reuse_pages,
+            out,
+        } => super::bench_miniwob::run(&settings, episodes, &windows, reuse_pages, &out).await,
         BenchCommand::Embedded {
             model,
             out,

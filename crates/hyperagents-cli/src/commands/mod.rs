@@ -1,11 +1,15 @@
 //! One module per subcommand; each returns the process exit status.
 
 mod bench;
+mod bench_miniwob;
 mod bench_runtime;
 mod chat;
 mod config;
+mod data;
+mod eval;
 mod models;
 mod programs;
+mod suites;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -21,10 +25,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Chat(args) => chat::run(settings, args).await,
         Command::Models(command) => models::run(settings, command).await,
+        Command::Data(command) => data::run(&settings, command),
         Command::Config(command) => config::run(&settings, command),
         Command::Bench(command) => bench::run(settings, command).await,
         Command::Program(command) => programs::check(command),
         Command::Run(args) => programs::run(settings, args).await,
+        Command::Eval(args) => eval::run(settings, args).await,
         Command::Trace(args) => programs::trace(&args),
         Command::Improve(args) => programs::improve(settings, args).await,
     }

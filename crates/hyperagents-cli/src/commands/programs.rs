@@ -43,7 +43,7 @@ pub fn check(command: ProgramCommand) -> Result<ExitCode> {
     }
 }
 
-fn load_program(dir: &std::path::Path) -> Result<Program> {
+pub(super) fn load_program(dir: &std::path::Path) -> Result<Program> {
     Program::load(dir, &SandboxChecker).map_err(|errors| {
         let lines: Vec<String> = errors
             .iter()
@@ -84,7 +84,7 @@ fn caps(settings: &Settings) -> RunCaps {
 
 /// Sandbox workers plus a router with the given aliases bound to the
 /// models the settings name for them.
-async fn run_context(
+pub(super) async fn run_context(
     settings: &Settings,
     aliases: BTreeSet<&str>,
     traces_dir: std::path::PathBuf,
@@ -101,6 +101,7 @@ async fn run_context(
         caps: caps(settings),
         run_seed: settings.run.seed,
         traces_dir,
+        screenshots: settings.run.screenshots,
     })
 }
 
@@ -115,12 +116,7 @@ pub async fn run(settings: Settings, args: RunArgs) -> Result<ExitCode> {
             .join(&program.content_hash().to_hex()[..16])
     });
     // Bind only the aliases this program uses: loading a model is not free.
-    let m = program.manifest();
-    let aliases: BTreeSet<&str> = std::iter::once(m.hyper.model.as_str())
-        .chain(m.agents.iter().map(|a| a.model.as_str()))
-        .chain(m.skills.iter().map(|s| s.model.as_str()))
-        .collect();
-    let ctx = run_context(&settings, aliases, traces).await?;
+    let ctx = run_context(&settings, episode_aliases(&program), traces).await?;
     let outcome = run_episode(&ctx, program, &suite, &args.task, args.seed).await?;
     let s = &outcome.summary;
     println!(
@@ -147,6 +143,16 @@ pub async fn run(settings: Settings, args: RunArgs) -> Result<ExitCode> {
     );
     println!("trajectory: {}", outcome.trajectory.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The model aliases an episode of `program` may call (not the meta
+/// agent's): binding a model is not free, so only these are bound.
+pub(super) fn episode_aliases(program: &Program) -> BTreeSet<&str> {
+    let m = program.manifest();
+    std::iter::once(m.hyper.model.as_str())
+        .chain(m.agents.iter().map(|a| a.model.as_str()))
+        .chain(m.skills.iter().map(|s| s.model.as_str()))
+        .collect()
 }
 
 pub fn trace(args: &TraceArgs) -> Result<ExitCode> {

@@ -1,0 +1,312 @@
+//! Evaluating one program on a suite: every (task, seed) pair becomes an
+//! episode, run concurrently up to a limit, its result stored durably in the
+//! results store before it counts, and reused from there when the same
+//! computation (same [`EvalKey`]) was already done.
+//!
+//! This crate knows nothing about browsers, WebArena or GAIA: the binary
+//! opens a [`Domain`] and hands it in. The evolution engine reuses
+//! [`evaluate`] for its staged evaluations.
+
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use hyperagents_domain::{Domain, DomainError};
+use hyperagents_llm::ChatModel;
+use hyperagents_program::Program;
+use hyperagents_runtime::{EpisodeError, RunContext, run_episode};
+use hyperagents_store::{
+    EvalKey, EvalResult, EvalRunId, EvalStatus, ResultsStore, RunSummary, StoreError, TaskStats,
+};
+use sha2::{Digest, Sha256};
+
+/// Version of the host-function interface programs are written against.
+/// Part of every evaluation key: a change to what host functions do must
+/// bump it, so stored results of the old interface are not reused.
+pub const HOST_API_VERSION: u32 = 1;
+
+/// Names a suite and the exact version of its tasks and scorers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteIdentity {
+    /// `miniwob`, `jsonl:qa.jsonl`, …
+    pub name: String,
+    /// A package version or a content hash of the task file.
+    pub version: String,
+}
+
+/// What is evaluated: a program on a suite's domain.
+#[derive(Clone)]
+pub struct EvalTarget {
+    pub program: Arc<Program>,
+    pub domain: Arc<dyn Domain>,
+    pub suite: SuiteIdentity,
+}
+
+/// How it is evaluated.
+#[derive(Debug, Clone)]
+pub struct EvalPlan {
+    pub tasks: Vec<String>,
+    /// Episode seeds; every task runs once per seed.
+    pub seeds: Vec<u64>,
+    /// Episodes in flight at once.
+    pub concurrency: usize,
+    /// Reuse stored results with the same key instead of running again.
+    pub reuse_cached: bool,
+}
+
+/// One episode's result as the evaluation saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeRecord {
+    pub task: String,
+    pub seed: u64,
+    pub status: EvalStatus,
+    pub success: bool,
+    pub score: f64,
+    pub reason: String,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost: f64,
+    pub duration_ms: u64,
+    pub trajectory: Option<PathBuf>,
+    /// Taken from the store rather than run now.
+    pub cached: bool,
+}
+
+/// The outcome of [`evaluate`].
+#[derive(Debug, Clone)]
+pub struct EvalReport {
+    pub run: EvalRunId,
+    /// In (task, seed) order.
+    pub records: Vec<EpisodeRecord>,
+    pub tasks: Vec<TaskStats>,
+    pub summary: RunSummary,
+    pub wall: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("unknown task `{task}` in suite {suite}")]
+    UnknownTask { suite: String, task: String },
+    #[error("the plan has no seeds: ask for at least one episode per task")]
+    NoSeeds,
+    #[error("results store: {0}")]
+    Store(#[from] StoreError),
+    #[error("model for role `{role}`: {source}")]
+    Model {
+        role: String,
+        #[source]
+        source: hyperagents_llm::LlmError,
+    },
+}
+
+/// Runs `plan` for the target's program on its domain, storing each result in `store` as
+/// part of eval run `run` the moment it is known. `on_episode` sees each
+/// record as it completes (for progress bars).
+pub async fn evaluate(
+    ctx: &RunContext,
+    target: &EvalTarget,
+    plan: &EvalPlan,
+    store: &ResultsStore,
+    run: EvalRunId,
+    on_episode: &(dyn Fn(&EpisodeRecord) + Send + Sync),
+) -> Result<EvalReport, EvalError> {
+    let started = Instant::now();
+    let EvalTarget {
+        program,
+        domain,
+        suite,
+    } = target;
+    if plan.seeds.is_empty() {
+        return Err(EvalError::NoSeeds);
+    }
+    let known = domain.task_ids();
+    if let Some(task) = plan.tasks.iter().find(|t| !known.contains(t)) {
+        return Err(EvalError::UnknownTask {
+            suite: suite.name.clone(),
+            task: task.clone(),
+        });
+    }
+    let base_key = KeyTemplate::new(ctx, program, suite)?;
+    let jobs: Vec<(String, u64)> = plan
+        .tasks
+        .iter()
+        .flat_map(|t| plan.seeds.iter().map(move |s| (t.clone(), *s)))
+        .collect();
+
+    let mut pending = Vec::new();
+    let mut records = Vec::with_capacity(jobs.len());
+    for (task, seed) in jobs {
+        let key = base_key.key(&task, seed);
+        let cached = if plan.reuse_cached {
+            store.lookup(&key)?.filter(|r| r.result.status.is_final())
+        } else {
+            None
+        };
+        match cached {
+            Some(found) => {
+                store.link_cached(run, &found.key_hash)?;
+                let record = record_from_result(&task, seed, &found.result, true);
+                on_episode(&record);
+                records.push(record);
+            }
+            None => pending.push((task, seed, key)),
+        }
+    }
+
+    let domain_ref: &dyn Domain = domain.as_ref();
+    let mut results = futures::stream::iter(pending)
+        .map(|(task, seed, key)| {
+            let program = program.clone();
+            async move {
+                let outcome = run_episode(ctx, program, domain_ref, &task, seed).await;
+                (task, seed, key, outcome)
+            }
+        })
+        .buffer_unordered(plan.concurrency.max(1));
+    while let Some((task, seed, key, outcome)) = results.next().await {
+        let result = match outcome {
+            Ok(outcome) => {
+                let s = outcome.summary;
+                EvalResult {
+                    status: EvalStatus::Ok,
+                    success: s.success,
+                    score: s.score,
+                    reason: s.reason,
+                    tokens_in: s.tokens_in,
+                    tokens_out: s.tokens_out,
+                    cost: s.cost,
+                    duration_ms: s.duration_ms,
+                    trajectory: Some(outcome.trajectory),
+                    finished_at_ms: now_ms(),
+                }
+            }
+            Err(error) => {
+                let status = match &error {
+                    EpisodeError::Reset {
+                        source: DomainError::Unsupported(_),
+                        ..
+                    }
+                    | EpisodeError::Score {
+                        source: DomainError::Unsupported(_),
+                        ..
+                    } => EvalStatus::Unsupported,
+                    _ => EvalStatus::Error,
+                };
+                if status == EvalStatus::Error {
+                    tracing::warn!(%task, seed, %error, "episode failed to run");
+                }
+                EvalResult {
+                    status,
+                    success: false,
+                    score: 0.0,
+                    reason: error.to_string(),
+                    tokens_in: 0,
+                    tokens_out: 0,
+                    cost: 0.0,
+                    duration_ms: 0,
+                    trajectory: None,
+                    finished_at_ms: now_ms(),
+                }
+            }
+        };
+        // Durable before it counts.
+        store.record_in_run(run, &key, &result)?;
+        let record = record_from_result(&task, seed, &result, false);
+        on_episode(&record);
+        records.push(record);
+    }
+    records.sort_by(|a, b| (a.task.as_str(), a.seed).cmp(&(b.task.as_str(), b.seed)));
+    Ok(EvalReport {
+        run,
+        records,
+        tasks: store.task_stats(run)?,
+        summary: store.run_summary(run)?,
+        wall: started.elapsed(),
+    })
+}
+
+/// The parts of an [`EvalKey`] shared by every episode of one evaluation.
+struct KeyTemplate {
+    program_hash: String,
+    suite: SuiteIdentity,
+    models: BTreeMap<String, String>,
+    sampling_hash: String,
+}
+
+impl KeyTemplate {
+    fn new(ctx: &RunContext, program: &Program, suite: &SuiteIdentity) -> Result<Self, EvalError> {
+        let mut models = BTreeMap::new();
+        for role in ctx.router.roles() {
+            let model = ctx.router.model(role).map_err(|source| EvalError::Model {
+                role: role.to_string(),
+                source,
+            })?;
+            let d = model.descriptor();
+            models.insert(
+                role.to_string(),
+                format!(
+                    "{}/{}@{}",
+                    d.provider,
+                    d.model,
+                    d.fingerprint.as_deref().unwrap_or("-")
+                ),
+            );
+        }
+        // Sampling inside an episode is decided by the program's own files
+        // (in the program hash) and by the run's seed and caps (here).
+        let run_settings = serde_json::json!({
+            "run_seed": ctx.run_seed,
+            "max_steps": ctx.caps.max_steps,
+            "max_tokens": ctx.caps.max_tokens,
+            "max_wall_ms": u64::try_from(ctx.caps.max_wall.as_millis()).unwrap_or(u64::MAX),
+        });
+        let sampling_hash = hex::encode(Sha256::digest(run_settings.to_string().as_bytes()));
+        Ok(Self {
+            program_hash: program.episode_hash().to_hex(),
+            suite: suite.clone(),
+            models,
+            sampling_hash,
+        })
+    }
+
+    fn key(&self, task: &str, seed: u64) -> EvalKey {
+        EvalKey {
+            program_hash: self.program_hash.clone(),
+            suite: self.suite.name.clone(),
+            suite_version: self.suite.version.clone(),
+            task: task.to_string(),
+            seed,
+            models: self.models.clone(),
+            sampling_hash: self.sampling_hash.clone(),
+            host_api_version: HOST_API_VERSION,
+        }
+    }
+}
+
+fn record_from_result(task: &str, seed: u64, r: &EvalResult, cached: bool) -> EpisodeRecord {
+    EpisodeRecord {
+        task: task.to_string(),
+        seed,
+        status: r.status,
+        success: r.success,
+        score: r.score,
+        reason: r.reason.clone(),
+        tokens_in: r.tokens_in,
+        tokens_out: r.tokens_out,
+        cost: r.cost,
+        duration_ms: r.duration_ms,
+        trajectory: r.trajectory.clone(),
+        cached,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the GAIA domain, as one test binary: loading, tools, isolation.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod isolation;
+mod loader;
+mod tools;

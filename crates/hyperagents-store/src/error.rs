@@ -1,0 +1,64 @@
+//! What the results store can fail with.
+
+use std::path::PathBuf;
+
+/// A failure of the results store. Every variant names the database file
+/// (or the export file) it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the directory of results store {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open results store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "{path} is not a hyperagents results store (SQLite application id {found:#x}); \
+         is it another database?"
+    )]
+    NotAStore { path: PathBuf, found: i64 },
+    #[error(
+        "results store {path} has schema version {found}, but this build knows versions up to \
+         {supported}; use a newer build"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("results store {path}: {operation} failed: {source}")]
+    Sqlite {
+        path: PathBuf,
+        operation: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("results store {path}: evaluation {key} is corrupt: {reason}")]
+    CorruptRecord {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+    #[error("results store {path}: no evaluation run {run}")]
+    UnknownRun { path: PathBuf, run: i64 },
+    #[error("results store {path}: no evaluation {key} to link to run {run}")]
+    UnknownEvaluation {
+        path: PathBuf,
+        run: i64,
+        key: String,
+    },
+    #[error("results store {path}: {what} is not valid: {reason}")]
+    InvalidInput {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("cannot write the export {path}: {source}")]
+    Export {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}

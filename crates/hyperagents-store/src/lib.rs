@@ -1,0 +1,29 @@
+//! The results store: every evaluation hyperagents computes, in one SQLite
+//! file (WAL), keyed so that a repeated evaluation is found instead of
+//! recomputed.
+//!
+//! - [`EvalKey`] names an evaluation by everything that decides it (program
+//!   files, suite and version, task, seed, models, sampling, host API); its
+//!   [`EvalKeyHash`] is the primary key of the `evaluations` table.
+//! - [`ResultsStore`] opens and migrates the file, stores results
+//!   ([`ResultsStore::record_in_run`], each in its own transaction, a
+//!   repeat harmless), answers cache lookups ([`ResultsStore::lookup`]) and
+//!   groups evaluations into runs (`eval_runs`, `eval_run_members`).
+//! - [`report`] aggregates a run per task and overall, with Wilson score
+//!   intervals, and exports it as JSONL.
+//!
+//! The crate is plain data over SQLite: it knows nothing of models, the
+//! runtime or domains, which convert their own results into [`EvalResult`].
+
+mod error;
+mod key;
+pub mod report;
+mod store;
+
+pub use error::StoreError;
+pub use key::{EvalKey, EvalKeyHash, canonical_json, canonical_sha256};
+pub use report::{Interval, RunSummary, TaskStats, wilson_95, wilson_interval};
+pub use store::{
+    APPLICATION_ID, EvalRecord, EvalResult, EvalRun, EvalRunId, EvalStatus, NewEvalRun, Recorded,
+    ResultsStore, SCHEMA_VERSION,
+};

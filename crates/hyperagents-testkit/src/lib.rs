@@ -1,0 +1,138 @@
+//! Test doubles and fixtures shared by the workspace's tests: a scripted
+//! chat model (a stand-in for loop mechanics only; the product never uses
+//! it), a pool on the real sandbox worker, and a copy of the seed program.
+//! Only `[dev-dependencies]` may name this crate.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hyperagents_llm::accounting::{Budget, PriceTable};
+use hyperagents_llm::router::ModelRouter;
+use hyperagents_llm::{
+    Capabilities, ChatModel, ChatRequest, ChatResponse, FinishReason, LlmError, ModelDescriptor,
+    Usage,
+};
+use hyperagents_program::RunCaps;
+use hyperagents_runtime::RunContext;
+use hyperagents_sandbox::{PoolConfig, ScriptPool, locate_worker};
+
+/// Answers each request with a function of the request; records requests.
+pub struct ScriptedModel {
+    descriptor: ModelDescriptor,
+    respond: Box<dyn Fn(&ChatRequest) -> String + Send + Sync>,
+    pub requests: Mutex<Vec<ChatRequest>>,
+}
+
+impl ScriptedModel {
+    pub fn new(respond: impl Fn(&ChatRequest) -> String + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self {
+            descriptor: ModelDescriptor {
+                provider: "scripted".into(),
+                model: "double".into(),
+                fingerprint: None,
+                capabilities: Capabilities {
+                    tools: false,
+                    json_schema: true,
+                    streaming: false,
+                },
+            },
+            respond: Box::new(respond),
+            requests: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Replies from a queue, in order; the last reply repeats.
+    pub fn queue(replies: Vec<String>) -> Arc<Self> {
+        let queue = Mutex::new(VecDeque::from(replies));
+        Self::new(move |_| {
+            let mut q = queue.lock().unwrap();
+            if q.len() > 1 {
+                q.pop_front().unwrap()
+            } else {
+                q.front().cloned().unwrap_or_default()
+            }
+        })
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl ChatModel for ScriptedModel {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.descriptor
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        self.requests.lock().unwrap().push(request.clone());
+        let text = (self.respond)(request);
+        Ok(ChatResponse {
+            usage: Usage {
+                input_tokens: 20,
+                output_tokens: text.len() as u64 / 4 + 1,
+            },
+            text,
+            tool_calls: vec![],
+            finish_reason: FinishReason::Stop,
+            latency: Duration::from_millis(1),
+            cache_hit: false,
+        })
+    }
+}
+
+pub async fn pool(workers: usize) -> Arc<ScriptPool> {
+    let exe = locate_worker().expect("the sandbox worker is built (cargo build --workspace)");
+    Arc::new(
+        ScriptPool::start(PoolConfig::new(workers, exe))
+            .await
+            .unwrap(),
+    )
+}
+
+pub fn caps(steps: u32) -> RunCaps {
+    RunCaps {
+        max_steps: steps,
+        max_tokens: 100_000,
+        max_wall: Duration::from_secs(120),
+    }
+}
+
+/// A run context whose aliases (`task`, `meta`, `judge`) all use `model`.
+pub fn context(
+    model: Arc<dyn ChatModel>,
+    pool: Arc<ScriptPool>,
+    steps: u32,
+    traces: &Path,
+) -> RunContext {
+    let mut router = ModelRouter::new(PriceTable::default());
+    for alias in ["task", "meta", "judge"] {
+        router.bind(alias, model.clone(), Budget::default());
+    }
+    RunContext {
+        router,
+        pool,
+        caps: caps(steps),
+        run_seed: 7,
+        traces_dir: traces.to_path_buf(),
+        screenshots: false,
+    }
+}
+
+/// The repository's seed program.
+pub fn seed_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../programs/seed")
+}
+
+/// A copy of the seed program in `dir`, to modify freely.
+pub fn seed_copy(dir: &Path) -> PathBuf {
+    let target = dir.join("program");
+    hyperagents_program::copy_program(&seed_dir(), &target).unwrap();
+    target
+}
