@@ -50,6 +50,26 @@ pub enum StoreError {
         run: i64,
         key: String,
     },
+    #[error("results store {path}: no evolution run {run:?}")]
+    UnknownEvolutionRun { path: PathBuf, run: String },
+    #[error("results store {path}: evolution run {run:?} has no node {node:?}")]
+    UnknownNode {
+        path: PathBuf,
+        run: String,
+        node: String,
+    },
+    #[error("results store {path}: {what} is corrupt: {reason}")]
+    CorruptArchive {
+        path: PathBuf,
+        what: String,
+        reason: String,
+    },
+    #[error("results store {path}: {what} is already stored differently: {reason}")]
+    Conflict {
+        path: PathBuf,
+        what: String,
+        reason: String,
+    },
     #[error("results store {path}: {what} is not valid: {reason}")]
     InvalidInput {
         path: PathBuf,

@@ -9,6 +9,9 @@
 //!   ([`ResultsStore::record_in_run`], each in its own transaction, a
 //!   repeat harmless), answers cache lookups ([`ResultsStore::lookup`]) and
 //!   groups evaluations into runs (`eval_runs`, `eval_run_members`).
+//! - [`evolution`] is the evolution archive: runs with their resumable
+//!   state, nodes (programs with parent, diff and validation), the
+//!   evaluation runs that scored each node per stage, and an event log.
 //! - [`report`] aggregates a run per task and overall, with Wilson score
 //!   intervals, and exports it as JSONL.
 //!
@@ -16,11 +19,16 @@
 //! runtime or domains, which convert their own results into [`EvalResult`].
 
 mod error;
+pub mod evolution;
 mod key;
 pub mod report;
 mod store;
 
 pub use error::StoreError;
+pub use evolution::{
+    DiffKind, EventRecord, EvolutionRun, NewEvolutionRun, NewNode, NodeRecord, NodeStatus, RunMode,
+    RunStatus,
+};
 pub use key::{EvalKey, EvalKeyHash, canonical_json, canonical_sha256};
 pub use report::{Interval, RunSummary, TaskStats, wilson_95, wilson_interval};
 pub use store::{

@@ -8,9 +8,10 @@
 //! without its membership or half a row. The methods here block: async
 //! callers run them on tokio's blocking pool.
 //!
-//! Table names leave room for the evolution archive: `eval_runs` is a batch
-//! of evaluations of one program on one split; later migrations add `runs`,
-//! `nodes` and `events` beside them.
+//! `eval_runs` is a batch of evaluations of one program on one split;
+//! migration 2 adds the evolution archive (`runs`, `nodes`,
+//! `node_evaluations`, `events`) beside them, written by
+//! [`crate::evolution`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -71,6 +72,52 @@ const MIGRATIONS: &[&str] = &[
          added_at_ms INTEGER NOT NULL,
          PRIMARY KEY (run_id, key_hash)
      ) WITHOUT ROWID;",
+    // 2: the evolution archive: runs, their nodes, the evaluation runs that
+    // scored each node per stage, and an event log for live status views.
+    "CREATE TABLE runs (
+         id            TEXT PRIMARY KEY NOT NULL,
+         created_at_ms INTEGER NOT NULL,
+         config_json   TEXT NOT NULL,
+         mode          TEXT NOT NULL
+                       CHECK (mode IN ('hyper', 'fixed-meta', 'prompt-only', 'none')),
+         seed          INTEGER NOT NULL,
+         status        TEXT NOT NULL CHECK (status IN ('running', 'stopped', 'finished')),
+         state_json    TEXT NOT NULL
+     );
+     CREATE TABLE nodes (
+         run_id                 TEXT NOT NULL REFERENCES runs (id),
+         node_id                TEXT NOT NULL,
+         program_hash           TEXT NOT NULL,
+         parent_id              TEXT,
+         generation             INTEGER NOT NULL,
+         label                  TEXT NOT NULL,
+         diff                   TEXT NOT NULL,
+         diff_kinds             TEXT NOT NULL,
+         status                 TEXT NOT NULL CHECK (status IN ('valid', 'invalid', 'failed')),
+         validation_errors_json TEXT NOT NULL,
+         meta_tokens            INTEGER NOT NULL,
+         created_at_ms          INTEGER NOT NULL,
+         PRIMARY KEY (run_id, node_id),
+         FOREIGN KEY (run_id, parent_id) REFERENCES nodes (run_id, node_id)
+     );
+     CREATE INDEX nodes_by_parent ON nodes (run_id, parent_id);
+     CREATE INDEX nodes_by_generation ON nodes (run_id, generation, created_at_ms);
+     CREATE TABLE node_evaluations (
+         run_id      TEXT NOT NULL,
+         node_id     TEXT NOT NULL,
+         stage       TEXT NOT NULL,
+         eval_run_id INTEGER NOT NULL REFERENCES eval_runs (id),
+         PRIMARY KEY (run_id, node_id, stage),
+         FOREIGN KEY (run_id, node_id) REFERENCES nodes (run_id, node_id)
+     ) WITHOUT ROWID;
+     CREATE TABLE events (
+         seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+         run_id       TEXT NOT NULL REFERENCES runs (id),
+         at_ms        INTEGER NOT NULL,
+         kind         TEXT NOT NULL,
+         payload_json TEXT NOT NULL
+     );
+     CREATE INDEX events_by_run ON events (run_id, seq);",
 ];
 
 /// The id of an evaluation run.
@@ -556,12 +603,15 @@ impl ResultsStore {
         }
     }
 
-    fn begin<'c>(&self, conn: &'c mut Connection) -> Result<Transaction<'c>, StoreError> {
+    pub(crate) fn begin<'c>(
+        &self,
+        conn: &'c mut Connection,
+    ) -> Result<Transaction<'c>, StoreError> {
         conn.transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|source| self.sqlite_error("starting a transaction", source))
     }
 
-    fn check_run(&self, tx: &Transaction<'_>, run: EvalRunId) -> Result<(), StoreError> {
+    pub(crate) fn check_run(&self, tx: &Transaction<'_>, run: EvalRunId) -> Result<(), StoreError> {
         let exists = tx
             .query_row(
                 "SELECT 1 FROM eval_runs WHERE id = ?1",
@@ -754,20 +804,20 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
 }
 
 /// Seeds are any `u64`; SQLite integers are `i64`: stored bit for bit.
-fn seed_to_sql(seed: u64) -> i64 {
+pub(crate) fn seed_to_sql(seed: u64) -> i64 {
     i64::from_ne_bytes(seed.to_ne_bytes())
 }
 
-fn seed_from_sql(stored: i64) -> u64 {
+pub(crate) fn seed_from_sql(stored: i64) -> u64 {
     u64::from_ne_bytes(stored.to_ne_bytes())
 }
 
 /// Counts beyond `i64::MAX` cannot happen in practice; they saturate.
-fn count_to_sql(count: u64) -> i64 {
+pub(crate) fn count_to_sql(count: u64) -> i64 {
     i64::try_from(count).unwrap_or(i64::MAX)
 }
 
-fn count_from_sql(stored: i64) -> u64 {
+pub(crate) fn count_from_sql(stored: i64) -> u64 {
     u64::try_from(stored).unwrap_or(0)
 }
 

@@ -1,0 +1,26 @@
+//! The evolution engine: the DGM-H loop that grows an open-ended archive of programs.
+//!
+//! Each generation chooses parents from the archive, lets each parent's own meta agent edit a
+//! copy of it, validates the child, evaluates it in stages and inserts it into the archive.
+//! The engine works on plain data and traits; it knows nothing about SQLite, NATS, HTTP or the
+//! script runtime, which the binary plugs in.
+//!
+//! Modules:
+//! - [`select`] — parent selection policies (DGM-H's sigmoid, novelty, Pareto front, ...) and
+//!   the [`select::ParentSelector`] hook for a program's own `meta/select.py`.
+//!
+//! - [`engine`] — the generation loop: parents from the archive, the parent's own meta agent
+//!   on a copy, validation (including the mode's limits), staged evaluation, insertion, and
+//!   resume from the store.
+//!
+//! To come: `meta/select.py` as a selector, archive queries and `quick_eval` for meta agents,
+//! reports.
+
+pub mod engine;
+pub mod select;
+
+pub use engine::{Evolution, EvolveError, EvolveSettings, GenerationStats};
+pub use select::{
+    Candidate, ChildPenalty, FallbackSelector, NodeId, ParentSelector, SelectError,
+    SelectionPolicy, select_parents, weights,
+};

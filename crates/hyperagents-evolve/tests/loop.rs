@@ -1,0 +1,208 @@
+//! The generation loop on real parts — the seed program and its own meta
+//! agent in real sandbox workers, a JSONL suite, a real SQLite store — with
+//! scripted models standing in for the task and meta models (loop mechanics
+//! only).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hyperagents_domain::{Domain, JsonlSuite};
+use hyperagents_eval::SuiteIdentity;
+use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
+use hyperagents_llm::{ChatRequest, ResponseFormat};
+use hyperagents_runtime::improve::ImproveConfig;
+use hyperagents_store::{NodeStatus, ResultsStore, RunMode};
+use hyperagents_testkit::{ScriptedModel, context, pool, seed_dir};
+
+const SUITE: &str = r#"{"id": "four", "input": "What is 2+2?", "expected": "4"}
+{"id": "six", "input": "What is 3+3?", "expected": "6"}
+{"id": "eight", "input": "What is 4+4?", "expected": "8"}
+"#;
+
+/// The task model: always answers 4 (right for one task of three).
+fn task_model() -> Arc<ScriptedModel> {
+    ScriptedModel::new(|request: &ChatRequest| match &request.response_format {
+        ResponseFormat::JsonSchema { .. } => r#"{"answer": "4"}"#.into(),
+        ResponseFormat::Text => "4".into(),
+    })
+}
+
+/// The meta model: proposes a distinct edit each call, to `path`.
+fn meta_model(path: &'static str, counter: Arc<AtomicUsize>) -> Arc<ScriptedModel> {
+    ScriptedModel::new(move |_| {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        let edit = if path.ends_with(".py") {
+            serde_json::json!({
+                "reason": "log more", "path": path, "operation": "replace",
+                "old": "final = skill(", "new": format!("log(\"v{n}\")\nfinal = skill(")
+            })
+        } else {
+            serde_json::json!({
+                "reason": "be brief", "path": path, "operation": "write", "old": "",
+                "new": format!("Question: {{{{ question }}}}\nAnswer with the number only (v{n}).")
+            })
+        };
+        edit.to_string()
+    })
+}
+
+fn settings(run_id: &str, mode: RunMode) -> EvolveSettings {
+    EvolveSettings {
+        run_id: run_id.into(),
+        mode,
+        generations: 2,
+        children: 2,
+        selection: SelectionPolicy::dgm_default(),
+        stage1_tasks: vec!["four".into(), "six".into()],
+        full_tasks: vec!["four".into(), "six".into(), "eight".into()],
+        seeds: vec![0],
+        concurrency: 2,
+        improve: ImproveConfig::default(),
+    }
+}
+
+async fn evolution(
+    dir: &Path,
+    mode: RunMode,
+    task: Arc<ScriptedModel>,
+    meta: Arc<ScriptedModel>,
+) -> Evolution {
+    let suite: Arc<dyn Domain> = Arc::new(JsonlSuite::parse("jsonl:t", "t.jsonl", SUITE).unwrap());
+    let workers = pool(2).await;
+    Evolution {
+        episodes: context(task, workers.clone(), 40, &dir.join("traces")),
+        meta: context(meta, workers, 40, &dir.join("meta-traces")),
+        store: ResultsStore::open(dir.join("results.sqlite")).unwrap(),
+        domain: suite,
+        suite: SuiteIdentity {
+            name: "jsonl:t".into(),
+            version: "v1".into(),
+        },
+        settings: settings("run", mode),
+        dir: dir.join("run"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generations_make_validated_evaluated_children_and_resume_without_repeating_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let task = task_model();
+    let meta = meta_model("skills/reason/prompt.md", counter.clone());
+    let evo = evolution(dir.path(), RunMode::Hyper, task.clone(), meta.clone()).await;
+    let stats = evo.run(&seed_dir()).await.unwrap();
+    assert_eq!(stats.len(), 2);
+    let nodes = evo.store.nodes("run").unwrap();
+    assert_eq!(nodes.len(), 5, "the seed and 2 × 2 children");
+    let valid: Vec<_> = nodes
+        .iter()
+        .filter(|n| n.generation > 0 && n.status == NodeStatus::Valid)
+        .collect();
+    assert!(
+        !valid.is_empty(),
+        "prompt edits make valid children: {nodes:?}"
+    );
+    for node in &valid {
+        assert!(
+            node.diff.contains("Answer with the number only"),
+            "{}",
+            node.diff
+        );
+        assert!(
+            evo.store
+                .node_stage_summary("run", &node.node_id, "stage1")
+                .unwrap()
+                .is_some(),
+            "every valid child runs stage 1"
+        );
+    }
+    // The seed scores 1/3 on the full stage; the children answer the same.
+    let seed = evo
+        .store
+        .node_stage_summary("run", "seed", "full")
+        .unwrap()
+        .unwrap();
+    assert_eq!((seed.successes, seed.episodes), (1, 3));
+    let events = evo.store.events("run", 0).unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "generation").count(), 2);
+    assert!(
+        meta.request_count() >= 4,
+        "each attempt asks the parent's meta agent"
+    );
+
+    // Resume: everything is in the store, so no model is asked again.
+    let (task_calls, meta_calls) = (task.request_count(), meta.request_count());
+    let again = evolution(dir.path(), RunMode::Hyper, task.clone(), meta.clone()).await;
+    let resumed = again.run(&seed_dir()).await.unwrap();
+    assert_eq!(task.request_count(), task_calls);
+    assert_eq!(meta.request_count(), meta_calls);
+    assert_eq!(resumed, stats);
+    assert_eq!(again.store.nodes("run").unwrap().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_only_mode_rejects_code_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("tasks/answerer/policy.py", Arc::new(AtomicUsize::new(0)));
+    let evo = evolution(dir.path(), RunMode::PromptOnly, task_model(), meta).await;
+    evo.run(&seed_dir()).await.unwrap();
+    let children: Vec<_> = evo
+        .store
+        .nodes("run")
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.generation > 0)
+        .collect();
+    assert_eq!(children.len(), 4);
+    for child in children {
+        assert_eq!(child.status, NodeStatus::Invalid);
+        assert!(
+            child.validation_errors.to_string().contains("prompt-only"),
+            "{}",
+            child.validation_errors
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn none_mode_reruns_the_seed_on_fresh_episode_seeds_without_a_meta_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let evo = evolution(dir.path(), RunMode::None, task_model(), meta.clone()).await;
+    evo.run(&seed_dir()).await.unwrap();
+    assert_eq!(
+        meta.request_count(),
+        0,
+        "no meta step without self-improvement"
+    );
+    let nodes = evo.store.nodes("run").unwrap();
+    let seed_hash = nodes[0].program_hash.clone();
+    assert!(nodes.iter().all(|n| n.program_hash == seed_hash));
+    assert!(nodes.iter().all(|n| n.status == NodeStatus::Valid));
+    assert_eq!(nodes.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_meta_mode_uses_the_seeds_meta_agent_and_refuses_meta_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("meta/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let evo = evolution(dir.path(), RunMode::FixedMeta, task_model(), meta).await;
+    evo.run(&seed_dir()).await.unwrap();
+    for child in evo
+        .store
+        .nodes("run")
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.generation > 0)
+    {
+        assert_eq!(child.status, NodeStatus::Invalid);
+        assert!(
+            child.validation_errors.to_string().contains("fixed-meta"),
+            "{}",
+            child.validation_errors
+        );
+    }
+}
