@@ -84,6 +84,11 @@ pub enum Command {
     Trace(TraceArgs),
     /// Run a program's own meta agent once on failed trajectories; write the child and its diff.
     Improve(ImproveArgs),
+    /// Evolve a program: generations of children made by their parents' own meta agents,
+    /// validated, evaluated in stages and kept in an archive. Rerun to resume.
+    Evolve(EvolveArgs),
+    /// Show an evolution run: its nodes, their scores and the latest events.
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +151,61 @@ pub struct EvalArgs {
     /// Also write the results as JSONL here (default: <store>-evals/run-<id>.jsonl beside the store).
     #[arg(long, value_name = "FILE")]
     pub jsonl: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct EvolveArgs {
+    /// The run's name; running again with the same name resumes it.
+    #[arg(long)]
+    pub run: String,
+    /// The seed program.
+    #[arg(long, default_value = "programs/seed")]
+    pub program: PathBuf,
+    /// `miniwob`, `webarena`, `gaia`, or a JSONL task file (its train split is used).
+    #[arg(long)]
+    pub suite: String,
+    /// `hyper` (everything editable), `fixed-meta`, `prompt-only` or `none`.
+    #[arg(long, default_value = "hyper")]
+    pub mode: String,
+    #[arg(long, default_value_t = 3)]
+    pub generations: u64,
+    /// Children per generation, made concurrently.
+    #[arg(long, default_value_t = 2)]
+    pub children: usize,
+    /// Train tasks (comma-separated) of the full stage; default: the whole train split.
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
+    /// How many of those tasks stage 1 runs (a fixed sample drawn with the run seed).
+    #[arg(long, default_value_t = 5)]
+    pub stage1: usize,
+    /// Episode seeds per task in each evaluation.
+    #[arg(long, default_value_t = 1)]
+    pub episodes: u64,
+    /// Episodes in flight at once.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// The run directory (default: <cache dir>/runs/<run>).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Parent selection as JSON, e.g. '{"kind":"dgm-sigmoid","penalty":"paper"}' or
+    /// '{"kind":"pareto"}'.
+    #[arg(long)]
+    pub selection: Option<String>,
+    /// The results store (default: <cache dir>/results.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run's name.
+    pub run: String,
+    /// The results store (default: <cache dir>/results.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+    /// How many of the latest events to show.
+    #[arg(long, default_value_t = 10)]
+    pub events: usize,
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,8 @@
 //! the same parents.
 //!
 //! Layout of the run directory:
-//! `nodes/<node>/` (the program), `nodes/<node>.diff`, `traces/<node>/<stage>/`
+//! `nodes/<node>/` (the program), `nodes/<node>.diff`, `nodes/<node>.meta.txt` (the
+//! meta step's span tree), `traces/<node>/<stage>/`
 //! (trajectories; a parent's failures feed its meta step), `work/` (scratch).
 
 use std::collections::BTreeMap;
@@ -476,7 +477,7 @@ impl Evolution {
         } else {
             parent_dir.clone()
         };
-        let failures = self.failures_dir(parent);
+        let failures = self.failures_dir(parent, child)?;
         let mut config = self.settings.improve.clone();
         config.seed = mix(self.meta.run_seed, fnv(child));
         let outcome = improve(&self.meta, &meta_source, &failures, &child_dir, &config)
@@ -485,6 +486,9 @@ impl Evolution {
                 path: child_dir.clone(),
                 message: e.to_string(),
             })?;
+        // The meta step's span tree, for people and for tests of the loop.
+        let trace_path = self.dir.join("nodes").join(format!("{child}.meta.txt"));
+        std::fs::write(&trace_path, &outcome.trace).map_err(|e| io(&trace_path, e))?;
         let mut errors = outcome.errors.clone();
         if let Some(script) = &outcome.script_error {
             errors.push(format!("the meta agent failed: {script}"));
@@ -535,16 +539,39 @@ impl Evolution {
             .any(|n| n.status == NodeStatus::Valid && n.program_hash == program_hash))
     }
 
-    /// The trajectories a parent's meta agent learns from: its full stage,
-    /// else its stage 1.
-    fn failures_dir(&self, parent: &str) -> PathBuf {
-        let base = self.dir.join("traces").join(parent);
-        let full = base.join(FULL);
-        if full.is_dir() {
-            full
-        } else {
-            base.join(STAGE1)
+    /// A folder holding the trajectories a parent's meta agent learns from:
+    /// those of its full stage, else its stage 1. They are gathered from the
+    /// store's records, because an evaluation reused from the store (a child
+    /// that changed only `meta/`, say) wrote no trajectory of its own.
+    fn failures_dir(&self, parent: &str, child: &str) -> Result<PathBuf, EvolveError> {
+        let run = &self.settings.run_id;
+        let eval_run = match self.store.node_eval_run(run, parent, FULL)? {
+            Some(id) => Some(id),
+            None => self.store.node_eval_run(run, parent, STAGE1)?,
+        };
+        let dir = self.dir.join("work").join(format!("{child}-failures"));
+        if dir.exists() {
+            remove_dir(&dir)?;
         }
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let Some(eval_run) = eval_run else {
+            return Ok(dir);
+        };
+        for record in self.store.run_evaluations(eval_run)? {
+            let Some(trajectory) = &record.result.trajectory else {
+                continue;
+            };
+            let Some(name) = trajectory.file_name() else {
+                continue;
+            };
+            let summary = PathBuf::from(format!("{}.summary.json", trajectory.display()));
+            let summary_name = format!("{}.summary.json", name.to_string_lossy());
+            // A trajectory removed since is skipped: it is evidence, not state.
+            if std::fs::copy(trajectory, dir.join(name)).is_ok() {
+                let _ = std::fs::copy(&summary, dir.join(summary_name));
+            }
+        }
+        Ok(dir)
     }
 }
 

@@ -34,7 +34,12 @@ fn task_model() -> Arc<ScriptedModel> {
 fn meta_model(path: &'static str, counter: Arc<AtomicUsize>) -> Arc<ScriptedModel> {
     ScriptedModel::new(move |_| {
         let n = counter.fetch_add(1, Ordering::Relaxed);
-        let edit = if path.ends_with(".py") {
+        let edit = if path.starts_with("meta/") {
+            serde_json::json!({
+                "reason": "sharpen the meta prompt", "path": path, "operation": "write",
+                "old": "", "new": format!("Improve the program; failures:\n{{{{ failures }}}}\n(v{n})")
+            })
+        } else if path.ends_with(".py") {
             serde_json::json!({
                 "reason": "log more", "path": path, "operation": "replace",
                 "old": "final = skill(", "new": format!("log(\"v{n}\")\nfinal = skill(")
@@ -205,4 +210,45 @@ async fn fixed_meta_mode_uses_the_seeds_meta_agent_and_refuses_meta_edits() {
             child.validation_errors
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_whose_results_came_from_the_store_still_teaches_its_children() {
+    // The meta agent edits only meta/: the child's episodes are the seed's,
+    // so its evaluations are reused from the store and write no trajectory.
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("meta/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
+    // Equal scores: `best` breaks the tie by the smallest id, g1c0.
+    evo.settings.selection = SelectionPolicy::Best;
+    evo.run(&seed_dir()).await.unwrap();
+    let nodes = evo.store.nodes("run").unwrap();
+    let g1c0 = nodes.iter().find(|n| n.node_id == "g1c0").unwrap();
+    assert_eq!(
+        g1c0.status,
+        NodeStatus::Valid,
+        "{:?}",
+        g1c0.validation_errors
+    );
+    let children: Vec<_> = nodes.iter().filter(|n| n.generation == 2).collect();
+    assert!(
+        children
+            .iter()
+            .all(|n| n.parent_id.as_deref() == Some("g1c0"))
+    );
+    let failures = dir.path().join("run/work/g2c0-failures");
+    let summaries = std::fs::read_dir(&failures)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".summary.json")
+        })
+        .count();
+    assert_eq!(
+        summaries, 3,
+        "the parent's full-stage trajectories, gathered from the store"
+    );
 }

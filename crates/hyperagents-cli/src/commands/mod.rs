@@ -7,6 +7,7 @@ mod chat;
 mod config;
 mod data;
 mod eval;
+mod evolve;
 mod models;
 mod programs;
 mod suites;
@@ -32,6 +33,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => programs::run(settings, args).await,
         Command::Eval(args) => eval::run(settings, args).await,
         Command::Trace(args) => programs::trace(&args),
+        Command::Evolve(args) => evolve::run(settings, args).await,
+        Command::Status(args) => evolve::status(&settings, &args),
         Command::Improve(args) => programs::improve(settings, args).await,
     }
 }
