@@ -184,7 +184,11 @@ pub struct EvolveArgs {
     /// Episodes in flight at once.
     #[arg(long, default_value_t = 2)]
     pub concurrency: usize,
-    /// The run directory (default: <cache dir>/runs/<run>).
+    /// Skip scoring each generation's best node on the test split at the end.
+    #[arg(long)]
+    pub no_test: bool,
+    /// The run directory (default: <cache dir>/runs/<run>; a file `STOP` in it ends the run
+    /// gracefully before the next generation).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Parent selection as JSON, e.g. '{"kind":"dgm-sigmoid","penalty":"paper"}' or

@@ -9,7 +9,6 @@ use support::{repo, run_with, text};
 
 const SUITE: &str = r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}
 {"id": "sub", "input": "What is 10 minus 3?", "expected": 7, "scorer": "numeric"}
-{"id": "capital", "input": "What is the capital of France?", "expected": "Paris", "scorer": {"type": "contains", "max_len": 60}}
 "#;
 
 #[test]
@@ -33,7 +32,7 @@ fn a_short_run_on_the_embedded_model_makes_and_resumes_generations() {
         "--children",
         "2",
         "--stage1",
-        "2",
+        "1",
         "--store",
         store.to_str().unwrap(),
         "--dir",

@@ -40,6 +40,12 @@ pub const SEED_NODE: &str = "seed";
 pub const STAGE1: &str = "stage1";
 /// The whole train split, for children that pass stage 1.
 pub const FULL: &str = "full";
+/// The held-out split: run only by the engine, on each generation's best
+/// node, after the last generation. No meta agent ever sees its results.
+pub const TEST: &str = "test";
+/// A file in the run directory that ends the run gracefully before the next
+/// generation.
+pub const STOP_FILE: &str = "STOP";
 
 /// How a run evolves.
 #[derive(Debug, Clone)]
@@ -55,6 +61,9 @@ pub struct EvolveSettings {
     pub stage1_tasks: Vec<String>,
     /// Every train task (the full stage).
     pub full_tasks: Vec<String>,
+    /// Held-out tasks on which each generation's best node is scored at the
+    /// end; empty to skip.
+    pub test_tasks: Vec<String>,
     /// Episode seeds of each evaluation.
     pub seeds: Vec<u64>,
     /// Episodes in flight at once, per evaluation.
@@ -76,6 +85,10 @@ pub struct GenerationStats {
     /// Best score minus the seed's: the improvement so far.
     pub improvement: f64,
     pub archive_size: usize,
+    /// The best valid node so far.
+    pub best_node: String,
+    /// That node's success rate on the test split, once scored.
+    pub best_test: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +149,19 @@ impl Evolution {
         self.ensure_seed(seed_program).await?;
         let mut stats = Vec::new();
         for generation in 1..=s.generations {
+            if self.dir.join(STOP_FILE).exists() {
+                self.store.append_event(
+                    &s.run_id,
+                    "stopped",
+                    &json!({"before_generation": generation}),
+                )?;
+                self.store.set_run_state(
+                    &s.run_id,
+                    RunStatus::Stopped,
+                    &json!({"generations_done": generation - 1}),
+                )?;
+                return Ok(stats);
+            }
             stats.push(self.generation(generation).await?);
             self.store.set_run_state(
                 &s.run_id,
@@ -143,12 +169,35 @@ impl Evolution {
                 &json!({"generations_done": generation}),
             )?;
         }
+        self.score_on_test(&mut stats).await?;
         self.store.set_run_state(
             &s.run_id,
             RunStatus::Finished,
             &json!({"generations_done": s.generations}),
         )?;
         Ok(stats)
+    }
+
+    /// Scores each generation's best node so far on the test split.
+    async fn score_on_test(&self, stats: &mut [GenerationStats]) -> Result<(), EvolveError> {
+        if self.settings.test_tasks.is_empty() {
+            return Ok(());
+        }
+        let seeds = self.settings.seeds.clone();
+        for entry in stats.iter_mut() {
+            let summary = self.evaluate_stage(&entry.best_node, TEST, &seeds).await?;
+            entry.best_test = summary.success_rate();
+            self.store.append_event(
+                &self.settings.run_id,
+                "test",
+                &json!({
+                    "generation": entry.generation,
+                    "node": entry.best_node,
+                    "success_rate": entry.best_test,
+                }),
+            )?;
+        }
+        Ok(())
     }
 
     fn node_dir(&self, node: &str) -> PathBuf {
@@ -204,16 +253,17 @@ impl Evolution {
             path: dir.clone(),
             message: errors,
         })?);
-        let tasks = match stage {
-            STAGE1 => self.settings.stage1_tasks.clone(),
-            _ => self.settings.full_tasks.clone(),
+        let (tasks, split) = match stage {
+            STAGE1 => (self.settings.stage1_tasks.clone(), "train"),
+            TEST => (self.settings.test_tasks.clone(), "test"),
+            _ => (self.settings.full_tasks.clone(), "train"),
         };
         let eval_run = self.store.create_run(&NewEvalRun {
             // The node's own (content) hash; evaluation keys use the
             // episode hash, so children differing only in meta/ share results.
             program_hash: program.content_hash().to_hex(),
             suite: self.suite.name.clone(),
-            split: "train".into(),
+            split: split.into(),
             config: json!({"evolution": run, "node": node, "stage": stage, "seeds": seeds}),
         })?;
         let mut ctx = self.episodes.clone();
@@ -316,6 +366,13 @@ impl Evolution {
         let after = self.candidates(generation + 1)?;
         let scores: Vec<f64> = after.iter().filter(|c| c.valid).map(|c| c.score).collect();
         let best = scores.iter().copied().fold(0.0, f64::max);
+        // Ties go to the earliest node (the archive's order), so the seed
+        // stays "best" until a child beats it.
+        let best_node = after
+            .iter()
+            .find(|c| c.valid && c.score >= best)
+            .map(|c| c.node.0.clone())
+            .unwrap_or_else(|| SEED_NODE.to_string());
         let mean = if scores.is_empty() {
             0.0
         } else {
@@ -334,6 +391,8 @@ impl Evolution {
             mean,
             improvement: best - seed_score,
             archive_size: scores.len(),
+            best_node,
+            best_test: None,
         };
         self.store.append_event(
             run,
@@ -346,6 +405,7 @@ impl Evolution {
                 "mean": mean,
                 "improvement": stats.improvement,
                 "archive_size": stats.archive_size,
+                "best_node": stats.best_node,
             }),
         )?;
         Ok(stats)
@@ -384,7 +444,7 @@ impl Evolution {
             diff_kinds: made.kinds,
             status,
             validation_errors: json!(made.errors),
-            meta_tokens: 0,
+            meta_tokens: made.meta_tokens,
         })?;
         self.store.append_event(
             run,
@@ -413,10 +473,96 @@ impl Evolution {
         let p = parent_stage1.success_rate().unwrap_or(0.0);
         let n = parent_stage1.episodes.max(1) as f64;
         let threshold = p - (p * (1.0 - p) / n).sqrt();
-        if child_stage1.success_rate().unwrap_or(0.0) >= threshold {
+        let stage = if child_stage1.success_rate().unwrap_or(0.0) >= threshold {
             self.evaluate_stage(child, FULL, &seeds).await?;
-        }
+            self.evaluate_stage(parent, FULL, &self.settings.seeds)
+                .await?;
+            FULL
+        } else {
+            STAGE1
+        };
+        let comparison = self.compare(parent, child, stage)?;
+        self.store.append_event(
+            &self.settings.run_id,
+            "comparison",
+            &json!({
+                "node": child,
+                "parent": parent,
+                "stage": stage,
+                "tasks": comparison.tasks,
+                "mean_difference": comparison.mean,
+                "lower_95": comparison.lower,
+                "accepted": comparison.accepted(),
+            }),
+        )?;
         Ok(())
+    }
+
+    /// What a meta agent is told of its situation (train results only).
+    fn meta_context(
+        &self,
+        generation: u64,
+        parent: &str,
+    ) -> Result<serde_json::Value, EvolveError> {
+        let run = &self.settings.run_id;
+        let nodes = self.store.nodes(run)?;
+        let mut archive: Vec<serde_json::Value> = Vec::new();
+        for candidate in self.candidates(generation)? {
+            if !candidate.valid {
+                continue;
+            }
+            let node = nodes.iter().find(|n| n.node_id == candidate.node.0);
+            archive.push(json!({
+                "node": candidate.node.0,
+                "parent": node.and_then(|n| n.parent_id.clone()),
+                "score": candidate.score,
+                "changed": node
+                    .map(|n| n.diff_kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            }));
+        }
+        archive.sort_by(|a, b| {
+            b["score"]
+                .as_f64()
+                .partial_cmp(&a["score"].as_f64())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        archive.truncate(10);
+        let parent_tasks: BTreeMap<String, f64> = self
+            .candidates(generation)?
+            .into_iter()
+            .find(|c| c.node.0 == parent)
+            .map(|c| c.task_successes)
+            .unwrap_or_default();
+        Ok(json!({
+            "generation": generation,
+            "generations_left": self.settings.generations.saturating_sub(generation),
+            "mode": self.settings.mode.as_str(),
+            "parent": parent,
+            "parent_train_success_by_task": parent_tasks,
+            "best_of_archive": archive,
+            "meta_tokens_spent": nodes.iter().map(|n| n.meta_tokens).sum::<u64>(),
+        }))
+    }
+
+    /// The child against its parent, paired by task: per-task success-rate
+    /// differences, their mean and the lower bound of a 95% interval.
+    fn compare(&self, parent: &str, child: &str, stage: &str) -> Result<Paired, EvolveError> {
+        let run = &self.settings.run_id;
+        let rates = |node: &str| -> Result<BTreeMap<String, f64>, EvolveError> {
+            Ok(self
+                .store
+                .node_task_stats(run, node, stage)?
+                .into_iter()
+                .filter_map(|t| t.success_rate().map(|r| (t.task, r)))
+                .collect())
+        };
+        let parent_rates = rates(parent)?;
+        let differences: Vec<f64> = rates(child)?
+            .into_iter()
+            .filter_map(|(task, c)| parent_rates.get(&task).map(|p| c - p))
+            .collect();
+        Ok(Paired::of(&differences))
     }
 
     /// Episode seeds for a generation's children: the run's seeds, shifted
@@ -459,6 +605,7 @@ impl Evolution {
                 diff: String::new(),
                 kinds: Vec::new(),
                 errors: Vec::new(),
+                meta_tokens: 0,
             });
         }
         // In fixed-meta mode every child is made by the seed's meta agent.
@@ -480,6 +627,7 @@ impl Evolution {
         let failures = self.failures_dir(parent, child)?;
         let mut config = self.settings.improve.clone();
         config.seed = mix(self.meta.run_seed, fnv(child));
+        config.context = self.meta_context(generation, parent)?;
         let outcome = improve(&self.meta, &meta_source, &failures, &child_dir, &config)
             .await
             .map_err(|e| EvolveError::Io {
@@ -528,6 +676,7 @@ impl Evolution {
                 .filter_map(|k| StoredDiffKind::parse(k.as_str()))
                 .collect(),
             errors,
+            meta_tokens: outcome.meta_tokens,
         })
     }
 
@@ -575,12 +724,53 @@ impl Evolution {
     }
 }
 
+/// A paired comparison of two nodes over the same tasks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paired {
+    pub tasks: usize,
+    pub mean: f64,
+    /// Lower bound of the 95% interval of the mean difference (normal
+    /// approximation); `None` with fewer than two tasks.
+    pub lower: Option<f64>,
+}
+
+impl Paired {
+    pub fn of(differences: &[f64]) -> Paired {
+        let n = differences.len();
+        if n == 0 {
+            return Paired {
+                tasks: 0,
+                mean: 0.0,
+                lower: None,
+            };
+        }
+        let mean = differences.iter().sum::<f64>() / n as f64;
+        let lower = (n >= 2).then(|| {
+            let variance =
+                differences.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+            mean - 1.96 * (variance / n as f64).sqrt()
+        });
+        Paired {
+            tasks: n,
+            mean,
+            lower,
+        }
+    }
+
+    /// An improvement counts as accepted when the interval's lower bound is
+    /// above zero.
+    pub fn accepted(&self) -> bool {
+        self.lower.is_some_and(|l| l > 0.0)
+    }
+}
+
 struct MadeChild {
     program_hash: String,
     label: String,
     diff: String,
     kinds: Vec<StoredDiffKind>,
     errors: Vec<String>,
+    meta_tokens: u64,
 }
 
 fn load(dir: &Path) -> Result<Program, String> {
@@ -627,4 +817,29 @@ fn mix(a: u64, b: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paired_comparisons_accept_only_clear_improvements() {
+        let none = Paired::of(&[]);
+        assert_eq!(none.tasks, 0);
+        assert!(!none.accepted());
+        assert!(!Paired::of(&[1.0]).accepted(), "one task proves nothing");
+        let clear = Paired::of(&[1.0, 1.0, 1.0, 0.5]);
+        assert!(clear.accepted(), "{clear:?}");
+        let mixed = Paired::of(&[1.0, -1.0, 0.0, 0.0]);
+        assert_eq!(mixed.mean, 0.0);
+        assert!(!mixed.accepted(), "{mixed:?}");
+        // mean 0.5, sd 0.5774, se 0.2887: lower = 0.5 - 1.96 * 0.2887
+        let p = Paired::of(&[1.0, 0.0, 1.0, 0.0]);
+        let lower = p.lower.unwrap_or(f64::NAN);
+        assert!(
+            (lower - (0.5 - 1.96 * (1.0f64 / 3.0 / 4.0).sqrt())).abs() < 1e-9,
+            "{p:?}"
+        );
+    }
 }

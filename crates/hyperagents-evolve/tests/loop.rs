@@ -20,6 +20,8 @@ use hyperagents_testkit::{ScriptedModel, context, pool, seed_dir};
 const SUITE: &str = r#"{"id": "four", "input": "What is 2+2?", "expected": "4"}
 {"id": "six", "input": "What is 3+3?", "expected": "6"}
 {"id": "eight", "input": "What is 4+4?", "expected": "8"}
+{"id": "animal", "input": "Name the marsupial.", "expected": "QUOKKA-77"}
+{"id": "held", "input": "TEST-ONLY-QUESTION: what is 5+5?", "expected": "ZEBRA-42", "split": "test"}
 "#;
 
 /// The task model: always answers 4 (right for one task of three).
@@ -62,7 +64,8 @@ fn settings(run_id: &str, mode: RunMode) -> EvolveSettings {
         children: 2,
         selection: SelectionPolicy::dgm_default(),
         stage1_tasks: vec!["four".into(), "six".into()],
-        full_tasks: vec!["four".into(), "six".into(), "eight".into()],
+        full_tasks: vec!["four".into(), "six".into(), "eight".into(), "animal".into()],
+        test_tasks: vec!["held".into()],
         seeds: vec![0],
         concurrency: 2,
         improve: ImproveConfig::default(),
@@ -124,19 +127,40 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
             "every valid child runs stage 1"
         );
     }
-    // The seed scores 1/3 on the full stage; the children answer the same.
+    // The seed scores 1/4 on the full stage; the children answer the same.
     let seed = evo
         .store
         .node_stage_summary("run", "seed", "full")
         .unwrap()
         .unwrap();
-    assert_eq!((seed.successes, seed.episodes), (1, 3));
+    assert_eq!((seed.successes, seed.episodes), (1, 4));
+    // Each generation's best is scored on the test split at the end.
+    assert!(stats.iter().all(|g| g.best_test == Some(0.0)), "{stats:?}");
+    let best = &stats[1].best_node;
+    let test = evo
+        .store
+        .node_stage_summary("run", best, "test")
+        .unwrap()
+        .unwrap();
+    assert_eq!(test.episodes, 1);
     let events = evo.store.events("run", 0).unwrap();
     assert_eq!(events.iter().filter(|e| e.kind == "generation").count(), 2);
+    // Each valid child is compared with its parent, paired by task; answering
+    // exactly as the parent does is no accepted improvement.
+    let comparisons: Vec<_> = events.iter().filter(|e| e.kind == "comparison").collect();
+    assert_eq!(comparisons.len(), valid.len());
+    for c in &comparisons {
+        assert_eq!(c.payload["mean_difference"], 0.0, "{}", c.payload);
+        assert_eq!(c.payload["accepted"], false, "{}", c.payload);
+    }
     assert!(
         meta.request_count() >= 4,
         "each attempt asks the parent's meta agent"
     );
+    // Meta agents are told where they stand from the first generation on.
+    let first = serde_json::to_string(&meta.requests.lock().unwrap()[0]).unwrap();
+    assert!(first.contains("generations_left"), "{first}");
+    assert!(first.contains("parent_train_success_by_task"), "{first}");
 
     // Resume: everything is in the store, so no model is asked again.
     let (task_calls, meta_calls) = (task.request_count(), meta.request_count());
@@ -248,7 +272,85 @@ async fn a_child_whose_results_came_from_the_store_still_teaches_its_children() 
         })
         .count();
     assert_eq!(
-        summaries, 3,
+        summaries, 4,
         "the parent's full-stage trajectories, gathered from the store"
     );
+}
+
+/// Every file under `dir`, as text (gzip trajectories decompressed), for
+/// scanning.
+fn contents(dir: &Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            contents(&path, out);
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let text = if path.extension().is_some_and(|e| e == "gz") {
+            let mut decoded = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::GzDecoder::new(&bytes[..]),
+                &mut decoded,
+            )
+            .unwrap();
+            decoded
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        out.push((path, text));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_agents_never_see_the_test_split_or_expected_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
+    evo.run(&seed_dir()).await.unwrap();
+    // What meta agents were shown: their prompts (every request), the
+    // failures handed to them, their own traces and the programs they edit.
+    let mut seen: Vec<(std::path::PathBuf, String)> = Vec::new();
+    for request in meta.requests.lock().unwrap().iter() {
+        seen.push(("request".into(), serde_json::to_string(request).unwrap()));
+    }
+    contents(&dir.path().join("run/work"), &mut seen);
+    contents(&dir.path().join("run/nodes"), &mut seen);
+    assert!(
+        seen.iter().any(|(_, t)| t.contains("Name the marsupial")),
+        "failures were shown"
+    );
+    for (path, text) in &seen {
+        for secret in ["TEST-ONLY-QUESTION", "ZEBRA-42", "QUOKKA-77"] {
+            assert!(
+                !text.contains(secret),
+                "{secret} reached a meta agent via {}",
+                path.display()
+            );
+        }
+    }
+    // The test split was evaluated, on the host side only.
+    let mut host = Vec::new();
+    contents(&dir.path().join("run/traces"), &mut host);
+    assert!(host.iter().any(|(_, t)| t.contains("TEST-ONLY-QUESTION")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_file_ends_the_run_before_the_next_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
+    std::fs::create_dir_all(dir.path().join("run")).unwrap();
+    std::fs::write(dir.path().join("run/STOP"), "").unwrap();
+    let stats = evo.run(&seed_dir()).await.unwrap();
+    assert!(stats.is_empty());
+    assert_eq!(meta.request_count(), 0);
+    let run = evo.store.evolution_run("run").unwrap().unwrap();
+    assert_eq!(run.status, hyperagents_store::RunStatus::Stopped);
+    // Removing the file and running again resumes where it stopped.
+    std::fs::remove_file(dir.path().join("run/STOP")).unwrap();
+    assert_eq!(evo.run(&seed_dir()).await.unwrap().len(), 2);
 }

@@ -42,6 +42,11 @@ pub struct ImproveConfig {
     /// At most this many failure summaries are offered.
     pub max_failures: usize,
     pub seed: u64,
+    /// What the meta agent knows of its situation, returned by `context()`:
+    /// the evolution engine passes the generation, generations left, the
+    /// mode, the parent's train scores per task, the archive and the meta
+    /// tokens spent. Never test-split results.
+    pub context: Value,
 }
 
 impl Default for ImproveConfig {
@@ -51,6 +56,7 @@ impl Default for ImproveConfig {
             max_tool_calls: 200,
             max_failures: 50,
             seed: 0,
+            context: Value::Null,
         }
     }
 }
@@ -68,6 +74,8 @@ pub struct ImproveOutcome {
     pub script_error: Option<String>,
     /// The meta step's span tree.
     pub trace: String,
+    /// Tokens the meta agent's model calls spent (in and out).
+    pub meta_tokens: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +132,7 @@ pub async fn improve(
         calls: AtomicU64::new(0),
         max_calls: config.max_tool_calls,
         seed: hyperagents_llm::seed::SeedPath::root(ctx.run_seed).index("meta", config.seed),
+        context: config.context.clone(),
     });
     let meta = host.parent.meta().clone();
     let code = host
@@ -151,6 +160,12 @@ pub async fn improve(
         path: diff_path.clone(),
         source,
     })?;
+    let spans = recorder.spans();
+    let meta_tokens = spans
+        .iter()
+        .filter(|s| s.kind == crate::trace::SpanKind::Llm)
+        .map(|s| s.tokens_in + s.tokens_out)
+        .sum();
     let trace = render_tree(
         &crate::trace::Trajectory {
             header: crate::trace::EpisodeHeader {
@@ -160,7 +175,7 @@ pub async fn improve(
                 program: host.parent.content_hash().to_hex(),
                 started_at_unix_ms: 0,
             },
-            spans: recorder.spans(),
+            spans,
             summary: None,
         },
         120,
@@ -172,6 +187,7 @@ pub async fn improve(
         errors,
         script_error: result.err().map(|e| e.to_string()),
         trace,
+        meta_tokens,
     })
 }
 
@@ -229,6 +245,7 @@ struct MetaHost {
     calls: AtomicU64,
     max_calls: u64,
     seed: hyperagents_llm::seed::SeedPath,
+    context: Value,
 }
 
 impl MetaHost {
@@ -301,6 +318,7 @@ impl HostFunctions for MetaHost {
             "language_gaps",
             "log",
             "remember",
+            "context",
         ]
         .into_iter()
         .map(str::to_string)
@@ -462,6 +480,7 @@ impl MetaHost {
                     .map_err(|e| raise("KeyError", e.to_string()))
             }
             "language_gaps" => Ok(json!(LANGUAGE_GAPS)),
+            "context" => Ok(self.context.clone()),
             "log" => {
                 let message = args.iter().map(as_text).collect::<Vec<_>>().join(" ");
                 self.recorder.event(

@@ -136,19 +136,27 @@ impl SiteHooks for ConfiguredSiteHooks {
             crate::PageError::Script(_) => failed("the login form's fields were not found".into()),
             crate::PageError::Browser(message) => failed(message),
         })?;
-        // Success is the form going away; while the next page loads the
-        // check may fail, which only means "not yet".
+        // Success is the form gone from a fully loaded page, seen on two
+        // polls in a row: mid-navigation the next document can be empty for
+        // a moment (the form "gone") before a failed login shows the form
+        // again. A check that errors while the page loads means "not yet".
         let form_gone = format!(
-            "document.querySelector({}) === null",
+            "document.readyState === 'complete' && document.querySelector({}) === null",
             literal(&form.password_selector)
         );
         let deadline = tokio::time::Instant::now() + form.timeout;
+        let mut gone_before = false;
         loop {
             tokio::time::sleep(LOGIN_POLL).await;
-            if let Ok(serde_json::Value::Bool(true)) = page.eval_js(&form_gone).await {
+            let gone = matches!(
+                page.eval_js(&form_gone).await,
+                Ok(serde_json::Value::Bool(true))
+            );
+            if gone && gone_before {
                 tracing::debug!(%site, "logged in");
                 return Ok(());
             }
+            gone_before = gone;
             if tokio::time::Instant::now() >= deadline {
                 return Err(failed("still on the login form after submitting".into()));
             }

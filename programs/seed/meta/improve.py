@@ -1,7 +1,9 @@
 # The meta agent: read the failures, ask the meta model for one edit, apply it,
 # validate the child, and retry with the errors if it was rejected.
 # Host functions: failures, trajectory, list_files, read_file, search, replace,
-# write_file, insert, delete_file, check, llm, prompt, language_gaps, log, remember.
+# write_file, insert, delete_file, check, llm, prompt, language_gaps, log, remember,
+# context (where this edit stands in the evolution run: generation, generations
+# left, the parent's train scores, the archive).
 
 failed = failures()
 lines = []
@@ -17,6 +19,11 @@ if len(failed) > 0:
         detail = trajectory(failed[0]["task"])[:2500]
     except ValueError:
         detail = ""
+
+situation = context()
+situation_text = ""
+if situation:
+    situation_text = str(situation)[:1500]
 
 listing = list_files("")
 paths = [entry["path"] for entry in listing]
@@ -54,7 +61,7 @@ applied = False
 attempt = 0
 while attempt < 3 and not applied:
     attempt = attempt + 1
-    text = prompt(failures=summary_text, detail=detail, files=files_text, sources=sources, previous=previous)
+    text = prompt(failures=summary_text, detail=detail, files=files_text, sources=sources, previous=previous, situation=situation_text)
     try:
         edit = llm(text, schema=schema, max_tokens=900, temperature=0.7)
     except ValueError as error:

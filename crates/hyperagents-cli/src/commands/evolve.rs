@@ -44,6 +44,12 @@ pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
         args.tasks.clone()
     };
     let stage1_tasks = sample_tasks(&full_tasks, args.stage1, settings.run.seed);
+    // Only the engine sees these, after the last generation.
+    let test_tasks = if args.no_test {
+        Vec::new()
+    } else {
+        plan_suite(&settings, &args.suite, Split::Test)?.split_tasks
+    };
 
     // One context serves episodes and meta agents: the models are loaded once.
     let mut aliases: BTreeSet<String> = suite.aliases.clone();
@@ -81,6 +87,7 @@ pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
             selection,
             stage1_tasks,
             full_tasks,
+            test_tasks,
             seeds: (0..args.episodes).collect(),
             concurrency: args.concurrency,
             improve: ImproveConfig::default(),
@@ -99,17 +106,21 @@ pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
         .run(&args.program)
         .await
         .with_context(|| format!("evolution run `{}`", args.run))?;
-    println!("generation  valid  failed   best   mean  improvement  archive");
+    println!("generation  valid  failed   best   mean  improvement  archive  best node  test");
     for g in &stats {
         println!(
-            "{:>10} {:>6} {:>7} {:>6.3} {:>6.3} {:>12.3} {:>8}",
+            "{:>10} {:>6} {:>7} {:>6.3} {:>6.3} {:>12.3} {:>8}  {:<9}  {}",
             g.generation,
             g.valid_children,
             g.failed_attempts,
             g.best,
             g.mean,
             g.improvement,
-            g.archive_size
+            g.archive_size,
+            g.best_node,
+            g.best_test
+                .map(|t| format!("{t:.3}"))
+                .unwrap_or_else(|| "-".into())
         );
     }
     println!("`hyperagents status {}` shows the archive", args.run);
