@@ -161,6 +161,14 @@ pub struct EvolveArgs {
     /// The seed program.
     #[arg(long, default_value = "programs/seed")]
     pub program: PathBuf,
+    /// Start from an evolved program instead: `RUN/NODE` (a node of an earlier run in
+    /// <cache dir>/runs) or a program directory.
+    #[arg(long, value_name = "RUN/NODE", conflicts_with = "meta_from")]
+    pub from: Option<String>,
+    /// Meta-level transfer: the seed program (--program) with the `meta/` of an evolved
+    /// node, `RUN/NODE` or a program directory.
+    #[arg(long, value_name = "RUN/NODE")]
+    pub meta_from: Option<String>,
     /// `miniwob`, `webarena`, `gaia`, or a JSONL task file (its train split is used).
     #[arg(long)]
     pub suite: String,

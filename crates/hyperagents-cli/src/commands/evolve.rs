@@ -2,11 +2,13 @@
 //! `hyperagents status` (its nodes, scores and latest events).
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use hyperagents_domain::Split;
 use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
+use hyperagents_program::copy_program;
 use hyperagents_runtime::improve::ImproveConfig;
 use hyperagents_store::{NodeStatus, ResultsStore, RunMode};
 
@@ -30,7 +32,21 @@ pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
             .with_context(|| format!("--selection `{text}`"))?,
         None => SelectionPolicy::dgm_default(),
     };
-    let program = load_program(&args.program)?;
+    let run_dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| settings.cache_dir().join("runs").join(&args.run));
+    let runs = settings.cache_dir().join("runs");
+    let seed_program = match (&args.from, &args.meta_from) {
+        (Some(from), _) => resolve_node(&runs, from)?,
+        (None, Some(meta_from)) => {
+            let origin = run_dir.join("origin");
+            transplant_meta(&args.program, &resolve_node(&runs, meta_from)?, &origin)?;
+            origin
+        }
+        (None, None) => args.program.clone(),
+    };
+    let program = load_program(&seed_program)?;
     let suite = plan_suite(&settings, &args.suite, Split::Train)?;
     let full_tasks = if args.tasks.is_empty() {
         suite.split_tasks.clone()
@@ -55,10 +71,6 @@ pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
     let mut aliases: BTreeSet<String> = suite.aliases.clone();
     aliases.extend(episode_aliases(&program).into_iter().map(str::to_string));
     aliases.insert(program.meta().model.as_str().to_string());
-    let run_dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| settings.cache_dir().join("runs").join(&args.run));
     let ctx = run_context(
         &settings,
         aliases.iter().map(String::as_str).collect(),
@@ -103,7 +115,7 @@ pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
         args.children
     );
     let stats = evolution
-        .run(&args.program)
+        .run(&seed_program)
         .await
         .with_context(|| format!("evolution run `{}`", args.run))?;
     println!("generation  valid  failed   best   mean  improvement  archive  best node  test");
@@ -192,6 +204,47 @@ pub fn status(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A node's program directory: `RUN/NODE` under `runs`, or a directory.
+fn resolve_node(runs: &Path, spec: &str) -> Result<PathBuf> {
+    let direct = PathBuf::from(spec);
+    if direct.join("hyperagent.toml").is_file() {
+        return Ok(direct);
+    }
+    let Some((run, node)) = spec.split_once('/') else {
+        bail!("`{spec}` is neither RUN/NODE nor a program directory");
+    };
+    let dir = runs.join(run).join("nodes").join(node);
+    if !dir.join("hyperagent.toml").is_file() {
+        bail!("no node `{node}` of run `{run}` at {}", dir.display());
+    }
+    Ok(dir)
+}
+
+/// Writes to `out` the program `base` with its `meta/` replaced by the one of
+/// `donor` (meta-level transfer). An `out` left by an earlier start of the
+/// same run is rebuilt, so a resume composes the same program.
+fn transplant_meta(base: &Path, donor: &Path, out: &Path) -> Result<()> {
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| format!("removing {}", out.display()))?;
+    }
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    copy_program(base, out).with_context(|| format!("copying {}", base.display()))?;
+    let meta = out.join("meta");
+    std::fs::remove_dir_all(&meta).with_context(|| format!("removing {}", meta.display()))?;
+    copy_program(&donor.join("meta"), &meta)
+        .with_context(|| format!("copying {}/meta", donor.display()))?;
+    load_program(out).map(|_| ()).with_context(|| {
+        format!(
+            "{} with the meta agent of {} is not a valid program",
+            base.display(),
+            donor.display()
+        )
+    })
+}
+
 /// `count` tasks drawn from `tasks` in an order fixed by the run seed, kept
 /// in their suite order: stage 1's sample is the same on every resume.
 fn sample_tasks(tasks: &[String], count: usize, seed: u64) -> Vec<String> {
@@ -216,6 +269,38 @@ fn sample_tasks(tasks: &[String], count: usize, seed: u64) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seed() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../programs/seed")
+    }
+
+    #[test]
+    fn meta_transfer_puts_only_the_donors_meta_on_the_base() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let donor = dir.path().join("runs/r1/nodes/g2c0");
+        copy_program(&seed(), &donor).expect("copy");
+        std::fs::write(
+            donor.join("meta/prompt.md"),
+            "Evolved meta prompt {{ failures }}",
+        )
+        .expect("write");
+        std::fs::write(donor.join("skills/reason/prompt.md"), "Evolved task prompt")
+            .expect("write");
+        let found = resolve_node(&dir.path().join("runs"), "r1/g2c0").expect("resolves");
+        assert_eq!(found, donor);
+        let out = dir.path().join("origin");
+        transplant_meta(&seed(), &found, &out).expect("transplant");
+        let meta = std::fs::read_to_string(out.join("meta/prompt.md")).expect("read");
+        assert!(meta.starts_with("Evolved meta prompt"));
+        let task = std::fs::read_to_string(out.join("skills/reason/prompt.md")).expect("read");
+        let original =
+            std::fs::read_to_string(seed().join("skills/reason/prompt.md")).expect("read");
+        assert_eq!(task, original, "only meta/ is transferred");
+        // Again (a resume): rebuilt, same result.
+        transplant_meta(&seed(), &found, &out).expect("again");
+        assert!(resolve_node(&dir.path().join("runs"), "r1/nope").is_err());
+        assert!(resolve_node(&dir.path().join("runs"), "nonsense").is_err());
+    }
 
     #[test]
     fn stage1_samples_are_fixed_by_the_seed_and_keep_suite_order() {
