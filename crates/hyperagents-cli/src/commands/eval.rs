@@ -43,12 +43,7 @@ pub async fn run(settings: Settings, args: EvalArgs) -> Result<ExitCode> {
     }
     let seeds: Vec<u64> = (0..args.episodes).map(|i| args.first_seed + i).collect();
 
-    let store_path = args
-        .store
-        .clone()
-        .unwrap_or_else(|| settings.cache_dir().join("results.sqlite"));
-    let store = ResultsStore::open(&store_path)
-        .with_context(|| format!("opening the results store {}", store_path.display()))?;
+    let (store, store_path) = open_store(&settings, args.store.as_deref())?;
     let program_hash = program.episode_hash().to_hex();
     let run = store.create_run(&NewEvalRun {
         program_hash: program_hash.clone(),
@@ -160,6 +155,19 @@ pub async fn run(settings: Settings, args: EvalArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The results store at `path`, else `<cache dir>/results.sqlite`, and its path.
+pub(super) fn open_store(
+    settings: &Settings,
+    path: Option<&std::path::Path>,
+) -> Result<(ResultsStore, std::path::PathBuf)> {
+    let path = path
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| settings.cache_dir().join("results.sqlite"));
+    let store = ResultsStore::open(&path)
+        .with_context(|| format!("opening the results store {}", path.display()))?;
+    Ok((store, path))
 }
 
 fn status_word(record: &EpisodeRecord) -> &'static str {

@@ -10,8 +10,9 @@ use hyperagents_domain::Split;
 use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
 use hyperagents_program::copy_program;
 use hyperagents_runtime::improve::ImproveConfig;
-use hyperagents_store::{NodeStatus, ResultsStore, RunMode};
+use hyperagents_store::{NodeStatus, RunMode};
 
+use super::eval::open_store;
 use super::programs::{episode_aliases, load_program, run_context};
 use super::suites::plan_suite;
 use crate::cli::{EvolveArgs, StatusArgs};
@@ -79,12 +80,7 @@ pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
     .await?;
     let identity = suite.identity.clone();
     let domain = suite.open(&ctx).await?;
-    let store_path = args
-        .store
-        .clone()
-        .unwrap_or_else(|| settings.cache_dir().join("results.sqlite"));
-    let store = ResultsStore::open(&store_path)
-        .with_context(|| format!("opening the results store {}", store_path.display()))?;
+    let (store, _) = open_store(&settings, args.store.as_deref())?;
     let evolution = Evolution {
         episodes: ctx.clone(),
         meta: ctx,
@@ -140,12 +136,7 @@ pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
 }
 
 pub fn status(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
-    let store_path = args
-        .store
-        .clone()
-        .unwrap_or_else(|| settings.cache_dir().join("results.sqlite"));
-    let store = ResultsStore::open(&store_path)
-        .with_context(|| format!("opening the results store {}", store_path.display()))?;
+    let (store, store_path) = open_store(settings, args.store.as_deref())?;
     let Some(run) = store.evolution_run(&args.run)? else {
         bail!(
             "no evolution run `{}` in {}",
