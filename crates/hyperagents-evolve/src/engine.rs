@@ -506,8 +506,9 @@ impl Evolution {
     ) -> Result<serde_json::Value, EvolveError> {
         let run = &self.settings.run_id;
         let nodes = self.store.nodes(run)?;
+        let candidates = self.candidates(generation)?;
         let mut archive: Vec<serde_json::Value> = Vec::new();
-        for candidate in self.candidates(generation)? {
+        for candidate in &candidates {
             if !candidate.valid {
                 continue;
             }
@@ -528,8 +529,7 @@ impl Evolution {
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
         archive.truncate(10);
-        let parent_tasks: BTreeMap<String, f64> = self
-            .candidates(generation)?
+        let parent_tasks: BTreeMap<String, f64> = candidates
             .into_iter()
             .find(|c| c.node.0 == parent)
             .map(|c| c.task_successes)

@@ -209,8 +209,9 @@ pub fn rule_puts_in_test(task: &str) -> bool {
     fnv1a64(key.as_bytes()) % 10 < 3
 }
 
-/// FNV-1a, 64-bit: a stable hash that will not change with a Rust release.
-fn fnv1a64(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64-bit: a stable hash that will not change with a Rust release
+/// (split rules and samples that must never move use it).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes {
         hash ^= u64::from(*byte);

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use hyperagents_domain::Split;
 use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
+use hyperagents_miniwob::split::fnv1a64;
 use hyperagents_program::copy_program;
 use hyperagents_runtime::improve::ImproveConfig;
 use hyperagents_store::{NodeStatus, RunMode};
@@ -242,14 +243,7 @@ fn sample_tasks(tasks: &[String], count: usize, seed: u64) -> Vec<String> {
     let mut keyed: Vec<(u64, usize)> = tasks
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-            for byte in t.bytes() {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            (hash, i)
-        })
+        .map(|(i, t)| (fnv1a64(format!("{seed}:{t}").as_bytes()), i))
         .collect();
     keyed.sort();
     let mut chosen: Vec<usize> = keyed.into_iter().take(count).map(|(_, i)| i).collect();

@@ -13,6 +13,7 @@ use hyperagents_domain::judge::{JudgeConfig, LlmJudge};
 use hyperagents_domain::{Domain, JsonlSuite, Split};
 use hyperagents_eval::SuiteIdentity;
 use hyperagents_gaia::{GaiaConfig, GaiaDomain, GaiaSuite};
+use hyperagents_miniwob::split::fnv1a64;
 use hyperagents_miniwob::{MiniWob, MiniWobConfig, SplitPart};
 use hyperagents_models::{MINIWOB, ModelStore, WEBARENA};
 use hyperagents_runtime::RunContext;
@@ -226,12 +227,7 @@ fn plan_miniwob(settings: &Settings, split: Split) -> Result<SuitePlan> {
 /// template with a train task: a task is in test iff FNV-1a-64 of
 /// `"webarena-split-v1:<template id>"` mod 10 < 3.
 pub fn webarena_in_test(template_id: u32) -> bool {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in format!("webarena-split-v1:{template_id}").bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash % 10 < 3
+    fnv1a64(format!("webarena-split-v1:{template_id}").as_bytes()) % 10 < 3
 }
 
 fn plan_webarena(settings: &Settings, split: Split) -> Result<SuitePlan> {
