@@ -87,8 +87,17 @@ pub enum Command {
     /// Evolve a program: generations of children made by their parents' own meta agents,
     /// validated, evaluated in stages and kept in an archive. Rerun to resume.
     Evolve(EvolveArgs),
+    /// Resume an evolution run with the arguments it was started with: only work not yet
+    /// committed to the store is done again.
+    Resume(ResumeArgs),
     /// Show an evolution run: its nodes, their scores and the latest events.
     Status(StatusArgs),
+    /// Write an evolution run's report: markdown plus SVG plots (success per generation,
+    /// best-so-far on test, improvement rate, lineage tree, tokens per role, edit effects,
+    /// the best node's diff against the seed).
+    Report(ReportArgs),
+    /// Overlay several evolution runs (e.g. the four modes, several seeds each).
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,7 +162,8 @@ pub struct EvalArgs {
     pub jsonl: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+/// Serializable so a run's config keeps them and `resume` can repeat them.
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct EvolveArgs {
     /// The run's name; running again with the same name resumes it.
     #[arg(long)]
@@ -203,6 +213,74 @@ pub struct EvolveArgs {
     /// '{"kind":"pareto"}'.
     #[arg(long)]
     pub selection: Option<String>,
+    /// Let the best node's own `meta/select.py` choose parents (hyper mode); the policy of
+    /// --selection is the fallback.
+    #[arg(long)]
+    #[serde(default)]
+    pub program_selection: bool,
+    /// Children in flight at once (default: all of a generation's).
+    #[arg(long)]
+    #[serde(default)]
+    pub parallel: Option<usize>,
+    /// Start no generation once the run has spent this many tokens (meta + episodes), to
+    /// compare modes at an equal budget.
+    #[arg(long, value_name = "TOKENS")]
+    #[serde(default)]
+    pub token_budget: Option<u64>,
+    /// Skip the smoke episode a child runs before its staged evaluation.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_smoke: bool,
+    /// Give a rejected child no repair round.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_repair: bool,
+    /// `quick_eval(tasks)` calls a meta step may make (0 disables it).
+    #[arg(long, default_value_t = 2)]
+    #[serde(default)]
+    pub quick_eval_calls: u64,
+    /// Train tasks per `quick_eval` call.
+    #[arg(long, default_value_t = 4)]
+    #[serde(default = "default_quick_eval_tasks")]
+    pub quick_eval_tasks: usize,
+    /// The results store (default: <cache dir>/results.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+}
+
+fn default_quick_eval_tasks() -> usize {
+    4
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run's name.
+    pub run: String,
+    /// The results store holding it (default: <cache dir>/results.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run's name.
+    pub run: String,
+    /// Where to write report.md and the plots (default: <run dir>/report).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The results store (default: <cache dir>/results.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The runs' names.
+    #[arg(required = true, num_args = 1..)]
+    pub runs: Vec<String>,
+    /// Where to write compare.md and the plots (default: <cache dir>/compare/<first run>…).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// The results store (default: <cache dir>/results.sqlite).
     #[arg(long, value_name = "FILE")]
     pub store: Option<PathBuf>,

@@ -78,10 +78,58 @@ fn a_short_run_on_the_embedded_model_makes_and_resumes_generations() {
     }
     assert!(status.contains("event"), "{status}");
 
-    // Resuming a finished run repeats nothing and reports the same table.
-    let again = run_with(dir.path(), &args, &vars);
+    // Resuming a finished run by name, from another directory, repeats
+    // nothing and reports the same table.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let again = run_with(
+        elsewhere.path(),
+        &["resume", "e2e", "--store", store.to_str().unwrap()],
+        &vars,
+    );
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(text(&again.stdout), stdout);
+
+    // The report: markdown with its tables, and the plots it links.
+    let out = run_with(
+        dir.path(),
+        &["report", "e2e", "--store", store.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = std::fs::read_to_string(run_dir.join("report/report.md")).unwrap();
+    for node in ["g1c0", "g1c1", "g2c0", "g2c1"] {
+        assert!(report.contains(node), "{node} in {report}");
+    }
+    let lineage = std::fs::read_to_string(run_dir.join("report/lineage.svg")).unwrap();
+    assert!(
+        lineage.starts_with("<svg") || lineage.starts_with("<?xml"),
+        "{lineage}"
+    );
+    assert!(lineage.contains("g2c1"), "{lineage}");
+    assert!(
+        text(&out.stdout).contains("report.md"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn resume_and_report_name_a_missing_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("results.sqlite");
+    for command in ["resume", "report"] {
+        let out = run_with(
+            dir.path(),
+            &[command, "nowhere", "--store", store.to_str().unwrap()],
+            &[],
+        );
+        assert!(!out.status.success(), "{command}");
+        assert!(
+            text(&out.stderr).contains("nowhere"),
+            "{command}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
 #[test]

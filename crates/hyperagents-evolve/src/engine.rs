@@ -12,18 +12,34 @@
 //!
 //! Layout of the run directory:
 //! `nodes/<node>/` (the program), `nodes/<node>.diff`, `nodes/<node>.meta.txt` (the
-//! meta step's span tree), `traces/<node>/<stage>/`
-//! (trajectories; a parent's failures feed its meta step), `work/` (scratch).
+//! meta step's span tree; a repair round's follows it), `traces/<node>/<stage>/`
+//! (trajectories; a parent's failures feed its meta step; `smoke` and
+//! `quick-<n>` hold the smoke episode and the meta agent's quick evaluations),
+//! `work/` (scratch: failures gathered for a meta step, rejected children
+//! awaiting repair).
+//!
+//! A child is made in up to two rounds: the parent's meta agent edits a copy;
+//! the copy must load (manifest, every script compiles, the mode's limits),
+//! differ from the parent and from every archived program, and run one smoke
+//! episode without a code defect. When it fails, the same meta agent gets one
+//! repair round that starts from the rejected child with the errors in
+//! `context()["repair"]`. Tokens spent by the run (meta steps, episodes,
+//! smoke and quick evaluations) are summed from the store, so an equal-budget
+//! stop survives a resume.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use async_trait::async_trait;
+use futures::StreamExt;
 use hyperagents_domain::Domain;
-use hyperagents_eval::{EvalPlan, EvalTarget, SuiteIdentity, evaluate};
+use hyperagents_eval::{EvalPlan, EvalReport, EvalTarget, SuiteIdentity, evaluate};
 use hyperagents_program::{DiffKind, Program, copy_program};
-use hyperagents_runtime::improve::{ImproveConfig, improve};
+use hyperagents_runtime::improve::{ImproveConfig, QuickEval, QuickEvalHandle, improve};
 use hyperagents_runtime::{RunContext, SandboxChecker};
+use hyperagents_sandbox::{HostError, HostFunctions, ScriptSource, ScriptValue};
 use hyperagents_store::{
     DiffKind as StoredDiffKind, NewEvalRun, NewEvolutionRun, NewNode, NodeRecord, NodeStatus,
     ResultsStore, RunMode, RunStatus, RunSummary,
@@ -32,7 +48,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 
-use crate::select::{Candidate, NodeId, SelectionPolicy, select_parents};
+use crate::select::{
+    Candidate, FallbackSelector, NodeId, ParentSelector, SelectError, SelectionPolicy,
+    select_parents,
+};
 
 /// The seed node's id.
 pub const SEED_NODE: &str = "seed";
@@ -46,6 +65,22 @@ pub const TEST: &str = "test";
 /// A file in the run directory that ends the run gracefully before the next
 /// generation.
 pub const STOP_FILE: &str = "STOP";
+/// The one episode a new child runs before its staged evaluation.
+pub const SMOKE: &str = "smoke";
+
+/// Exception types that mean the program's code is wrong, not that its model
+/// answered badly: a smoke episode ending in one of them rejects the child.
+const CODE_DEFECTS: [&str; 9] = [
+    "NameError",
+    "SyntaxError",
+    "syntax error",
+    "TypeError",
+    "AttributeError",
+    "UnboundLocalError",
+    "ImportError",
+    "NotImplementedError",
+    "recursion limit",
+];
 
 /// How a run evolves.
 #[derive(Debug, Clone)]
@@ -69,6 +104,69 @@ pub struct EvolveSettings {
     /// Episodes in flight at once, per evaluation.
     pub concurrency: usize,
     pub improve: ImproveConfig,
+    /// Children in flight at once: one child's meta step overlaps another's
+    /// evaluation. 1 makes them one at a time.
+    pub parallel_children: usize,
+    /// No generation starts once the run has spent this many tokens (meta
+    /// steps, episodes, smoke and quick evaluations): runs of different modes
+    /// compare at an equal budget.
+    pub token_budget: Option<u64>,
+    /// In `hyper` mode, the best node's own `meta/select.py` (the manifest's
+    /// `meta.select`) chooses parents; any error falls back to `selection`.
+    pub program_selection: bool,
+    /// Run one smoke episode before a child's staged evaluation.
+    pub smoke: bool,
+    /// Give a rejected child one repair round with its errors fed back.
+    pub repair: bool,
+    /// `quick_eval(tasks)` for meta agents: calls per meta step (0 disables
+    /// it) and train tasks per call.
+    pub quick_eval_calls: u64,
+    pub quick_eval_tasks: usize,
+    /// How the run was launched (e.g. the CLI's arguments), kept as a
+    /// `launch` event so it can be resumed by name.
+    pub launch: serde_json::Value,
+}
+
+impl Default for EvolveSettings {
+    fn default() -> Self {
+        Self {
+            run_id: String::new(),
+            mode: RunMode::Hyper,
+            generations: 3,
+            children: 2,
+            selection: SelectionPolicy::dgm_default(),
+            stage1_tasks: Vec::new(),
+            full_tasks: Vec::new(),
+            test_tasks: Vec::new(),
+            seeds: vec![0],
+            concurrency: 2,
+            improve: ImproveConfig::default(),
+            parallel_children: 2,
+            token_budget: None,
+            program_selection: false,
+            smoke: true,
+            repair: true,
+            quick_eval_calls: 2,
+            quick_eval_tasks: 4,
+            launch: serde_json::Value::Null,
+        }
+    }
+}
+
+/// Tokens a run has spent so far, by role.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokensSpent {
+    /// The meta model's calls in meta steps (repair rounds included).
+    pub meta: u64,
+    /// Episodes: staged evaluations, smoke episodes and quick evaluations
+    /// (evaluations reused from the store count nothing).
+    pub episodes: u64,
+}
+
+impl TokensSpent {
+    pub fn total(&self) -> u64 {
+        self.meta + self.episodes
+    }
 }
 
 /// One generation's outcome, also stored as a `generation` event.
@@ -142,10 +240,24 @@ impl Evolution {
                 "stage1_tasks": s.stage1_tasks,
                 "full_tasks": s.full_tasks,
                 "seeds": s.seeds,
+                "test_tasks": s.test_tasks.len(),
             }),
             mode: s.mode,
             seed: self.episodes.run_seed,
         })?;
+        // Recorded as an event rather than in the config, so a resume with,
+        // say, more episodes in flight is not a conflicting run.
+        if !s.launch.is_null() {
+            let last = self
+                .store
+                .events(&s.run_id, 0)?
+                .into_iter()
+                .rev()
+                .find(|e| e.kind == "launch");
+            if last.is_none_or(|e| e.payload != s.launch) {
+                self.store.append_event(&s.run_id, "launch", &s.launch)?;
+            }
+        }
         self.ensure_seed(seed_program).await?;
         let mut stats = Vec::new();
         for generation in 1..=s.generations {
@@ -162,6 +274,22 @@ impl Evolution {
                 )?;
                 return Ok(stats);
             }
+            if let Some(budget) = s.token_budget {
+                let spent = self.tokens_spent()?;
+                if spent.total() >= budget {
+                    self.store.append_event(
+                        &s.run_id,
+                        "budget",
+                        &json!({
+                            "before_generation": generation,
+                            "token_budget": budget,
+                            "meta_tokens": spent.meta,
+                            "episode_tokens": spent.episodes,
+                        }),
+                    )?;
+                    break;
+                }
+            }
             stats.push(self.generation(generation).await?);
             self.store.set_run_state(
                 &s.run_id,
@@ -170,12 +298,35 @@ impl Evolution {
             )?;
         }
         self.score_on_test(&mut stats).await?;
+        let done = stats.last().map(|g| g.generation).unwrap_or(0);
         self.store.set_run_state(
             &s.run_id,
             RunStatus::Finished,
-            &json!({"generations_done": s.generations}),
+            &json!({"generations_done": done}),
         )?;
         Ok(stats)
+    }
+
+    /// Tokens spent so far, summed from the store: meta tokens of every
+    /// attempt, episode tokens of every stage linked to a node, and those of
+    /// smoke episodes and quick evaluations recorded in events.
+    pub fn tokens_spent(&self) -> Result<TokensSpent, EvolveError> {
+        let run = &self.settings.run_id;
+        let mut spent = TokensSpent::default();
+        for node in self.store.nodes(run)? {
+            spent.meta += node.meta_tokens;
+            for stage in [STAGE1, FULL, TEST] {
+                if let Some(summary) = self.store.node_stage_summary(run, &node.node_id, stage)? {
+                    spent.episodes += summary.tokens_in + summary.tokens_out;
+                }
+            }
+        }
+        for event in self.store.events(run, 0)? {
+            if event.kind == SMOKE || event.kind == "quick_eval" {
+                spent.episodes += event.payload["tokens"].as_u64().unwrap_or(0);
+            }
+        }
+        Ok(spent)
     }
 
     /// Scores each generation's best node so far on the test split.
@@ -266,35 +417,100 @@ impl Evolution {
             split: split.into(),
             config: json!({"evolution": run, "node": node, "stage": stage, "seeds": seeds}),
         })?;
-        let mut ctx = self.episodes.clone();
-        ctx.traces_dir = self.dir.join("traces").join(node).join(stage);
-        let target = EvalTarget {
-            program,
-            domain: self.domain.clone(),
-            suite: self.suite.clone(),
-        };
-        let plan = EvalPlan {
-            tasks,
-            seeds: seeds.to_vec(),
-            concurrency: self.settings.concurrency,
-            reuse_cached: true,
-        };
-        let report = evaluate(&ctx, &target, &plan, &self.store, eval_run, &|_| {}).await?;
+        let traces = self.dir.join("traces").join(node).join(stage);
+        let report = self
+            .run_plan(program, tasks, seeds.to_vec(), eval_run, traces)
+            .await?;
         self.store
             .link_node_evaluation(run, node, stage, eval_run)?;
         Ok(report.summary)
+    }
+
+    async fn run_plan(
+        &self,
+        program: Arc<Program>,
+        tasks: Vec<String>,
+        seeds: Vec<u64>,
+        eval_run: hyperagents_store::EvalRunId,
+        traces: PathBuf,
+    ) -> Result<EvalReport, EvolveError> {
+        run_plan(
+            &self.episodes,
+            &self.store,
+            EvalTarget {
+                program,
+                domain: self.domain.clone(),
+                suite: self.suite.clone(),
+            },
+            EvalPlan {
+                tasks,
+                seeds,
+                concurrency: self.settings.concurrency,
+                reuse_cached: true,
+            },
+            eval_run,
+            traces,
+        )
+        .await
+    }
+
+    /// One episode of the first stage-1 task, before any staged evaluation:
+    /// the child's errors if the episode failed to run or ended in a code
+    /// defect (see [`CODE_DEFECTS`]); an agent that merely fails the task
+    /// passes. The result is stored like any evaluation, so stage 1 reuses it.
+    async fn smoke(&self, generation: u64, child: &str) -> Result<Vec<String>, EvolveError> {
+        let dir = self.node_dir(child);
+        let program = match load(&dir) {
+            Ok(program) => Arc::new(program),
+            Err(message) => return Ok(vec![message]),
+        };
+        let task = self.settings.stage1_tasks[0].clone();
+        let seed = self.seeds_for(generation).first().copied().unwrap_or(0);
+        let eval_run = self.store.create_run(&NewEvalRun {
+            program_hash: program.content_hash().to_hex(),
+            suite: self.suite.name.clone(),
+            split: "train".into(),
+            config: json!({"evolution": self.settings.run_id, "node": child, "stage": SMOKE, "seeds": [seed]}),
+        })?;
+        let traces = self.dir.join("traces").join(child).join(SMOKE);
+        let report = self
+            .run_plan(program, vec![task], vec![seed], eval_run, traces)
+            .await?;
+        let errors = smoke_errors(&report);
+        self.store.append_event(
+            &self.settings.run_id,
+            SMOKE,
+            &json!({
+                "node": child,
+                "eval_run": eval_run.0,
+                "tokens": report.summary.tokens_in + report.summary.tokens_out,
+                "ok": errors.is_empty(),
+                "errors": errors,
+            }),
+        )?;
+        Ok(errors)
     }
 
     /// Candidates for parent selection: valid nodes of earlier generations,
     /// scored by their full stage (else stage 1).
     fn candidates(&self, before: u64) -> Result<Vec<Candidate>, EvolveError> {
         let run = &self.settings.run_id;
-        let nodes: Vec<NodeRecord> = self
+        let mut nodes: Vec<NodeRecord> = self
             .store
             .nodes(run)?
             .into_iter()
             .filter(|n| n.generation < before)
             .collect();
+        // The store lists a generation's children in the order they
+        // finished, which varies when they run side by side; parent draws
+        // and ties need an order that does not.
+        nodes.sort_by(|a, b| {
+            (a.generation, a.node_id.len(), &a.node_id).cmp(&(
+                b.generation,
+                b.node_id.len(),
+                &b.node_id,
+            ))
+        });
         let mut candidates = Vec::new();
         for node in &nodes {
             let stage = if self
@@ -331,13 +547,134 @@ impl Evolution {
         Ok(candidates)
     }
 
+    /// Parents chosen by the best node's own selection script
+    /// (`meta.select`), or by the configured policy when it has none or the
+    /// script fails or answers nonsense. Also returns what was used, for the
+    /// `parents` event.
+    async fn program_selected_parents(
+        &self,
+        generation: u64,
+        candidates: &[Candidate],
+        rng: &mut StdRng,
+    ) -> Result<(Vec<NodeId>, serde_json::Value), EvolveError> {
+        let count = self.settings.children;
+        let mut best: Option<&Candidate> = None;
+        for candidate in candidates.iter().filter(|c| c.valid) {
+            if best.is_none_or(|b| candidate.score > b.score) {
+                best = Some(candidate);
+            }
+        }
+        let Some(best) = best else {
+            return Err(SelectError::NoValidCandidate {
+                total: candidates.len(),
+            }
+            .into());
+        };
+        let script_seed = rand::RngCore::next_u64(rng);
+        let answer = self
+            .run_select_script(&best.node.0, generation, candidates, count, script_seed)
+            .await;
+        let scripted = answer.and_then(|parents| {
+            crate::select::check_answer(candidates, count, &parents).map(|()| parents)
+        });
+        match scripted {
+            Ok(parents) => Ok((
+                parents,
+                json!({"script": format!("{}/meta/select.py", best.node.0)}),
+            )),
+            Err(error) => {
+                tracing::warn!(node = %best.node.0, %error, "the selection script was not used; falling back to the configured policy");
+                let parents = FallbackSelector {
+                    primary: Box::new(Refused(error.clone())),
+                    fallback: self.settings.selection.clone(),
+                }
+                .select(candidates, count, rng)?;
+                Ok((
+                    parents,
+                    json!({"script": format!("{}/meta/select.py", best.node.0), "fallback": error}),
+                ))
+            }
+        }
+    }
+
+    /// Runs `node`'s selection script in the sandbox with the candidates as
+    /// input (`candidates`, `count`, `seed`, `generation`); it returns a list
+    /// of node ids. The script gets no host function but `log`.
+    async fn run_select_script(
+        &self,
+        node: &str,
+        generation: u64,
+        candidates: &[Candidate],
+        count: usize,
+        seed: u64,
+    ) -> Result<Vec<NodeId>, String> {
+        let program = load(&self.node_dir(node))?;
+        let Some(script) = program.meta().select.clone() else {
+            return Err(format!("{node} has no `meta.select` script"));
+        };
+        let code = program
+            .source(script.as_str())
+            .ok_or_else(|| format!("{node}: {} is not readable text", script.as_str()))?
+            .to_string();
+        let mut inputs = serde_json::Map::new();
+        inputs.insert(
+            "candidates".into(),
+            serde_json::Value::Array(
+                candidates
+                    .iter()
+                    .filter(|c| c.valid)
+                    .map(|c| {
+                        json!({
+                            "node": c.node.0,
+                            "score": c.score,
+                            "children": c.children,
+                            "task_successes": c.task_successes,
+                        })
+                    })
+                    .collect(),
+            ),
+        );
+        inputs.insert("count".into(), json!(count));
+        inputs.insert("seed".into(), json!(seed));
+        inputs.insert("generation".into(), json!(generation));
+        let source = ScriptSource {
+            file: script.as_str().to_string(),
+            code,
+        };
+        let value = self
+            .meta
+            .pool
+            .run(&source, inputs, Arc::new(SelectHost))
+            .await
+            .map_err(|e| e.to_string())?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| format!("the selection script returned {value}, not a list"))?;
+        items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(|id| NodeId(id.to_string()))
+                    .ok_or_else(|| format!("the selection script returned {item}, not a node id"))
+            })
+            .collect()
+    }
+
     async fn generation(&self, generation: u64) -> Result<GenerationStats, EvolveError> {
         let run = &self.settings.run_id;
         let candidates = self.candidates(generation)?;
         let mut rng = StdRng::seed_from_u64(mix(self.episodes.run_seed, generation));
+        let mut selector = json!(null);
         let parents = match self.settings.mode {
             // Without self-improvement the seed is re-run on fresh seeds.
             RunMode::None => vec![NodeId(SEED_NODE.into()); self.settings.children],
+            RunMode::Hyper if self.settings.program_selection => {
+                let (parents, used) = self
+                    .program_selected_parents(generation, &candidates, &mut rng)
+                    .await?;
+                selector = used;
+                parents
+            }
             _ => select_parents(
                 &self.settings.selection,
                 &candidates,
@@ -348,13 +685,18 @@ impl Evolution {
         self.store.append_event(
             run,
             "parents",
-            &json!({"generation": generation, "parents": parents}),
+            &json!({"generation": generation, "parents": parents, "selector": selector}),
         )?;
         let attempts = parents.iter().enumerate().map(|(index, parent)| {
             let child = format!("g{generation}c{index}");
             async move { self.attempt(generation, &parent.0, &child).await }
         });
-        let outcomes = futures::future::join_all(attempts).await;
+        // Children run side by side: one child's meta step overlaps another's
+        // evaluation; the model's own concurrency limit bounds the calls.
+        let outcomes: Vec<_> = futures::stream::iter(attempts)
+            .buffer_unordered(self.settings.parallel_children.max(1))
+            .collect()
+            .await;
         let mut valid = 0;
         let mut failed = 0;
         for outcome in outcomes {
@@ -427,7 +769,38 @@ impl Evolution {
             }
             return Ok(existing.status);
         }
-        let made = self.make_child(generation, parent, child).await?;
+        let mut made = self.make_child(generation, parent, child, None).await?;
+        if made.errors.is_empty() && self.settings.smoke {
+            made.errors = self.smoke(generation, child).await?;
+        }
+        if !made.errors.is_empty() && made.repairable && self.settings.repair {
+            self.store.append_event(
+                run,
+                "repair",
+                &json!({"node": child, "parent": parent, "errors": made.errors}),
+            )?;
+            let rejected = self.dir.join("work").join(format!("{child}-rejected"));
+            if rejected.exists() {
+                remove_dir(&rejected)?;
+            }
+            create_parent(&rejected)?;
+            let child_dir = self.node_dir(child);
+            std::fs::rename(&child_dir, &rejected).map_err(|e| io(&child_dir, e))?;
+            let repair = Repair {
+                base: rejected,
+                errors: made.errors.clone(),
+                diff: made.diff.clone(),
+            };
+            let first_round_tokens = made.meta_tokens;
+            made = self
+                .make_child(generation, parent, child, Some(&repair))
+                .await?;
+            made.meta_tokens += first_round_tokens;
+            if made.errors.is_empty() && self.settings.smoke {
+                made.errors = self.smoke(generation, child).await?;
+            }
+            made.label = format!("{} (repaired)", made.label);
+        }
         let status = if made.errors.is_empty() {
             NodeStatus::Valid
         } else {
@@ -529,11 +902,13 @@ impl Evolution {
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
         archive.truncate(10);
+        let edit_effects = self.edit_effects(&nodes, &candidates)?;
         let parent_tasks: BTreeMap<String, f64> = candidates
             .into_iter()
             .find(|c| c.node.0 == parent)
             .map(|c| c.task_successes)
             .unwrap_or_default();
+        let spent = self.tokens_spent()?;
         Ok(json!({
             "generation": generation,
             "generations_left": self.settings.generations.saturating_sub(generation),
@@ -541,8 +916,73 @@ impl Evolution {
             "parent": parent,
             "parent_train_success_by_task": parent_tasks,
             "best_of_archive": archive,
-            "meta_tokens_spent": nodes.iter().map(|n| n.meta_tokens).sum::<u64>(),
+            "edit_effects": edit_effects,
+            "meta_tokens_spent": spent.meta,
+            "budget": {
+                "tokens_spent": spent.total(),
+                "token_budget": self.settings.token_budget,
+                "tokens_left": self.settings.token_budget.map(|b| b.saturating_sub(spent.total())),
+            },
+            "quick_eval": {
+                "calls": self.settings.quick_eval_calls,
+                "tasks_per_call": self.settings.quick_eval_tasks,
+            },
         }))
+    }
+
+    /// What earlier edits of each kind did: for every diff kind, the valid
+    /// children whose diff had it, their mean score change against their
+    /// parent, and how many were accepted improvements.
+    fn edit_effects(
+        &self,
+        nodes: &[NodeRecord],
+        candidates: &[Candidate],
+    ) -> Result<serde_json::Value, EvolveError> {
+        let score = |id: &str| {
+            candidates
+                .iter()
+                .find(|c| c.valid && c.node.0 == id)
+                .map(|c| c.score)
+        };
+        let mut accepted = BTreeSet::new();
+        for event in self.store.events(&self.settings.run_id, 0)? {
+            if event.kind == "comparison"
+                && event.payload["accepted"].as_bool() == Some(true)
+                && let Some(node) = event.payload["node"].as_str()
+            {
+                accepted.insert(node.to_string());
+            }
+        }
+        let mut effects: BTreeMap<&str, (u64, f64, u64)> = BTreeMap::new();
+        for node in nodes {
+            let (Some(parent), Some(child_score)) = (&node.parent_id, score(&node.node_id)) else {
+                continue;
+            };
+            let Some(parent_score) = score(parent) else {
+                continue;
+            };
+            for kind in &node.diff_kinds {
+                let entry = effects.entry(kind.as_str()).or_default();
+                entry.0 += 1;
+                entry.1 += child_score - parent_score;
+                entry.2 += u64::from(accepted.contains(&node.node_id));
+            }
+        }
+        Ok(serde_json::Value::Object(
+            effects
+                .into_iter()
+                .map(|(kind, (children, delta, accepted))| {
+                    (
+                        kind.to_string(),
+                        json!({
+                            "children": children,
+                            "mean_score_change": delta / children as f64,
+                            "accepted": accepted,
+                        }),
+                    )
+                })
+                .collect(),
+        ))
     }
 
     /// The child against its parent, paired by task: per-task success-rate
@@ -584,6 +1024,7 @@ impl Evolution {
         generation: u64,
         parent: &str,
         child: &str,
+        repair: Option<&Repair>,
     ) -> Result<MadeChild, EvolveError> {
         let parent_dir = self.node_dir(parent);
         let child_dir = self.node_dir(child);
@@ -606,6 +1047,7 @@ impl Evolution {
                 kinds: Vec::new(),
                 errors: Vec::new(),
                 meta_tokens: 0,
+                repairable: false,
             });
         }
         // In fixed-meta mode every child is made by the seed's meta agent.
@@ -626,17 +1068,51 @@ impl Evolution {
         };
         let failures = self.failures_dir(parent, child)?;
         let mut config = self.settings.improve.clone();
-        config.seed = mix(self.meta.run_seed, fnv(child));
+        let round = if repair.is_some() { "/repair" } else { "" };
+        config.seed = mix(self.meta.run_seed, fnv(&format!("{child}{round}")));
         config.context = self.meta_context(generation, parent)?;
+        if let Some(repair) = repair {
+            config.base = Some(repair.base.clone());
+            config.context["repair"] = json!({
+                "errors": repair.errors,
+                "rejected_diff": clip_chars(&repair.diff, 4000),
+            });
+        }
+        if self.settings.quick_eval_calls > 0 {
+            config.quick_eval = Some(QuickEvalHandle(Arc::new(QuickEvaluator {
+                ctx: self.episodes.clone(),
+                store: self.store.clone(),
+                target_domain: self.domain.clone(),
+                suite: self.suite.clone(),
+                run_id: self.settings.run_id.clone(),
+                node: child.to_string(),
+                train: self.settings.full_tasks.iter().cloned().collect(),
+                seed: self.seeds_for(generation).first().copied().unwrap_or(0),
+                concurrency: self.settings.concurrency,
+                traces: self.dir.join("traces").join(child),
+                max_tasks: self.settings.quick_eval_tasks.max(1),
+                max_calls: self.settings.quick_eval_calls,
+                calls: AtomicU64::new(0),
+            })));
+        }
         let outcome = improve(&self.meta, &meta_source, &failures, &child_dir, &config)
             .await
             .map_err(|e| EvolveError::Io {
                 path: child_dir.clone(),
                 message: e.to_string(),
             })?;
-        // The meta step's span tree, for people and for tests of the loop.
+        // The meta step's span tree, for people and for tests of the loop; a
+        // repair round's follows the first round's.
         let trace_path = self.dir.join("nodes").join(format!("{child}.meta.txt"));
-        std::fs::write(&trace_path, &outcome.trace).map_err(|e| io(&trace_path, e))?;
+        let trace = match repair {
+            Some(_) => format!(
+                "{}\n--- repair round ---\n{}",
+                std::fs::read_to_string(&trace_path).unwrap_or_default(),
+                outcome.trace
+            ),
+            None => outcome.trace.clone(),
+        };
+        std::fs::write(&trace_path, &trace).map_err(|e| io(&trace_path, e))?;
         let mut errors = outcome.errors.clone();
         if let Some(script) = &outcome.script_error {
             errors.push(format!("the meta agent failed: {script}"));
@@ -663,11 +1139,13 @@ impl Evolution {
                 String::new()
             }
         };
-        if errors.is_empty() && self.duplicate_of(&program_hash)? {
+        let duplicate = !program_hash.is_empty() && self.duplicate_of(&program_hash)?;
+        if errors.is_empty() && duplicate {
             errors.push("identical to a program already in the archive".into());
         }
         let diff = std::fs::read_to_string(&outcome.diff_path).unwrap_or_default();
         Ok(MadeChild {
+            repairable: !outcome.diff.is_empty() && !duplicate,
             program_hash,
             label: format!("child of {parent}"),
             diff,
@@ -771,6 +1249,242 @@ struct MadeChild {
     kinds: Vec<StoredDiffKind>,
     errors: Vec<String>,
     meta_tokens: u64,
+    /// Whether a repair round could help: the meta agent changed something
+    /// that is not already archived.
+    repairable: bool,
+}
+
+/// A rejected child handed back to its parent's meta agent.
+struct Repair {
+    /// The rejected child's files (the repair round starts from them).
+    base: PathBuf,
+    errors: Vec<String>,
+    diff: String,
+}
+
+/// A selector that has already failed: makes [`FallbackSelector`] use its
+/// fallback.
+struct Refused(String);
+
+impl ParentSelector for Refused {
+    fn select(
+        &self,
+        _candidates: &[Candidate],
+        _count: usize,
+        _rng: &mut dyn rand::RngCore,
+    ) -> Result<Vec<NodeId>, SelectError> {
+        Err(SelectError::Selector(self.0.clone()))
+    }
+}
+
+/// The host of a selection script: it may only log.
+struct SelectHost;
+
+#[async_trait]
+impl HostFunctions for SelectHost {
+    fn functions(&self) -> Vec<String> {
+        vec!["log".into()]
+    }
+
+    async fn call(
+        &self,
+        function: &str,
+        args: Vec<ScriptValue>,
+        _kwargs: serde_json::Map<String, ScriptValue>,
+    ) -> Result<ScriptValue, HostError> {
+        if function == "log" {
+            tracing::info!(message = %serde_json::Value::Array(args), "selection script");
+            return Ok(ScriptValue::Null);
+        }
+        Err(HostError::Raise {
+            exception: "NameError".into(),
+            message: format!("name '{function}' is not defined"),
+        })
+    }
+}
+
+/// `quick_eval(tasks)` for one meta step: a few train tasks, one episode
+/// seed, results stored (so staged evaluation may reuse them) and their
+/// tokens recorded in a `quick_eval` event.
+struct QuickEvaluator {
+    ctx: RunContext,
+    store: ResultsStore,
+    target_domain: Arc<dyn Domain>,
+    suite: SuiteIdentity,
+    run_id: String,
+    node: String,
+    train: BTreeSet<String>,
+    seed: u64,
+    concurrency: usize,
+    traces: PathBuf,
+    max_tasks: usize,
+    max_calls: u64,
+    calls: AtomicU64,
+}
+
+#[async_trait]
+impl QuickEval for QuickEvaluator {
+    async fn quick_eval(
+        &self,
+        program_dir: &Path,
+        tasks: Vec<String>,
+    ) -> Result<serde_json::Value, String> {
+        if self.calls.load(Ordering::Relaxed) >= self.max_calls {
+            return Err(format!(
+                "quick_eval may be called {} times per meta step",
+                self.max_calls
+            ));
+        }
+        let mut unique: Vec<String> = Vec::new();
+        for task in tasks {
+            if !unique.contains(&task) {
+                unique.push(task);
+            }
+        }
+        if unique.is_empty() {
+            return Err("quick_eval() needs at least one train task".into());
+        }
+        if unique.len() > self.max_tasks {
+            return Err(format!(
+                "quick_eval runs at most {} tasks per call",
+                self.max_tasks
+            ));
+        }
+        // Train tasks only: a held-out task is refused like an unknown one.
+        if let Some(unknown) = unique.iter().find(|t| !self.train.contains(*t)) {
+            return Err(format!(
+                "`{unknown}` is not a train task; quick_eval runs train tasks only"
+            ));
+        }
+        // Only calls that run count against the limit.
+        let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let program = Arc::new(load(program_dir)?);
+        let eval_run = self
+            .store
+            .create_run(&NewEvalRun {
+                program_hash: program.content_hash().to_hex(),
+                suite: self.suite.name.clone(),
+                split: "train".into(),
+                config: json!({"evolution": self.run_id, "node": self.node, "stage": "quick", "call": call}),
+            })
+            .map_err(|e| e.to_string())?;
+        let report = run_plan(
+            &self.ctx,
+            &self.store,
+            EvalTarget {
+                program,
+                domain: self.target_domain.clone(),
+                suite: self.suite.clone(),
+            },
+            EvalPlan {
+                tasks: unique.clone(),
+                seeds: vec![self.seed],
+                concurrency: self.concurrency,
+                reuse_cached: true,
+            },
+            eval_run,
+            self.traces.join(format!("quick-{call}")),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        self.store
+            .append_event(
+                &self.run_id,
+                "quick_eval",
+                &json!({
+                    "node": self.node,
+                    "call": call,
+                    "tasks": unique,
+                    "eval_run": report.run.0,
+                    "tokens": report.summary.tokens_in + report.summary.tokens_out,
+                    "success_rate": report.summary.success_rate(),
+                }),
+            )
+            .map_err(|e| e.to_string())?;
+        // In the order asked for.
+        let mut records: Vec<&hyperagents_eval::EpisodeRecord> = report.records.iter().collect();
+        records.sort_by_key(|r| unique.iter().position(|t| *t == r.task));
+        Ok(serde_json::Value::Array(
+            records
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "task": r.task,
+                        "success": r.success,
+                        "score": r.score,
+                        "status": r.status.as_str(),
+                        "reason": clip_chars(&r.reason, 300),
+                        "defect": program_defect(r),
+                    })
+                })
+                .collect(),
+        ))
+    }
+}
+
+async fn run_plan(
+    ctx: &RunContext,
+    store: &ResultsStore,
+    target: EvalTarget,
+    plan: EvalPlan,
+    eval_run: hyperagents_store::EvalRunId,
+    traces: PathBuf,
+) -> Result<EvalReport, EvolveError> {
+    let mut ctx = ctx.clone();
+    ctx.traces_dir = traces;
+    Ok(evaluate(&ctx, &target, &plan, store, eval_run, &|_| {}).await?)
+}
+
+/// Why a smoke episode rejects its child, if it does.
+fn smoke_errors(report: &EvalReport) -> Vec<String> {
+    report.records.iter().filter_map(program_defect).collect()
+}
+
+/// The program's fault in one episode, if any: the episode failed to run,
+/// ended in a code defect (see [`CODE_DEFECTS`]), or killed its worker. An
+/// agent that merely fails the task has none.
+fn program_defect(record: &hyperagents_eval::EpisodeRecord) -> Option<String> {
+    match record.status {
+        hyperagents_store::EvalStatus::Error => Some(format!(
+            "the episode of `{}` failed to run: {}",
+            record.task,
+            clip_chars(&record.reason, 600)
+        )),
+        hyperagents_store::EvalStatus::Unsupported => None,
+        hyperagents_store::EvalStatus::Ok => {
+            let trajectory = record.trajectory.as_ref()?;
+            let sidecar = PathBuf::from(format!("{}.summary.json", trajectory.display()));
+            let text = std::fs::read_to_string(&sidecar).ok()?;
+            let summary: hyperagents_runtime::trace::EpisodeSummary =
+                serde_json::from_str(&text).ok()?;
+            if let Some(failure) = summary
+                .failure
+                .as_ref()
+                .filter(|f| CODE_DEFECTS.iter().any(|d| f.error.contains(d)))
+            {
+                return Some(format!(
+                    "the episode of `{}` hit a code defect at {}: {}",
+                    record.task,
+                    failure.path,
+                    clip_chars(&failure.error, 600)
+                ));
+            }
+            summary
+                .stopped
+                .filter(|s| s.contains("worker died") || s.contains("memory limit"))
+                .map(|stopped| format!("the episode of `{}` stopped: {stopped}", record.task))
+        }
+    }
+}
+
+/// At most `max` characters of `text`, marked when cut.
+fn clip_chars(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max).collect();
+    out.push('…');
+    out
 }
 
 fn load(dir: &Path) -> Result<Program, String> {

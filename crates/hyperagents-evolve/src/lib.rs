@@ -9,17 +9,15 @@
 //! - [`select`] — parent selection policies (DGM-H's sigmoid, novelty, Pareto front, ...) and
 //!   the [`select::ParentSelector`] hook for a program's own `meta/select.py`.
 //!
-//! - [`engine`] — the generation loop: parents from the archive, the parent's own meta agent
-//!   on a copy, validation (including the mode's limits), staged evaluation, insertion, and
-//!   resume from the store.
-//!
-//! To come: `meta/select.py` as a selector, archive queries and `quick_eval` for meta agents,
-//! reports.
+//! - [`engine`] — the generation loop: parents from the archive (or the best node's own
+//!   selection script), the parent's own meta agent on a copy with archive context and
+//!   `quick_eval`, validation (including the mode's limits and a smoke episode), one repair
+//!   round, staged evaluation, insertion, token budgets, and resume from the store.
 
 pub mod engine;
 pub mod select;
 
-pub use engine::{Evolution, EvolveError, EvolveSettings, GenerationStats};
+pub use engine::{Evolution, EvolveError, EvolveSettings, GenerationStats, TokensSpent};
 pub use select::{
     Candidate, ChildPenalty, FallbackSelector, NodeId, ParentSelector, SelectError,
     SelectionPolicy, select_parents, weights,

@@ -427,7 +427,11 @@ fn draw(weighted: &[(NodeId, f64)], total: f64, unit: f64) -> Option<NodeId> {
 }
 
 /// Why a custom selector's answer cannot be used, if it cannot.
-fn check_answer(candidates: &[Candidate], count: usize, parents: &[NodeId]) -> Result<(), String> {
+pub(crate) fn check_answer(
+    candidates: &[Candidate],
+    count: usize,
+    parents: &[NodeId],
+) -> Result<(), String> {
     if parents.len() != count {
         return Err(format!("asked for {count} parents, got {}", parents.len()));
     }

@@ -69,6 +69,7 @@ fn settings(run_id: &str, mode: RunMode) -> EvolveSettings {
         seeds: vec![0],
         concurrency: 2,
         improve: ImproveConfig::default(),
+        ..EvolveSettings::default()
     }
 }
 
@@ -353,4 +354,265 @@ async fn a_stop_file_ends_the_run_before_the_next_generation() {
     // Removing the file and running again resumes where it stopped.
     std::fs::remove_file(dir.path().join("run/STOP")).unwrap();
     assert_eq!(evo.run(&seed_dir()).await.unwrap().len(), 2);
+}
+
+/// A meta model whose first edit calls an undefined function (it compiles,
+/// then fails at run time) and whose later edits, once told of a rejection,
+/// replace `old` with `new` in the same file.
+fn defect_then_model(old: &'static str, new: &'static str) -> Arc<ScriptedModel> {
+    ScriptedModel::new(move |request: &ChatRequest| {
+        let prompt = serde_json::to_string(&request.messages).unwrap();
+        let edit = if prompt.contains("rejected") {
+            serde_json::json!({
+                "reason": "second try", "path": "tasks/answerer/policy.py",
+                "operation": "replace", "old": old, "new": new
+            })
+        } else {
+            serde_json::json!({
+                "reason": "add a helper", "path": "tasks/answerer/policy.py",
+                "operation": "replace", "old": "final = skill(",
+                "new": "undefined_helper()\nfinal = skill("
+            })
+        };
+        edit.to_string()
+    })
+}
+
+/// Repairs the rejected child: the broken call becomes a log line.
+fn defect_then_fix_model() -> Arc<ScriptedModel> {
+    defect_then_model("undefined_helper()\n", "log(\"repaired\")\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_with_a_code_defect_fails_its_smoke_episode_and_gets_one_repair_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = defect_then_fix_model();
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
+    evo.settings.generations = 1;
+    evo.settings.children = 1;
+    // Without quick_eval the meta agent cannot catch the defect itself.
+    evo.settings.quick_eval_calls = 0;
+    evo.run(&seed_dir()).await.unwrap();
+    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    assert_eq!(
+        child.status,
+        NodeStatus::Valid,
+        "{}",
+        child.validation_errors
+    );
+    assert!(child.label.contains("repaired"), "{}", child.label);
+    // The diff is against the parent: the defect and its fix cancel out.
+    assert!(child.diff.contains("log(\"repaired\")"), "{}", child.diff);
+    assert!(!child.diff.contains("undefined_helper"), "{}", child.diff);
+    let events = evo.store.events("run", 0).unwrap();
+    let smokes: Vec<_> = events.iter().filter(|e| e.kind == "smoke").collect();
+    assert_eq!(smokes.len(), 2, "{smokes:?}");
+    assert_eq!(smokes[0].payload["ok"], false);
+    assert!(
+        smokes[0].payload["errors"]
+            .to_string()
+            .contains("undefined_helper"),
+        "{}",
+        smokes[0].payload
+    );
+    assert_eq!(smokes[1].payload["ok"], true);
+    let repair = events.iter().find(|e| e.kind == "repair").unwrap();
+    assert!(repair.payload["errors"].to_string().contains("NameError"));
+    // The repair round was told why: its prompt names the rejection.
+    let requests = meta.requests.lock().unwrap();
+    assert!(
+        serde_json::to_string(&requests[requests.len() - 1])
+            .unwrap()
+            .contains("NameError")
+    );
+    let trace = std::fs::read_to_string(dir.path().join("run/nodes/g1c0.meta.txt")).unwrap();
+    assert!(trace.contains("repair round"), "{trace}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_repair_round_a_defective_child_is_rejected_by_its_smoke_episode() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut evo = evolution(
+        dir.path(),
+        RunMode::Hyper,
+        task_model(),
+        defect_then_fix_model(),
+    )
+    .await;
+    evo.settings.generations = 1;
+    evo.settings.children = 1;
+    evo.settings.quick_eval_calls = 0;
+    evo.settings.repair = false;
+    evo.run(&seed_dir()).await.unwrap();
+    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    assert_eq!(child.status, NodeStatus::Invalid);
+    assert!(
+        child.validation_errors.to_string().contains("code defect"),
+        "{}",
+        child.validation_errors
+    );
+    assert!(
+        evo.store
+            .node_stage_summary("run", "g1c0", "stage1")
+            .unwrap()
+            .is_none(),
+        "a rejected child is never evaluated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_meta_agent_catches_a_defect_with_quick_eval_and_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    // The defect is undone within the round, so the retry edits the original.
+    let meta = defect_then_model("final = skill(", "log(\"second try\")\nfinal = skill(");
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
+    evo.settings.generations = 1;
+    evo.settings.children = 1;
+    evo.run(&seed_dir()).await.unwrap();
+    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    assert_eq!(
+        child.status,
+        NodeStatus::Valid,
+        "{}",
+        child.validation_errors
+    );
+    assert!(!child.label.contains("repaired"), "caught within the round");
+    assert!(child.diff.contains("second try"), "{}", child.diff);
+    assert!(!child.diff.contains("undefined_helper"), "{}", child.diff);
+    let events = evo.store.events("run", 0).unwrap();
+    assert!(events.iter().all(|e| e.kind != "repair"));
+    let quick: Vec<_> = events.iter().filter(|e| e.kind == "quick_eval").collect();
+    assert!(!quick.is_empty());
+    for event in &quick {
+        for task in event.payload["tasks"].as_array().unwrap() {
+            assert_ne!(task, "held", "quick_eval ran a held-out task");
+        }
+    }
+    assert!(quick[0].payload["tokens"].as_u64().unwrap() > 0);
+    let trace = std::fs::read_to_string(dir.path().join("run/nodes/g1c0.meta.txt")).unwrap();
+    assert!(trace.contains("failed to run"), "{trace}");
+    // Every role's tokens count toward the run's spending, quick
+    // evaluations included.
+    let spent = evo.tokens_spent().unwrap();
+    assert!(spent.meta > 0 && spent.episodes > 0, "{spent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_eval_refuses_held_out_tasks_and_limits_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = hyperagents_testkit::seed_copy(dir.path());
+    std::fs::write(
+        seed.join("meta/improve.py"),
+        r#"
+outcomes = []
+for tasks in [["held"], ["four", "six", "eight", "animal", "four"], ["four", "six", "eight", "animal", "extra"], ["four"], ["six"]]:
+    try:
+        results = quick_eval(tasks)
+        outcomes.append("ran " + ",".join([r["task"] + "=" + str(r["success"]) for r in results]))
+    except ValueError as error:
+        outcomes.append("refused: " + str(error))
+write_file("memory/quick.md", "\n".join(outcomes))
+"#,
+    )
+    .unwrap();
+    let mut evo = evolution(
+        dir.path(),
+        RunMode::Hyper,
+        task_model(),
+        meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0))),
+    )
+    .await;
+    evo.settings.generations = 1;
+    evo.settings.children = 1;
+    evo.run(&seed).await.unwrap();
+    let notes = std::fs::read_to_string(dir.path().join("run/nodes/g1c0/memory/quick.md")).unwrap();
+    let lines: Vec<&str> = notes.lines().collect();
+    assert_eq!(lines.len(), 5, "{notes}");
+    assert!(
+        lines[0].contains("refused") && lines[0].contains("not a train task"),
+        "{notes}"
+    );
+    // Duplicates collapse to four tasks: within the limit.
+    assert_eq!(
+        lines[1], "ran four=True,six=False,eight=False,animal=False",
+        "{notes}"
+    );
+    assert!(lines[2].contains("at most 4 tasks"), "{notes}");
+    assert!(lines[3].starts_with("ran four"), "{notes}");
+    assert!(lines[4].contains("2 times per meta step"), "{notes}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_budget_stops_the_run_and_a_larger_one_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
+    // The seed's own evaluation already spends more than this.
+    evo.settings.token_budget = Some(1);
+    let stats = evo.run(&seed_dir()).await.unwrap();
+    assert!(stats.is_empty());
+    assert_eq!(meta.request_count(), 0);
+    let events = evo.store.events("run", 0).unwrap();
+    let budget = events.iter().find(|e| e.kind == "budget").unwrap();
+    assert!(budget.payload["episode_tokens"].as_u64().unwrap() > 0);
+    evo.settings.token_budget = None;
+    assert_eq!(evo.run(&seed_dir()).await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_best_nodes_selection_script_chooses_parents_and_a_broken_one_falls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
+    evo.settings.program_selection = true;
+    evo.run(&seed_dir()).await.unwrap();
+    let parents: Vec<_> = evo
+        .store
+        .events("run", 0)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "parents")
+        .collect();
+    assert_eq!(parents.len(), 2);
+    assert_eq!(
+        parents[0].payload["selector"]["script"],
+        "seed/meta/select.py"
+    );
+    assert!(
+        parents[0].payload["selector"].get("fallback").is_none(),
+        "{}",
+        parents[0].payload
+    );
+    assert_eq!(
+        parents[0].payload["parents"],
+        serde_json::json!(["seed", "seed"])
+    );
+
+    // A selection script that answers nonsense costs a warning, not the run.
+    let other = tempfile::tempdir().unwrap();
+    let seed = hyperagents_testkit::seed_copy(other.path());
+    std::fs::write(seed.join("meta/select.py"), "[\"no-such-node\"] * count\n").unwrap();
+    let mut broken = evolution(other.path(), RunMode::Hyper, task_model(), meta).await;
+    broken.settings.program_selection = true;
+    broken.settings.generations = 1;
+    broken.run(&seed).await.unwrap();
+    let event = broken
+        .store
+        .events("run", 0)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "parents")
+        .unwrap();
+    assert!(
+        event.payload["selector"]["fallback"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-node"),
+        "{}",
+        event.payload
+    );
+    assert_eq!(
+        event.payload["parents"],
+        serde_json::json!(["seed", "seed"])
+    );
 }

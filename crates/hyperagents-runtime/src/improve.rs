@@ -14,10 +14,13 @@
 //! | `llm(...)`, `prompt(**vars)` | the meta model, and the meta prompt rendered |
 //! | `language_gaps()` | what the script language lacks |
 //! | `log(message)`, `remember(note)` | trace notes; notes appended to `memory/notes.md` |
+//! | `context()` | where the edit stands: generation, budget left, the parent's train scores, the archive, what earlier edits did, and the errors of a rejected attempt under `repair` |
+//! | `quick_eval(tasks)` | runs the child as edited so far on a few **train** tasks (when the caller allows it): success and the scorer's reason per task |
 //!
 //! Expected answers never reach the meta agent: it sees summaries and
 //! trajectories, which hold the scorer's reason but not the answer.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +50,13 @@ pub struct ImproveConfig {
     /// mode, the parent's train scores per task, the archive and the meta
     /// tokens spent. Never test-split results.
     pub context: Value,
+    /// The program the child starts from, when it is not the parent itself:
+    /// a repair round starts from the rejected child while the parent's meta
+    /// agent does the work. The diff is always taken against the parent.
+    pub base: Option<PathBuf>,
+    /// Runs the child on a few train tasks for `quick_eval(tasks)`; without
+    /// it the function raises.
+    pub quick_eval: Option<QuickEvalHandle>,
 }
 
 impl Default for ImproveConfig {
@@ -57,7 +67,28 @@ impl Default for ImproveConfig {
             max_failures: 50,
             seed: 0,
             context: Value::Null,
+            base: None,
+            quick_eval: None,
         }
+    }
+}
+
+/// Evaluates a program directory on a few tasks for a meta agent. The
+/// implementation decides which tasks are allowed (train only) and how many
+/// calls a meta step gets; a refusal is an `Err` with a message the meta
+/// agent sees.
+#[async_trait]
+pub trait QuickEval: Send + Sync {
+    async fn quick_eval(&self, program_dir: &Path, tasks: Vec<String>) -> Result<Value, String>;
+}
+
+/// A shared [`QuickEval`], so the config stays `Clone` and `Debug`.
+#[derive(Clone)]
+pub struct QuickEvalHandle(pub Arc<dyn QuickEval>);
+
+impl fmt::Debug for QuickEvalHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("QuickEvalHandle")
     }
 }
 
@@ -113,7 +144,8 @@ pub async fn improve(
         }
     })?;
     let failures = read_failures(failures_dir, config.max_failures)?;
-    let child = ChildProgram::from_parent(parent_dir, out, config.edit_limits.clone())?;
+    let base = config.base.as_deref().unwrap_or(parent_dir);
+    let child = ChildProgram::from_parent(base, out, config.edit_limits.clone())?;
     let recorder = Recorder::new();
     let root = recorder.start(
         None,
@@ -133,6 +165,7 @@ pub async fn improve(
         max_calls: config.max_tool_calls,
         seed: hyperagents_llm::seed::SeedPath::root(ctx.run_seed).index("meta", config.seed),
         context: config.context.clone(),
+        quick_eval: config.quick_eval.clone(),
     });
     let meta = host.parent.meta().clone();
     let code = host
@@ -246,6 +279,7 @@ struct MetaHost {
     max_calls: u64,
     seed: hyperagents_llm::seed::SeedPath,
     context: Value,
+    quick_eval: Option<QuickEvalHandle>,
 }
 
 impl MetaHost {
@@ -319,6 +353,7 @@ impl HostFunctions for MetaHost {
             "log",
             "remember",
             "context",
+            "quick_eval",
         ]
         .into_iter()
         .map(str::to_string)
@@ -481,6 +516,44 @@ impl MetaHost {
             }
             "language_gaps" => Ok(json!(LANGUAGE_GAPS)),
             "context" => Ok(self.context.clone()),
+            "quick_eval" => {
+                let Some(handle) = &self.quick_eval else {
+                    return Err(raise(
+                        "RuntimeError",
+                        "quick_eval is not available in this meta step".into(),
+                    ));
+                };
+                let tasks: Vec<String> = match arg(args, kwargs, 0, "tasks") {
+                    Some(Value::Array(items)) => items.iter().map(as_text).collect(),
+                    Some(Value::String(one)) => vec![one.clone()],
+                    _ => {
+                        return Err(raise(
+                            "TypeError",
+                            "quick_eval() needs a list of task names".into(),
+                        ));
+                    }
+                };
+                // The child as edited so far must load before it can run.
+                let root = self.child.lock().await.root().to_path_buf();
+                if let Err(errors) = Program::load(&root, &SandboxChecker) {
+                    return Err(raise(
+                        "ValueError",
+                        format!(
+                            "the child does not load yet: {}",
+                            errors
+                                .iter()
+                                .map(|e| e.to_string())
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        ),
+                    ));
+                }
+                handle
+                    .0
+                    .quick_eval(&root, tasks)
+                    .await
+                    .map_err(|message| raise("ValueError", message))
+            }
             "log" => {
                 let message = args.iter().map(as_text).collect::<Vec<_>>().join(" ");
                 self.recorder.event(

@@ -125,9 +125,13 @@ pub fn context(
     }
 }
 
-/// The repository's seed program.
+/// The repository's seed program. The manifest directory is read at run
+/// time first: checkouts at different paths share one target directory, and
+/// a test binary built in one must find the files of the one running it.
 pub fn seed_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../programs/seed")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../../programs/seed")
 }
 
 /// A copy of the seed program in `dir`, to modify freely.

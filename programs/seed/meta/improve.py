@@ -3,7 +3,9 @@
 # Host functions: failures, trajectory, list_files, read_file, search, replace,
 # write_file, insert, delete_file, check, llm, prompt, language_gaps, log, remember,
 # context (where this edit stands in the evolution run: generation, generations
-# left, the parent's train scores, the archive).
+# left, the parent's train scores, the archive, what earlier edits of each kind
+# did, the budget, and under "repair" the errors of a rejected attempt), and
+# quick_eval (runs the edited child on a few train tasks).
 
 failed = failures()
 lines = []
@@ -22,8 +24,18 @@ if len(failed) > 0:
 
 situation = context()
 situation_text = ""
+repair = None
+quick_calls = 0
 if situation:
-    situation_text = str(situation)[:1500]
+    repair = situation.get("repair")
+    quick = situation.get("quick_eval")
+    if quick:
+        quick_calls = quick.get("calls", 0)
+    shown_situation = {}
+    for key in ["generation", "generations_left", "parent_train_success_by_task", "edit_effects", "budget"]:
+        if key in situation:
+            shown_situation[key] = situation[key]
+    situation_text = str(shown_situation)[:1500]
 
 listing = list_files("")
 paths = [entry["path"] for entry in listing]
@@ -57,6 +69,13 @@ schema = {
 }
 
 previous = ""
+if repair:
+    # A repair round: the files below are the rejected child's; fix them.
+    previous = "the edit you made was rejected: " + "; ".join(repair["errors"])[:600] + "\nIts diff:\n" + str(repair["rejected_diff"])[:1200]
+failed_tasks = []
+for f in failed:
+    if f["task"] not in failed_tasks:
+        failed_tasks.append(f["task"])
 applied = False
 attempt = 0
 while attempt < 3 and not applied:
@@ -91,6 +110,25 @@ while attempt < 3 and not applied:
         previous = "the edited program is invalid: " + "; ".join(errors)[:400]
         log(previous)
         continue
+    if quick_calls > 0 and len(failed_tasks) > 0:
+        # Run the edited child on a couple of the failed train tasks: an edit
+        # that breaks the program outright is undone before anyone evaluates it.
+        quick_calls = quick_calls - 1
+        broken = []
+        try:
+            for result in quick_eval(failed_tasks[:2]):
+                if result["defect"]:
+                    broken.append(result["defect"])
+        except ValueError as error:
+            log("quick_eval refused: " + str(error)[:200])
+        if len(broken) > 0:
+            if before is None:
+                delete_file(path)
+            else:
+                write_file(path, before)
+            previous = "the edited program failed to run: " + "; ".join(broken)[:400]
+            log(previous)
+            continue
     applied = True
     remember("edited " + path + ": " + str(edit["reason"])[:200])
     log("applied an edit to " + path)

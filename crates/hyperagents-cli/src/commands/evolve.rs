@@ -12,14 +12,57 @@ use hyperagents_miniwob::split::fnv1a64;
 use hyperagents_program::copy_program;
 use hyperagents_runtime::improve::ImproveConfig;
 use hyperagents_store::{NodeStatus, RunMode};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::eval::open_store;
 use super::programs::{episode_aliases, load_program, run_context};
 use super::suites::plan_suite;
-use crate::cli::{EvolveArgs, StatusArgs};
+use crate::cli::{CompareArgs, EvolveArgs, ReportArgs, ResumeArgs, StatusArgs};
 use crate::settings::Settings;
 
+/// `hyperagents resume RUN`: the run's own arguments, as its config keeps
+/// them, run again; the engine skips everything already committed.
+pub async fn resume(settings: Settings, args: ResumeArgs) -> Result<ExitCode> {
+    let (store, store_path) = open_store(&settings, args.store.as_deref())?;
+    let Some(run) = store.evolution_run(&args.run)? else {
+        bail!(
+            "no evolution run `{}` in {}",
+            args.run,
+            store_path.display()
+        );
+    };
+    let launch = store
+        .events(&run.id, 0)?
+        .into_iter()
+        .rev()
+        .find(|e| e.kind == "launch")
+        .map(|e| e.payload);
+    let Some(launch) = launch else {
+        bail!(
+            "run `{}` does not record the arguments it was started with (it predates `resume`); \
+             run `hyperagents evolve` with the same arguments instead",
+            args.run
+        );
+    };
+    let mut evolve_args: EvolveArgs = serde_json::from_value(launch)
+        .with_context(|| format!("the arguments recorded for run `{}`", args.run))?;
+    if args.store.is_some() {
+        evolve_args.store = args.store;
+    }
+    eprintln!(
+        "resuming `{}` ({}, {})",
+        run.id,
+        run.mode.as_str(),
+        run.status.as_str()
+    );
+    run_evolution(settings, evolve_args).await
+}
+
 pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
+    run_evolution(settings, args).await
+}
+
+async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
     let Some(mode) = RunMode::parse(&args.mode) else {
         bail!(
             "unknown mode `{}`: use hyper, fixed-meta, prompt-only or none",
@@ -100,6 +143,15 @@ pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
             seeds: (0..args.episodes).collect(),
             concurrency: args.concurrency,
             improve: ImproveConfig::default(),
+            parallel_children: args.parallel.unwrap_or(args.children).max(1),
+            token_budget: args.token_budget,
+            program_selection: args.program_selection,
+            smoke: !args.no_smoke,
+            repair: !args.no_repair,
+            quick_eval_calls: args.quick_eval_calls,
+            quick_eval_tasks: args.quick_eval_tasks,
+            launch: serde_json::to_value(launch_args(&args, &run_dir))
+                .context("recording the run's arguments")?,
         },
         dir: run_dir.clone(),
     };
@@ -111,10 +163,14 @@ pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
         args.generations,
         args.children
     );
-    let stats = evolution
-        .run(&seed_program)
-        .await
-        .with_context(|| format!("evolution run `{}`", args.run))?;
+    let progress = watch_progress(
+        evolution.store.clone(),
+        args.run.clone(),
+        args.generations * args.children as u64,
+    );
+    let outcome = evolution.run(&seed_program).await;
+    progress.abort();
+    let stats = outcome.with_context(|| format!("evolution run `{}`", args.run))?;
     println!("generation  valid  failed   best   mean  improvement  archive  best node  test");
     for g in &stats {
         println!(
@@ -196,6 +252,174 @@ pub fn status(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A progress bar over the run's attempts, fed by its events in the store
+/// (the engine writes them as it goes; events of earlier sessions count
+/// toward the position but are not printed again).
+fn watch_progress(
+    store: hyperagents_store::ResultsStore,
+    run: String,
+    attempts: u64,
+) -> tokio::task::JoinHandle<()> {
+    let bar = ProgressBar::new(attempts);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} children {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    tokio::spawn(async move {
+        let mut last = 0;
+        let mut first = true;
+        let mut children = std::collections::BTreeSet::new();
+        let mut ticker = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            ticker.tick().await;
+            bar.tick();
+            let Ok(events) = store.events(&run, last) else {
+                continue;
+            };
+            for event in events {
+                last = event.seq;
+                let p = &event.payload;
+                let line = match event.kind.as_str() {
+                    "child" => {
+                        if let Some(node) = p["node"].as_str() {
+                            children.insert(node.to_string());
+                        }
+                        bar.set_position(children.len() as u64);
+                        Some(format!(
+                            "child {} of {}: {}",
+                            p["node"].as_str().unwrap_or("?"),
+                            p["parent"].as_str().unwrap_or("?"),
+                            p["status"].as_str().unwrap_or("?")
+                        ))
+                    }
+                    "comparison" => Some(format!(
+                        "  {} vs {} on {}: {:+.3}{}",
+                        p["node"].as_str().unwrap_or("?"),
+                        p["parent"].as_str().unwrap_or("?"),
+                        p["stage"].as_str().unwrap_or("?"),
+                        p["mean_difference"].as_f64().unwrap_or(0.0),
+                        if p["accepted"] == true {
+                            " (accepted improvement)"
+                        } else {
+                            ""
+                        }
+                    )),
+                    "generation" => Some(format!(
+                        "generation {}: best {:.3} ({}), mean {:.3}",
+                        p["generation"],
+                        p["best"].as_f64().unwrap_or(0.0),
+                        p["best_node"].as_str().unwrap_or("?"),
+                        p["mean"].as_f64().unwrap_or(0.0)
+                    )),
+                    "repair" => Some(format!(
+                        "  {} rejected; one repair round",
+                        p["node"].as_str().unwrap_or("?")
+                    )),
+                    "budget" => Some("the token budget is spent".to_string()),
+                    _ => None,
+                };
+                bar.set_message(event.kind.clone());
+                if let Some(line) = line
+                    && !first
+                {
+                    bar.println(line);
+                }
+            }
+            first = false;
+        }
+    })
+}
+
+/// The arguments as `resume` will need them: paths made absolute, so a
+/// resume from another directory finds the same files.
+fn launch_args(args: &EvolveArgs, run_dir: &Path) -> EvolveArgs {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut launch = args.clone();
+    launch.program = absolute(&args.program);
+    launch.dir = Some(absolute(run_dir));
+    launch.store = args.store.as_deref().map(absolute);
+    if Path::new(&args.suite).is_file() {
+        launch.suite = absolute(Path::new(&args.suite))
+            .to_string_lossy()
+            .into_owned();
+    }
+    launch
+}
+
+/// `hyperagents report RUN`: report.md and its plots, by default in the
+/// run directory's `report/`.
+pub fn report(settings: &Settings, args: &ReportArgs) -> Result<ExitCode> {
+    let (store, _) = open_store(settings, args.store.as_deref())?;
+    let run_dir = recorded_run_dir(settings, &store, &args.run)?;
+    let out = args.out.clone().unwrap_or_else(|| run_dir.join("report"));
+    let files = hyperagents_report::write_report(
+        &store,
+        &args.run,
+        run_dir.is_dir().then_some(run_dir.as_path()),
+        &out,
+    )
+    .with_context(|| format!("writing the report of run `{}`", args.run))?;
+    let summary = hyperagents_report::run_summary(&store, &args.run)?;
+    let rate = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0));
+    let best = summary.generations.last();
+    println!(
+        "run `{}` ({} mode): seed train {}, best train {} ({}), accepted improvements {}/{}",
+        summary.run_id,
+        summary.mode.as_str(),
+        rate(summary.seed_train),
+        rate(best.map(|g| g.best_so_far_train)),
+        summary.best_node,
+        summary.accepted_improvements,
+        summary.comparisons,
+    );
+    println!("report: {}", files.markdown.display());
+    for plot in &files.plots {
+        println!("plot:   {}", plot.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hyperagents compare RUN...`: compare.md and overlay plots.
+pub fn compare(settings: &Settings, args: &CompareArgs) -> Result<ExitCode> {
+    let (store, _) = open_store(settings, args.store.as_deref())?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        settings
+            .cache_dir()
+            .join("compare")
+            .join(args.runs.join("+").replace(['/', '\\'], "_"))
+    });
+    let files = hyperagents_report::write_comparison(&store, &args.runs, &out)
+        .with_context(|| format!("comparing runs {}", args.runs.join(", ")))?;
+    println!("comparison: {}", files.markdown.display());
+    for plot in &files.plots {
+        println!("plot:       {}", plot.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where a run keeps its nodes: the `--dir` it was launched with, else the
+/// default under the cache directory.
+fn recorded_run_dir(
+    settings: &Settings,
+    store: &hyperagents_store::ResultsStore,
+    run: &str,
+) -> Result<PathBuf> {
+    let launched = store
+        .events(run, 0)?
+        .into_iter()
+        .rev()
+        .find(|e| e.kind == "launch")
+        .and_then(|e| {
+            e.payload
+                .get("dir")
+                .and_then(|d| d.as_str())
+                .map(PathBuf::from)
+        });
+    Ok(launched.unwrap_or_else(|| settings.cache_dir().join("runs").join(run)))
+}
+
 /// A node's program directory: `RUN/NODE` under `runs`, or a directory.
 fn resolve_node(runs: &Path, spec: &str) -> Result<PathBuf> {
     let direct = PathBuf::from(spec);
@@ -256,7 +480,9 @@ mod tests {
     use super::*;
 
     fn seed() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../programs/seed")
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+            .join("../../programs/seed")
     }
 
     #[test]

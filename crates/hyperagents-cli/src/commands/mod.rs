@@ -34,7 +34,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => eval::run(settings, args).await,
         Command::Trace(args) => programs::trace(&args),
         Command::Evolve(args) => evolve::run(settings, args).await,
+        Command::Resume(args) => evolve::resume(settings, args).await,
         Command::Status(args) => evolve::status(&settings, &args),
+        Command::Report(args) => evolve::report(&settings, &args),
+        Command::Compare(args) => evolve::compare(&settings, &args),
         Command::Improve(args) => programs::improve(settings, args).await,
     }
 }

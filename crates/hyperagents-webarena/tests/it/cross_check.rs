@@ -526,8 +526,9 @@ fn python() -> PathBuf {
 
 /// Runs the oracle; `None` (reason printed) when it cannot run.
 fn oracle(package: &std::path::Path, cases: &[Case], tokenize: &[&str]) -> Option<Value> {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/webarena_verified_oracle.py");
+    let script = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("tests/webarena_verified_oracle.py");
     let request = json!({
         "package_dir": package,
         "cases": cases.iter().map(|case| json!({
