@@ -465,7 +465,11 @@ impl Evolution {
             Err(message) => return Ok(vec![message]),
         };
         let task = self.settings.stage1_tasks[0].clone();
-        let seed = self.seeds_for(generation).first().copied().unwrap_or(0);
+        let seed = self
+            .seeds_for(generation, child)
+            .first()
+            .copied()
+            .unwrap_or(0);
         let eval_run = self.store.create_run(&NewEvalRun {
             program_hash: program.content_hash().to_hex(),
             suite: self.suite.name.clone(),
@@ -687,10 +691,17 @@ impl Evolution {
             "parents",
             &json!({"generation": generation, "parents": parents, "selector": selector}),
         )?;
-        let attempts = parents.iter().enumerate().map(|(index, parent)| {
-            let child = format!("g{generation}c{index}");
-            async move { self.attempt(generation, &parent.0, &child).await }
-        });
+        // Collected first, so the run's future stays `Send` (a lazy map's
+        // closure over borrowed parents defeats the compiler's proof).
+        let attempts: Vec<_> = parents
+            .iter()
+            .enumerate()
+            .map(|(index, parent)| {
+                let child = format!("g{generation}c{index}");
+                let parent = parent.0.clone();
+                async move { self.attempt(generation, &parent, &child).await }
+            })
+            .collect();
         // Children run side by side: one child's meta step overlaps another's
         // evaluation; the model's own concurrency limit bounds the calls.
         let outcomes: Vec<_> = futures::stream::iter(attempts)
@@ -838,7 +849,7 @@ impl Evolution {
         parent: &str,
         child: &str,
     ) -> Result<(), EvolveError> {
-        let seeds = self.seeds_for(generation);
+        let seeds = self.seeds_for(generation, child);
         let parent_stage1 = self
             .evaluate_stage(parent, STAGE1, &self.settings.seeds)
             .await?;
@@ -890,6 +901,7 @@ impl Evolution {
                 "node": candidate.node.0,
                 "parent": node.and_then(|n| n.parent_id.clone()),
                 "score": candidate.score,
+                "train_success_by_task": candidate.task_successes,
                 "changed": node
                     .map(|n| n.diff_kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())
                     .unwrap_or_default(),
@@ -1005,16 +1017,19 @@ impl Evolution {
         Ok(Paired::of(&differences))
     }
 
-    /// Episode seeds for a generation's children: the run's seeds, shifted
-    /// in `none` mode so the seed program meets fresh episodes each time.
-    fn seeds_for(&self, generation: u64) -> Vec<u64> {
+    /// Episode seeds of a child: the run's seeds (children are compared
+    /// with their parents on the same episodes), shifted in `none` mode so
+    /// each re-run of the seed program meets fresh episodes.
+    fn seeds_for(&self, generation: u64, child: &str) -> Vec<u64> {
         match self.settings.mode {
-            RunMode::None => self
-                .settings
-                .seeds
-                .iter()
-                .map(|s| s + generation * 1_000_003)
-                .collect(),
+            RunMode::None => {
+                let index = child_index(child);
+                self.settings
+                    .seeds
+                    .iter()
+                    .map(|s| s + 1_000_003 * (generation * 10_000 + index))
+                    .collect()
+            }
             _ => self.settings.seeds.clone(),
         }
     }
@@ -1087,7 +1102,11 @@ impl Evolution {
                 run_id: self.settings.run_id.clone(),
                 node: child.to_string(),
                 train: self.settings.full_tasks.iter().cloned().collect(),
-                seed: self.seeds_for(generation).first().copied().unwrap_or(0),
+                seed: self
+                    .seeds_for(generation, child)
+                    .first()
+                    .copied()
+                    .unwrap_or(0),
                 concurrency: self.settings.concurrency,
                 traces: self.dir.join("traces").join(child),
                 max_tasks: self.settings.quick_eval_tasks.max(1),
@@ -1513,6 +1532,14 @@ fn create_parent(path: &Path) -> Result<(), EvolveError> {
         std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
     }
     Ok(())
+}
+
+/// The index of child `g<generation>c<index>` (0 for any other name).
+fn child_index(child: &str) -> u64 {
+    child
+        .rsplit_once('c')
+        .and_then(|(_, index)| index.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A stable 64-bit hash of a label (FNV-1a), for seeds.

@@ -213,6 +213,29 @@ async fn none_mode_reruns_the_seed_on_fresh_episode_seeds_without_a_meta_agent()
     assert!(nodes.iter().all(|n| n.program_hash == seed_hash));
     assert!(nodes.iter().all(|n| n.status == NodeStatus::Valid));
     assert_eq!(nodes.len(), 5);
+    // Every re-run meets episodes no other node met.
+    let mut seen = std::collections::BTreeSet::new();
+    for node in &nodes {
+        let eval_run = evo
+            .store
+            .node_eval_run("run", &node.node_id, "stage1")
+            .unwrap()
+            .unwrap();
+        let seeds: std::collections::BTreeSet<u64> = evo
+            .store
+            .run_evaluations(eval_run)
+            .unwrap()
+            .iter()
+            .map(|r| r.key.seed)
+            .collect();
+        for seed in seeds {
+            assert!(
+                seen.insert(seed),
+                "{} re-ran episode seed {seed}",
+                node.node_id
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -615,4 +638,107 @@ async fn the_best_nodes_selection_script_chooses_parents_and_a_broken_one_falls_
         event.payload["parents"],
         serde_json::json!(["seed", "seed"])
     );
+}
+
+/// A meta double whose edit depends only on the request's seed, so a resumed
+/// run proposes exactly what an uninterrupted one does.
+fn seeded_meta_model() -> Arc<ScriptedModel> {
+    ScriptedModel::new(|request: &ChatRequest| {
+        let n = request.sampling.seed % 1000;
+        serde_json::json!({
+            "reason": "be brief", "path": "skills/reason/prompt.md", "operation": "write",
+            "old": "", "new": format!("Question: {{{{ question }}}}\nAnswer with the number only (v{n}).")
+        })
+        .to_string()
+    })
+}
+
+type ArchiveRow = (
+    String,
+    Option<String>,
+    NodeStatus,
+    String,
+    Option<(u64, u64)>,
+    Option<(u64, u64)>,
+);
+
+/// The archive as a comparable value: each node's parent, status, program
+/// and stage results.
+fn archive_of(store: &ResultsStore) -> Vec<ArchiveRow> {
+    let stage = |node: &str, stage: &str| {
+        store
+            .node_stage_summary("run", node, stage)
+            .unwrap()
+            .map(|s| (s.successes, s.episodes))
+    };
+    let mut rows: Vec<ArchiveRow> = store
+        .nodes("run")
+        .unwrap()
+        .into_iter()
+        .map(|n| {
+            let stage1 = stage(&n.node_id, "stage1");
+            let full = stage(&n.node_id, "full");
+            (
+                n.node_id,
+                n.parent_id,
+                n.status,
+                n.program_hash,
+                stage1,
+                full,
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_at_any_point_resumes_to_the_archive_of_an_uninterrupted_run() {
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = evolution(
+        reference_dir.path(),
+        RunMode::Hyper,
+        task_model(),
+        seeded_meta_model(),
+    )
+    .await;
+    let reference_stats = reference.run(&seed_dir()).await.unwrap();
+    let reference_archive = archive_of(&reference.store);
+    let total_events = reference.store.events("run", 0).unwrap().len();
+    assert!(total_events > 10, "{total_events}");
+
+    // Kill after the first event, in the middle, and near the end.
+    for kill_after in [1, 3, total_events / 3, total_events / 2, total_events - 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let evo = evolution(
+            dir.path(),
+            RunMode::Hyper,
+            task_model(),
+            seeded_meta_model(),
+        )
+        .await;
+        let watcher = evo.store.clone();
+        let running = tokio::spawn(async move { evo.run(&seed_dir()).await });
+        while !running.is_finished() && watcher.events("run", 0).unwrap().len() < kill_after {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        // Whatever was in flight — a meta step, an evaluation, a node
+        // insert — is dropped mid-way, as a killed process would.
+        running.abort();
+        let _ = running.await;
+        let resumed = evolution(
+            dir.path(),
+            RunMode::Hyper,
+            task_model(),
+            seeded_meta_model(),
+        )
+        .await;
+        let stats = resumed.run(&seed_dir()).await.unwrap();
+        assert_eq!(stats, reference_stats, "killed after {kill_after} events");
+        assert_eq!(
+            archive_of(&resumed.store),
+            reference_archive,
+            "killed after {kill_after} events"
+        );
+    }
 }
