@@ -203,6 +203,15 @@ pub enum EvolveError {
     Select(#[from] crate::select::SelectError),
     #[error("the plan has no tasks for stage `{0}`")]
     NoTasks(&'static str),
+    #[error(
+        "node {node}'s program in {path} changed since it was archived (content hash {found}, archived as {stored})"
+    )]
+    Changed {
+        node: String,
+        path: PathBuf,
+        stored: String,
+        found: String,
+    },
 }
 
 /// A run of the loop.
@@ -404,6 +413,19 @@ impl Evolution {
             path: dir.clone(),
             message: errors,
         })?);
+        // A node's directory must still hold the program its row names: an
+        // edited or damaged directory is never scored under the node's name.
+        if let Some(record) = self.store.node(run, node)? {
+            let found = program.content_hash().to_hex();
+            if record.program_hash != found {
+                return Err(EvolveError::Changed {
+                    node: node.to_string(),
+                    path: dir,
+                    stored: record.program_hash,
+                    found,
+                });
+            }
+        }
         let (tasks, split) = match stage {
             STAGE1 => (self.settings.stage1_tasks.clone(), "train"),
             TEST => (self.settings.test_tasks.clone(), "test"),

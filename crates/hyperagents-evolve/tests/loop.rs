@@ -742,3 +742,23 @@ async fn a_run_killed_at_any_point_resumes_to_the_archive_of_an_uninterrupted_ru
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archived_program_edited_on_disk_is_never_scored_under_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
+    evo.settings.generations = 1;
+    // The seed is archived and evaluated on train, then the run stops.
+    std::fs::create_dir_all(dir.path().join("run")).unwrap();
+    std::fs::write(dir.path().join("run/STOP"), "").unwrap();
+    evo.run(&seed_dir()).await.unwrap();
+    // Someone edits the seed's archived copy; the run goes on, and the seed
+    // (still the best) is due for its test-split evaluation.
+    let prompt = dir.path().join("run/nodes/seed/skills/reason/prompt.md");
+    std::fs::write(&prompt, "Tampered {{ question }}").unwrap();
+    std::fs::remove_file(dir.path().join("run/STOP")).unwrap();
+    let error = evo.run(&seed_dir()).await.unwrap_err().to_string();
+    assert!(error.contains("changed since it was archived"), "{error}");
+    assert!(error.contains("nodes/seed"), "{error}");
+}
