@@ -825,10 +825,12 @@ impl Evolution {
                 diff: made.diff.clone(),
             };
             let first_round_tokens = made.meta_tokens;
+            let first_round_cost = made.meta_cost;
             made = self
                 .make_child(generation, parent, child, Some(&repair))
                 .await?;
             made.meta_tokens += first_round_tokens;
+            made.meta_cost += first_round_cost;
             if made.errors.is_empty() && self.settings.smoke {
                 made.errors = self.smoke(generation, child).await?;
             }
@@ -855,7 +857,14 @@ impl Evolution {
         self.store.append_event(
             run,
             "child",
-            &json!({"node": child, "parent": parent, "status": status.as_str(), "errors": made.errors}),
+            &json!({
+                "node": child,
+                "parent": parent,
+                "status": status.as_str(),
+                "errors": made.errors,
+                "meta_tokens": made.meta_tokens,
+                "meta_cost": made.meta_cost,
+            }),
         )?;
         if status == NodeStatus::Valid {
             self.evaluate_child(generation, parent, child).await?;
@@ -1084,6 +1093,7 @@ impl Evolution {
                 kinds: Vec::new(),
                 errors: Vec::new(),
                 meta_tokens: 0,
+                meta_cost: 0.0,
                 repairable: false,
             });
         }
@@ -1196,6 +1206,7 @@ impl Evolution {
                 .collect(),
             errors,
             meta_tokens: outcome.meta_tokens,
+            meta_cost: outcome.meta_cost,
         })
     }
 
@@ -1290,6 +1301,7 @@ struct MadeChild {
     kinds: Vec<StoredDiffKind>,
     errors: Vec<String>,
     meta_tokens: u64,
+    meta_cost: f64,
     /// Whether a repair round could help: the meta agent changed something
     /// that is not already archived.
     repairable: bool,

@@ -227,8 +227,10 @@ fn tokens_section(md: &mut String, report: &RunReport) {
     let _ = writeln!(md, "|---|---:|---:|---:|---:|");
     let _ = writeln!(
         md,
-        "| meta (making nodes) | {NONE} | {NONE} | {} | not recorded |",
-        count(t.meta_tokens)
+        "| meta (making nodes) | {NONE} | {NONE} | {} | {} |",
+        count(t.meta_tokens),
+        t.meta_cost
+            .map_or_else(|| "not recorded".to_owned(), |c| format!("{c:.4}"))
     );
     let _ = writeln!(
         md,

@@ -168,8 +168,11 @@ pub struct KindEffect {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenUsage {
     /// The meta role: tokens the meta agents spent making nodes (in and out
-    /// are not recorded separately; cost is not recorded).
+    /// are not recorded separately).
     pub meta_tokens: u64,
+    /// What those tokens cost, summed over the attempts whose `child` event
+    /// records it; `None` when none does (runs made before it was recorded).
+    pub meta_cost: Option<f64>,
     /// The task role (judge calls included) on the train split: the stages,
     /// smoke tests and the meta agents' quick evaluations.
     pub task_tokens_in: u64,
@@ -310,6 +313,7 @@ pub fn run_summary(store: &ResultsStore, run_id: &str) -> Result<RunReport, Repo
 
     let mut tokens = TokenUsage {
         meta_tokens: records.iter().map(|node| node.meta_tokens).sum(),
+        meta_cost: (!log.meta_costs.is_empty()).then(|| log.meta_costs.values().sum()),
         ..TokenUsage::default()
     };
     let mut last_activity_ms = run.created_at_ms;
@@ -532,6 +536,9 @@ struct EventLog {
     /// Evaluation runs named by events, with the node they were for and
     /// the event's seq.
     eval_runs: Vec<(EvalRunId, Option<String>, i64)>,
+    /// The meta cost of each attempt, from `child` events that record it
+    /// (the last per node wins).
+    meta_costs: HashMap<String, f64>,
     unreadable: Vec<String>,
 }
 
@@ -597,8 +604,17 @@ impl EventLog {
                     log.tests.insert(generation, TestEvent { success_rate });
                     Some(())
                 })(),
-                // `child`, `stopped`, `budget` and kinds yet to come carry
-                // nothing the report needs.
+                "child" => {
+                    if let (Some(node), Some(cost)) = (
+                        p.get("node").and_then(Value::as_str),
+                        f64_field(p, "meta_cost"),
+                    ) {
+                        log.meta_costs.insert(node.to_owned(), cost);
+                    }
+                    Some(())
+                }
+                // `stopped`, `budget` and kinds yet to come carry nothing
+                // the report needs.
                 _ => Some(()),
             };
             if read.is_none() {

@@ -222,7 +222,7 @@ fn hyper_run<'s>(store: &'s ResultsStore, id: &str) -> RunBuilder<'s> {
     );
     b.event(
         "child",
-        json!({"node": "g1c0", "parent": "seed", "status": "valid", "errors": []}),
+        json!({"node": "g1c0", "parent": "seed", "status": "valid", "errors": [], "meta_cost": 0.25}),
     );
     b.eval("g1c0", "stage1", "g1c0", &[("t1", true), ("t2", true)]);
     b.eval("g1c0", "full", "g1c0", &full(3));
@@ -238,7 +238,7 @@ fn hyper_run<'s>(store: &'s ResultsStore, id: &str) -> RunBuilder<'s> {
     );
     b.event(
         "child",
-        json!({"node": "g1c1", "parent": "seed", "status": "invalid", "errors": ["x"]}),
+        json!({"node": "g1c1", "parent": "seed", "status": "invalid", "errors": ["x"], "meta_cost": 0.125}),
     );
     b.generation(1, 1, 1, 0.75, 0.625, "g1c0", 2);
     // A resume repeats the generation and the comparison: counted once.
@@ -386,6 +386,8 @@ fn the_summary_computes_improvements_tokens_and_kind_effects() {
     // reused by full, g2c0 reusing g1c0's), out of 24 links; 6 test episodes.
     let t = &report.tokens;
     assert_eq!(t.meta_tokens, 5000);
+    // The attempts whose `child` events record a meta cost.
+    some_close(t.meta_cost, 0.375);
     assert_eq!(
         (t.task_tokens_in, t.task_tokens_out),
         (12 * TRAIN_IN, 12 * TRAIN_OUT)
@@ -553,7 +555,7 @@ fn the_report_writes_markdown_tables_and_well_formed_svgs() {
         "| 1 | 75.0% | 62.5% | 75.0% | g1c0 | 1 | 1 | 2 |",
         "| 2 | +50.0 pp | 5,000 | +10000.0 pp | 6,440 |",
         "| 1 | g1c0 | 50.0% |",
-        "| meta (making nodes) | — | — | 5,000 | not recorded |",
+        "| meta (making nodes) | — | — | 5,000 | 0.3750 |",
         "| task, train split (judge included) | 1,200 | 240 | 1,440 | 0.1200 |",
         "| prompt | 2 | 2 | +37.5 pp | 2 |",
         "| code | 1 | 1 | +50.0 pp | 1 |",
@@ -645,6 +647,7 @@ fn a_run_without_generations_gets_a_report_that_says_so() {
     assert_eq!(report.best_node, "seed");
     assert_eq!(report.tokens.evaluations, 4);
     assert_eq!(report.tokens.evaluation_links, 6);
+    assert_eq!(report.tokens.meta_cost, None, "no attempt recorded one");
 
     let out = dir.path().join("out");
     let files = write_report(&store, "fresh", None, &out).unwrap();

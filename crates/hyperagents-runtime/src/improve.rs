@@ -107,6 +107,8 @@ pub struct ImproveOutcome {
     pub trace: String,
     /// Tokens the meta agent's model calls spent (in and out).
     pub meta_tokens: u64,
+    /// What those calls cost, by the router's price table.
+    pub meta_cost: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +201,11 @@ pub async fn improve(
         .filter(|s| s.kind == crate::trace::SpanKind::Llm)
         .map(|s| s.tokens_in + s.tokens_out)
         .sum();
+    let meta_cost = spans
+        .iter()
+        .filter(|s| s.kind == crate::trace::SpanKind::Llm)
+        .map(|s| s.cost)
+        .sum();
     let trace = render_tree(
         &crate::trace::Trajectory {
             header: crate::trace::EpisodeHeader {
@@ -221,6 +228,7 @@ pub async fn improve(
         script_error: result.err().map(|e| e.to_string()),
         trace,
         meta_tokens,
+        meta_cost,
     })
 }
 
