@@ -7,6 +7,7 @@
 //! opens a [`Domain`] and hands it in. The evolution engine reuses
 //! [`evaluate`] for its staged evaluations.
 
+pub mod benchmarks_file;
 pub mod table;
 
 use std::collections::BTreeMap;

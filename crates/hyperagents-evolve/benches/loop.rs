@@ -92,7 +92,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let body = render(&configurations, worker.origin);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../BENCHMARKS.md");
-    write_section(&path, SECTION, &body).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    hyperagents_eval::benchmarks_file::write_section(&path, SECTION, &body)
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
     print!("{body}");
     eprintln!("wrote the `{SECTION}` section of {}", path.display());
     Ok(())
@@ -637,37 +638,4 @@ fn reproducibility(configurations: &[Configuration]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// Replaces the section `name` of the benchmarks file (between its
-/// `<!-- bench:name -->` markers), or appends it; every other byte stays.
-fn write_section(path: &Path, name: &str, body: &str) -> std::io::Result<()> {
-    let begin = format!("<!-- bench:{name} -->");
-    let end = format!("<!-- /bench:{name} -->");
-    let existing = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e),
-    };
-    let mut text = if existing.trim().is_empty() {
-        "# Benchmarks\n\nEach section is written by the command it names; rerun it to refresh.\n"
-            .to_string()
-    } else {
-        existing
-    };
-    let block = format!("{begin}\n{body}{end}\n");
-    match (text.find(&begin), text.find(&end)) {
-        (Some(a), Some(b)) if b > a => {
-            let mut stop = b + end.len();
-            if text[stop..].starts_with('\n') {
-                stop += 1;
-            }
-            text.replace_range(a..stop, &block);
-        }
-        _ => {
-            text.push('\n');
-            text.push_str(&block);
-        }
-    }
-    std::fs::write(path, text)
 }

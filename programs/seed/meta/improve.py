@@ -68,6 +68,13 @@ schema = {
     "required": ["reason", "path", "operation", "old", "new"],
 }
 
+def undo(path, before):
+    # Puts a file back as it was before a rejected edit.
+    if before is None:
+        delete_file(path)
+    else:
+        write_file(path, before)
+
 previous = ""
 if repair:
     # A repair round: the files below are the rejected child's; fix them.
@@ -103,10 +110,7 @@ while attempt < 3 and not applied:
         continue
     errors = check()
     if len(errors) > 0:
-        if before is None:
-            delete_file(path)
-        else:
-            write_file(path, before)
+        undo(path, before)
         previous = "the edited program is invalid: " + "; ".join(errors)[:400]
         log(previous)
         continue
@@ -122,10 +126,7 @@ while attempt < 3 and not applied:
         except ValueError as error:
             log("quick_eval refused: " + str(error)[:200])
         if len(broken) > 0:
-            if before is None:
-                delete_file(path)
-            else:
-                write_file(path, before)
+            undo(path, before)
             previous = "the edited program failed to run: " + "; ".join(broken)[:400]
             log(previous)
             continue

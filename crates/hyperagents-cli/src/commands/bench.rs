@@ -249,28 +249,6 @@ fn render(model: &str, threads: usize, tokens: u32, repeats: u32, figures: &Figu
 /// Replaces (or appends) the section `name` of the benchmarks file, so each
 /// bench command rewrites only its own part.
 pub(super) fn write_section(path: &std::path::Path, name: &str, body: &str) -> Result<()> {
-    let begin = format!("<!-- bench:{name} -->");
-    let end = format!("<!-- /bench:{name} -->");
-    let existing = std::fs::read_to_string(path).unwrap_or_default();
-    let mut text = if existing.trim().is_empty() {
-        "# Benchmarks\n\nEach section is written by the command it names; rerun it to refresh.\n"
-            .to_string()
-    } else {
-        existing.clone()
-    };
-    let block = format!("{begin}\n{body}{end}\n");
-    match (text.find(&begin), text.find(&end)) {
-        (Some(a), Some(b)) if b > a => {
-            let mut stop = b + end.len();
-            if text[stop..].starts_with('\n') {
-                stop += 1;
-            }
-            text.replace_range(a..stop, &block);
-        }
-        _ => {
-            text.push('\n');
-            text.push_str(&block);
-        }
-    }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    hyperagents_eval::benchmarks_file::write_section(path, name, body)
+        .with_context(|| format!("writing {}", path.display()))
 }
