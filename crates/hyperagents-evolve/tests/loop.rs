@@ -38,8 +38,8 @@ fn meta_model(path: &'static str, counter: Arc<AtomicUsize>) -> Arc<ScriptedMode
         let n = counter.fetch_add(1, Ordering::Relaxed);
         let edit = if path.starts_with("meta/") {
             serde_json::json!({
-                "reason": "sharpen the meta prompt", "path": path, "operation": "write",
-                "old": "", "new": format!("Improve the program; failures:\n{{{{ failures }}}}\n(v{n})")
+                "reason": "sharpen the meta prompt", "path": path, "operation": "replace",
+                "old": "Propose ONE edit", "new": format!("Propose ONE small edit (v{n})")
             })
         } else if path.ends_with(".py") {
             serde_json::json!({
@@ -761,4 +761,35 @@ async fn an_archived_program_edited_on_disk_is_never_scored_under_its_node() {
     let error = evo.run(&seed_dir()).await.unwrap_err().to_string();
     assert!(error.contains("changed since it was archived"), "{error}");
     assert!(error.contains("nodes/seed"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_meta_agent_refuses_a_write_that_would_gut_a_file() {
+    // What a 1.5B meta model did in the first experiment: "write" with the
+    // file's path as its whole new content.
+    let meta = ScriptedModel::new(|request: &ChatRequest| {
+        let prompt = serde_json::to_string(&request.messages).unwrap();
+        if prompt.contains("rejected") {
+            serde_json::json!({
+                "reason": "be brief", "path": "skills/reason/prompt.md", "operation": "replace",
+                "old": "Think step by step", "new": "Think briefly"
+            })
+        } else {
+            serde_json::json!({
+                "reason": "tidy", "path": "skills/choose_action/prompt.md", "operation": "write",
+                "old": "", "new": "skills/choose_action/prompt.md"
+            })
+        }
+        .to_string()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
+    evo.settings.generations = 1;
+    evo.settings.children = 1;
+    evo.run(&seed_dir()).await.unwrap();
+    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    assert!(child.diff.contains("Think briefly"), "{}", child.diff);
+    assert!(!child.diff.contains("choose_action"), "{}", child.diff);
+    let trace = std::fs::read_to_string(dir.path().join("run/nodes/g1c0.meta.txt")).unwrap();
+    assert!(trace.contains("your write would replace"), "{trace}");
 }

@@ -2,8 +2,10 @@
 //! fingerprint and the request in a canonical JSON form.
 //!
 //! The canonical form is the request's serde JSON with every object's keys
-//! sorted, so a key never depends on map iteration order (a JSON schema built
-//! in a different key order, or `serde_json` built with `preserve_order`).
+//! sorted, so a key never depends on map iteration order — except the members
+//! of a JSON schema's `properties`, which keep their order: constrained
+//! decoders (llama.cpp's grammars, vLLM, hosted structured outputs) generate
+//! properties in that order, so two orders are two different requests.
 //! Every part of the hash input is length-prefixed so no two distinct
 //! (provider, model, …) tuples can run together into the same bytes.
 
@@ -17,7 +19,7 @@ use crate::CacheError;
 
 /// Bumped whenever the hashed input changes shape, so old entries are simply
 /// never found instead of being misread.
-const KEY_DOMAIN: &[u8] = b"hyperagents-llm-cache/key/v1";
+const KEY_DOMAIN: &[u8] = b"hyperagents-llm-cache/key/v2";
 
 /// The key of one cache entry: 64 lowercase hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -76,12 +78,18 @@ pub fn normalized_request(request: &ChatRequest) -> Result<String, CacheError> {
     Ok(out)
 }
 
+fn write_canonical(value: &Value, out: &mut String) {
+    write_canonical_at(value, false, out);
+}
+
 fn framed(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update((bytes.len() as u64).to_le_bytes());
     hasher.update(bytes);
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// `in_order`: `value` is a schema's `properties` object, whose members keep
+/// their order.
+fn write_canonical_at(value: &Value, in_order: bool, out: &mut String) {
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) => out.push_str(&value.to_string()),
         Value::String(s) => write_json_string(s, out),
@@ -91,13 +99,15 @@ fn write_canonical(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_canonical(item, out);
+                write_canonical_at(item, false, out);
             }
             out.push(']');
         }
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            if !in_order {
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            }
             out.push('{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
@@ -105,7 +115,10 @@ fn write_canonical(value: &Value, out: &mut String) {
                 }
                 write_json_string(key, out);
                 out.push(':');
-                write_canonical(item, out);
+                // The members of `properties` are schemas again (sorted);
+                // `properties` itself keeps its order.
+                let ordered = !in_order && key == "properties" && item.is_object();
+                write_canonical_at(item, ordered, out);
             }
             out.push('}');
         }
@@ -164,22 +177,28 @@ mod tests {
     }
 
     #[test]
-    fn schema_key_order_does_not_change_the_key() {
+    fn schema_keys_are_sorted_but_property_order_changes_the_key() {
         let d = descriptor(None);
         let schema_a: Value = serde_json::from_str(
             r#"{"type":"object","properties":{"answer":{"type":"integer"},"why":{"type":"string"}},"required":["answer"]}"#,
         )
         .expect("valid json");
+        // The same schema written in another key order outside `properties`.
         let schema_b: Value = serde_json::from_str(
-            r#"{"required":["answer"],"properties":{"why":{"type":"string"},"answer":{"type":"integer"}},"type":"object"}"#,
+            r#"{"required":["answer"],"properties":{"answer":{"type":"integer"},"why":{"type":"string"}},"type":"object"}"#,
         )
         .expect("valid json");
-        let a = request(1).with_json_schema("out", schema_a);
-        let b = request(1).with_json_schema("out", schema_b);
-        assert_eq!(
-            CacheKey::for_request(&d, &a).expect("key"),
-            CacheKey::for_request(&d, &b).expect("key")
-        );
+        // The properties in the other order: generated in the other order.
+        let schema_c: Value = serde_json::from_str(
+            r#"{"type":"object","properties":{"why":{"type":"string"},"answer":{"type":"integer"}},"required":["answer"]}"#,
+        )
+        .expect("valid json");
+        let key = |schema: Value| {
+            CacheKey::for_request(&d, &request(1).with_json_schema("out", schema)).expect("key")
+        };
+        let a = key(schema_a);
+        assert_eq!(a, key(schema_b));
+        assert_ne!(a, key(schema_c));
     }
 
     #[test]

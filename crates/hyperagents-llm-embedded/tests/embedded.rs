@@ -102,6 +102,29 @@ async fn json_schema_output_is_grammar_constrained() {
 }
 
 #[tokio::test]
+async fn properties_are_generated_in_the_order_the_schema_lists_them() {
+    // Not alphabetical: a reason first, then the decision it leads to.
+    let model = smollm2().await;
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "reason": {"type": "string", "maxLength": 40},
+            "choice": {"type": "string", "enum": ["yes", "no"]}
+        },
+        "required": ["reason", "choice"]
+    });
+    let request = ChatRequest::new(vec![Message::user("Is water wet? Explain, then choose.")])
+        .with_json_schema("decision", schema)
+        .with_max_tokens(64)
+        .with_seed(0);
+    let response = model.chat(&request).await.unwrap();
+    let text = response.text.as_str();
+    let reason = text.find("\"reason\"").unwrap();
+    let choice = text.find("\"choice\"").unwrap();
+    assert!(reason < choice, "{text}");
+}
+
+#[tokio::test]
 async fn a_shared_prompt_prefix_is_not_recomputed() {
     let model = smollm2().await;
     let system = "You are a careful assistant. ".repeat(40);

@@ -139,7 +139,8 @@ async fn edits_outside_the_child_are_refused_and_broken_edits_reverted() {
 
     // A syntactically broken script is rejected by check() and reverted.
     let broken = proposing(serde_json::json!({
-        "reason": "x", "path": "hyper/main.py", "operation": "write", "old": "", "new": "def broken(:\n"
+        "reason": "x", "path": "hyper/main.py", "operation": "replace",
+        "old": "# The hyperagent", "new": "def broken(:\n# The hyperagent"
     }));
     let ctx = context(broken, pool(1).await, 40, dir.path());
     let out = dir.path().join("child-broken");

@@ -99,6 +99,12 @@ while attempt < 3 and not applied:
         before = read_file(path)
     except ValueError:
         before = None
+    if edit["operation"] == "write" and before is not None and len(edit["new"]) * 3 < len(before):
+        # Small models answer "write" with a stub (often just the path),
+        # which would throw most of the file away.
+        previous = "your write would replace " + path + " (" + str(len(before)) + " characters) with " + str(len(edit["new"])) + " characters; rewrite the whole file, or use replace with an exact snippet"
+        log(previous)
+        continue
     try:
         if edit["operation"] == "write":
             write_file(path, edit["new"])
