@@ -1176,7 +1176,13 @@ impl Evolution {
             RunMode::FixedMeta if kinds.contains(&DiffKind::Meta) => {
                 errors.push("fixed-meta mode: the meta agent may not edit meta/".into());
             }
-            RunMode::PromptOnly if kinds.iter().any(|k| *k != DiffKind::Prompt) => {
+            // The meta agent's own notes (`remember`) are not an edit of
+            // the program's behaviour.
+            RunMode::PromptOnly
+                if kinds
+                    .iter()
+                    .any(|k| !matches!(k, DiffKind::Prompt | DiffKind::Memory)) =>
+            {
                 errors.push("prompt-only mode: only prompt files may change".into());
             }
             _ => {}

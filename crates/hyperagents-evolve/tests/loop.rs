@@ -198,6 +198,40 @@ async fn prompt_only_mode_rejects_code_edits() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_only_mode_keeps_prompt_edits_and_the_meta_agents_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let mut evo = evolution(dir.path(), RunMode::PromptOnly, task_model(), meta.clone()).await;
+    evo.settings.generations = 1;
+    evo.run(&seed_dir()).await.unwrap();
+    for child in ["g1c0", "g1c1"] {
+        let node = evo.store.node("run", child).unwrap().unwrap();
+        assert_eq!(node.status, NodeStatus::Valid, "{}", node.validation_errors);
+        assert!(node.diff.contains("memory/notes.md"), "{}", node.diff);
+    }
+    // The seed's meta agent offers its model only the files the mode lets
+    // it edit.
+    let requests = meta.requests.lock().unwrap();
+    let schema = match &requests[0].response_format {
+        ResponseFormat::JsonSchema { schema, .. } => schema.clone(),
+        other => panic!("{other:?}"),
+    };
+    let paths = schema["properties"]["path"]["enum"].as_array().unwrap();
+    assert!(
+        paths.iter().any(|p| p == "skills/reason/prompt.md"),
+        "{paths:?}"
+    );
+    for path in paths {
+        let path = path.as_str().unwrap();
+        assert!(path.ends_with(".md"), "{path} offered in prompt-only mode");
+        assert!(
+            !path.starts_with("meta/") && !path.starts_with("memory/"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn none_mode_reruns_the_seed_on_fresh_episode_seeds_without_a_meta_agent() {
     let dir = tempfile::tempdir().unwrap();
     let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));

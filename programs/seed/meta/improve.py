@@ -41,6 +41,21 @@ listing = list_files("")
 paths = [entry["path"] for entry in listing]
 files_text = "\n".join(["- " + p for p in paths])
 
+# The files this run lets an edit touch: prompt-only runs edit prompts only,
+# fixed-meta runs leave meta/ alone; notes go through remember(), not edits.
+mode = ""
+if situation:
+    mode = situation.get("mode", "")
+editable = []
+for p in paths:
+    if p.startswith("memory/"):
+        continue
+    if mode in ["prompt-only", "fixed-meta"] and p.startswith("meta/"):
+        continue
+    if mode == "prompt-only" and not (p.endswith(".md") or p.endswith(".txt") or p.endswith(".jinja") or p.endswith(".j2")):
+        continue
+    editable.append(p)
+
 # Show the files an episode runs through first: the manifest, then prompts and scripts.
 shown = []
 budget_chars = 6000
@@ -60,7 +75,7 @@ schema = {
     "type": "object",
     "properties": {
         "reason": {"type": "string", "maxLength": 300},
-        "path": {"type": "string", "enum": paths},
+        "path": {"type": "string", "enum": editable},
         "operation": {"type": "string", "enum": ["replace", "write"]},
         "old": {"type": "string", "maxLength": 1500},
         "new": {"type": "string", "maxLength": 3000},
