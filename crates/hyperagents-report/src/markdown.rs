@@ -252,7 +252,7 @@ fn tokens_section(md: &mut String, report: &RunReport) {
         md,
         "| **all** | | | {} | {} |\n",
         count(t.meta_tokens + t.task_tokens() + t.test_tokens()),
-        cost(t.task_cost + t.test_cost)
+        cost(t.task_cost + t.test_cost + t.meta_cost.unwrap_or(0.0))
     );
     let _ = writeln!(
         md,
