@@ -16,13 +16,13 @@ phase data pull_data
 for seed in ${SEEDS[@]}; do
   for mode in none hyper fixed-meta prompt-only; do
     HYPERAGENTS_RUN__SEED="$seed" phase "$mode-s$seed" "$HYPERAGENTS_BIN" evolve \
-      --run "e8-$mode-s$seed" --mode "$mode" --suite miniwob --tasks "$TASKS" \
+      --run "e9-$mode-s$seed" --mode "$mode" --suite miniwob --tasks "$TASKS" \
       --stage1 3 --generations 4 --children 2 --episodes 2 --token-budget "$BUDGET"
   done
 done
 runs=()
 for seed in ${SEEDS[@]}; do
-  for mode in none hyper fixed-meta prompt-only; do runs+=("e8-$mode-s$seed"); done
+  for mode in none hyper fixed-meta prompt-only; do runs+=("e9-$mode-s$seed"); done
 done
-phase compare "$HYPERAGENTS_BIN" compare "${runs[@]}" --out "$HYPERAGENTS_CACHE_DIR/compare/e8"
+phase compare "$HYPERAGENTS_BIN" compare "${runs[@]}" --out "$HYPERAGENTS_CACHE_DIR/compare/e9"
 print_phases

@@ -81,7 +81,7 @@ pub enum EditError {
     EmptyOld,
     /// `replace` found nothing.
     #[error(
-        "the text to replace was not found in `{path}` (it must match exactly, whitespace included)"
+        "the text to replace was not found in `{path}` (copy its words exactly; only whitespace may differ)"
     )]
     NoMatch {
         /// The file.
@@ -383,7 +383,10 @@ impl ChildProgram {
         Ok(out)
     }
 
-    /// Replaces the one exact occurrence of `old` in `path` with `new`.
+    /// Replaces the one exact occurrence of `old` in `path` with `new`. When
+    /// `old` does not occur exactly, a unique occurrence that differs only in
+    /// whitespace (spaces, tabs, line breaks between the same words) is
+    /// replaced instead: models rarely copy a snippet's whitespace faithfully.
     pub fn replace(&mut self, path: &str, old: &str, new: &str) -> Result<(), EditError> {
         self.mutate(EditOp::Replace, path, |this, rel| {
             if old.is_empty() {
@@ -391,9 +394,16 @@ impl ChildProgram {
             }
             let text = this.read(rel.as_str())?;
             match text.matches(old).count() {
-                0 => Err(EditError::NoMatch {
-                    path: rel.to_string(),
-                }),
+                0 => match whitespace_tolerant_match(&text, old) {
+                    Some(range) => {
+                        let mut out = text.clone();
+                        out.replace_range(range, new);
+                        Ok(Plan::Write(out.into_bytes()))
+                    }
+                    None => Err(EditError::NoMatch {
+                        path: rel.to_string(),
+                    }),
+                },
                 1 => Ok(Plan::Write(text.replacen(old, new, 1).into_bytes())),
                 count => Err(EditError::AmbiguousMatch {
                     path: rel.to_string(),
@@ -599,4 +609,17 @@ fn write_replacing(target: &Path, content: &[u8]) -> std::io::Result<()> {
         return Err(e);
     }
     Ok(())
+}
+/// The span of the one place in `text` holding `old`'s words with any
+/// whitespace between them; `None` when there is no such place, or more than
+/// one.
+fn whitespace_tolerant_match(text: &str, old: &str) -> Option<std::ops::Range<usize>> {
+    let words: Vec<String> = old.split_whitespace().map(regex::escape).collect();
+    if words.is_empty() {
+        return None;
+    }
+    let pattern = regex::Regex::new(&words.join(r"\s+")).ok()?;
+    let mut found = pattern.find_iter(text);
+    let first = found.next()?;
+    found.next().is_none().then(|| first.range())
 }

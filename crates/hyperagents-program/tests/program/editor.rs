@@ -33,6 +33,25 @@ fn replace_needs_exactly_one_match() {
             .contains("not found in `tasks/web/prompt.md`")
     );
 
+    // A snippet whose whitespace differs from the file's still matches
+    // when its words occur in one place only.
+    ed.replace(
+        "tasks/web/prompt.md",
+        "Page:   {{ observation }}",
+        "Page: {{ observation }}",
+    )
+    .unwrap();
+    assert_eq!(
+        ed.read("tasks/web/prompt.md").unwrap(),
+        "Goal: {{ goal }}\nPage: {{ observation }}\n"
+    );
+    ed.replace(
+        "tasks/web/prompt.md",
+        "Page: {{ observation }}",
+        "Page:\n{{ observation }}",
+    )
+    .unwrap();
+
     let err = ed.replace("tasks/web/prompt.md", "{{ ", "{{").unwrap_err();
     assert!(
         matches!(err, EditError::AmbiguousMatch { count: 2, .. }),
