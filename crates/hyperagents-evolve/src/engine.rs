@@ -48,10 +48,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 
-use crate::select::{
-    Candidate, FallbackSelector, NodeId, ParentSelector, SelectError, SelectionPolicy,
-    select_parents,
-};
+use crate::select::{Candidate, NodeId, SelectError, SelectionPolicy, select_parents};
 
 /// The seed node's id.
 pub const SEED_NODE: &str = "seed";
@@ -257,12 +254,7 @@ impl Evolution {
         // Recorded as an event rather than in the config, so a resume with,
         // say, more episodes in flight is not a conflicting run.
         if !s.launch.is_null() {
-            let last = self
-                .store
-                .events(&s.run_id, 0)?
-                .into_iter()
-                .rev()
-                .find(|e| e.kind == "launch");
+            let last = self.store.last_event(&s.run_id, "launch")?;
             if last.is_none_or(|e| e.payload != s.launch) {
                 self.store.append_event(&s.run_id, "launch", &s.launch)?;
             }
@@ -610,11 +602,7 @@ impl Evolution {
             )),
             Err(error) => {
                 tracing::warn!(node = %best.node.0, %error, "the selection script was not used; falling back to the configured policy");
-                let parents = FallbackSelector {
-                    primary: Box::new(Refused(error.clone())),
-                    fallback: self.settings.selection.clone(),
-                }
-                .select(candidates, count, rng)?;
+                let parents = select_parents(&self.settings.selection, candidates, count, rng)?;
                 Ok((
                     parents,
                     json!({"script": format!("{}/meta/select.py", best.node.0), "fallback": error}),
@@ -1321,21 +1309,6 @@ struct Repair {
     diff: String,
 }
 
-/// A selector that has already failed: makes [`FallbackSelector`] use its
-/// fallback.
-struct Refused(String);
-
-impl ParentSelector for Refused {
-    fn select(
-        &self,
-        _candidates: &[Candidate],
-        _count: usize,
-        _rng: &mut dyn rand::RngCore,
-    ) -> Result<Vec<NodeId>, SelectError> {
-        Err(SelectError::Selector(self.0.clone()))
-    }
-}
-
 /// The host of a selection script: it may only log.
 struct SelectHost;
 
@@ -1385,7 +1358,7 @@ struct QuickEvaluator {
 impl QuickEval for QuickEvaluator {
     async fn quick_eval(
         &self,
-        program_dir: &Path,
+        program: Program,
         tasks: Vec<String>,
     ) -> Result<serde_json::Value, String> {
         if self.calls.load(Ordering::Relaxed) >= self.max_calls {
@@ -1417,7 +1390,7 @@ impl QuickEval for QuickEvaluator {
         }
         // Only calls that run count against the limit.
         let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        let program = Arc::new(load(program_dir)?);
+        let program = Arc::new(program);
         let eval_run = self
             .store
             .create_run(&NewEvalRun {

@@ -73,13 +73,14 @@ impl Default for ImproveConfig {
     }
 }
 
-/// Evaluates a program directory on a few tasks for a meta agent. The
+/// Evaluates a program (the child as edited so far, already loaded and
+/// validated) on a few tasks for a meta agent. The
 /// implementation decides which tasks are allowed (train only) and how many
 /// calls a meta step gets; a refusal is an `Err` with a message the meta
 /// agent sees.
 #[async_trait]
 pub trait QuickEval: Send + Sync {
-    async fn quick_eval(&self, program_dir: &Path, tasks: Vec<String>) -> Result<Value, String>;
+    async fn quick_eval(&self, program: Program, tasks: Vec<String>) -> Result<Value, String>;
 }
 
 /// A shared [`QuickEval`], so the config stays `Clone` and `Debug`.
@@ -543,8 +544,8 @@ impl MetaHost {
                 };
                 // The child as edited so far must load before it can run.
                 let root = self.child.lock().await.root().to_path_buf();
-                if let Err(errors) = Program::load(&root, &SandboxChecker) {
-                    return Err(raise(
+                let program = Program::load(&root, &SandboxChecker).map_err(|errors| {
+                    raise(
                         "ValueError",
                         format!(
                             "the child does not load yet: {}",
@@ -554,11 +555,11 @@ impl MetaHost {
                                 .collect::<Vec<_>>()
                                 .join("; ")
                         ),
-                    ));
-                }
+                    )
+                })?;
                 handle
                     .0
-                    .quick_eval(&root, tasks)
+                    .quick_eval(program, tasks)
                     .await
                     .map_err(|message| raise("ValueError", message))
             }

@@ -614,6 +614,41 @@ impl ResultsStore {
             .collect()
     }
 
+    /// The latest event of `kind` in `run`'s log, if any (e.g. the last
+    /// `launch`, which says how to resume the run).
+    pub fn last_event(&self, run: &str, kind: &str) -> Result<Option<EventRecord>, StoreError> {
+        let found = self
+            .conn()
+            .query_row(
+                "SELECT seq, at_ms, payload_json FROM events \
+                 WHERE run_id = ?1 AND kind = ?2 ORDER BY seq DESC LIMIT 1",
+                params![run, kind],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|source| self.sqlite_error("finding an event", source))?;
+        found
+            .map(|(seq, at_ms, payload_json)| {
+                let payload = serde_json::from_str(&payload_json).map_err(|e| {
+                    self.corrupt(format!("event {seq}"), format!("payload is not JSON: {e}"))
+                })?;
+                Ok(EventRecord {
+                    seq,
+                    run_id: run.to_owned(),
+                    at_ms,
+                    kind: kind.to_owned(),
+                    payload,
+                })
+            })
+            .transpose()
+    }
+
     fn check_evolution_run(&self, tx: &Transaction<'_>, run: &str) -> Result<(), StoreError> {
         let exists = tx
             .query_row("SELECT 1 FROM runs WHERE id = ?1", params![run], |_| Ok(()))

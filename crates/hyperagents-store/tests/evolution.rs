@@ -375,6 +375,17 @@ fn events_are_ordered_and_read_after_a_sequence_number() {
     );
     assert!(store.events("r1", third).unwrap().is_empty());
     assert_eq!(store.events("r2", 0).unwrap().len(), 1);
+    // The latest event of a kind, for that run only.
+    store
+        .append_event("r1", "node_added", &json!({"node": "n2"}))
+        .unwrap();
+    let last = store.last_event("r1", "node_added").unwrap().unwrap();
+    assert_eq!(last.payload, json!({"node": "n2"}));
+    assert_eq!(
+        (last.run_id.as_str(), last.kind.as_str()),
+        ("r1", "node_added")
+    );
+    assert!(store.last_event("r2", "node_added").unwrap().is_none());
     let err = store.append_event("r3", "x", &json!({})).unwrap_err();
     assert!(
         matches!(err, StoreError::UnknownEvolutionRun { .. }),

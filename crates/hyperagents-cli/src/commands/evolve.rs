@@ -31,12 +31,7 @@ pub async fn resume(settings: Settings, args: ResumeArgs) -> Result<ExitCode> {
             store_path.display()
         );
     };
-    let launch = store
-        .events(&run.id, 0)?
-        .into_iter()
-        .rev()
-        .find(|e| e.kind == "launch")
-        .map(|e| e.payload);
+    let launch = store.last_event(&run.id, "launch")?.map(|e| e.payload);
     let Some(launch) = launch else {
         bail!(
             "run `{}` does not record the arguments it was started with (it predates `resume`); \
@@ -406,17 +401,12 @@ fn recorded_run_dir(
     store: &hyperagents_store::ResultsStore,
     run: &str,
 ) -> Result<PathBuf> {
-    let launched = store
-        .events(run, 0)?
-        .into_iter()
-        .rev()
-        .find(|e| e.kind == "launch")
-        .and_then(|e| {
-            e.payload
-                .get("dir")
-                .and_then(|d| d.as_str())
-                .map(PathBuf::from)
-        });
+    let launched = store.last_event(run, "launch")?.and_then(|e| {
+        e.payload
+            .get("dir")
+            .and_then(|d| d.as_str())
+            .map(PathBuf::from)
+    });
     Ok(launched.unwrap_or_else(|| settings.cache_dir().join("runs").join(run)))
 }
 
