@@ -261,8 +261,14 @@ impl Evolution {
         }
         self.ensure_seed(seed_program).await?;
         let mut stats = Vec::new();
+        let history = self.recorded_generations()?;
         for generation in 1..=s.generations {
-            if self.dir.join(STOP_FILE).exists() {
+            // A generation that began before a restart was admitted under the
+            // stop file and the budget as they were then: it is finished
+            // (replayed from the store), so a resumed run ends where an
+            // uninterrupted one would have, and keeps every generation's stats.
+            let begun = history.begun.contains(&generation);
+            if !begun && self.dir.join(STOP_FILE).exists() {
                 self.store.append_event(
                     &s.run_id,
                     "stopped",
@@ -275,7 +281,7 @@ impl Evolution {
                 )?;
                 return Ok(stats);
             }
-            if let Some(budget) = s.token_budget {
+            if let Some(budget) = s.token_budget.filter(|_| !begun) {
                 let spent = self.tokens_spent()?;
                 if spent.total() >= budget {
                     self.store.append_event(
@@ -291,7 +297,7 @@ impl Evolution {
                     break;
                 }
             }
-            stats.push(self.generation(generation).await?);
+            stats.push(self.generation(generation, &history).await?);
             self.store.set_run_state(
                 &s.run_id,
                 RunStatus::Running,
@@ -674,7 +680,30 @@ impl Evolution {
             .collect()
     }
 
-    async fn generation(&self, generation: u64) -> Result<GenerationStats, EvolveError> {
+    /// Which generations earlier invocations of this run began (`parents`
+    /// recorded) and finished (`generation` recorded).
+    fn recorded_generations(&self) -> Result<RecordedGenerations, EvolveError> {
+        let mut recorded = RecordedGenerations::default();
+        for event in self.store.events(&self.settings.run_id, 0)? {
+            let generation = event.payload["generation"].as_u64();
+            match (event.kind.as_str(), generation) {
+                ("parents", Some(g)) => {
+                    recorded.begun.insert(g);
+                }
+                ("generation", Some(g)) => {
+                    recorded.finished.insert(g);
+                }
+                _ => {}
+            }
+        }
+        Ok(recorded)
+    }
+
+    async fn generation(
+        &self,
+        generation: u64,
+        history: &RecordedGenerations,
+    ) -> Result<GenerationStats, EvolveError> {
         let run = &self.settings.run_id;
         let candidates = self.candidates(generation)?;
         let mut rng = StdRng::seed_from_u64(mix(self.episodes.run_seed, generation));
@@ -696,11 +725,14 @@ impl Evolution {
                 &mut rng,
             )?,
         };
-        self.store.append_event(
-            run,
-            "parents",
-            &json!({"generation": generation, "parents": parents, "selector": selector}),
-        )?;
+        // A replayed generation draws the same parents; record them once.
+        if !history.begun.contains(&generation) {
+            self.store.append_event(
+                run,
+                "parents",
+                &json!({"generation": generation, "parents": parents, "selector": selector}),
+            )?;
+        }
         // Collected first, so the run's future stays `Send` (a lazy map's
         // closure over borrowed parents defeats the compiler's proof).
         let attempts: Vec<_> = parents
@@ -757,6 +789,9 @@ impl Evolution {
             best_node,
             best_test: None,
         };
+        if history.finished.contains(&generation) {
+            return Ok(stats);
+        }
         self.store.append_event(
             run,
             "generation",
@@ -1286,6 +1321,13 @@ impl Paired {
     pub fn accepted(&self) -> bool {
         self.lower.is_some_and(|l| l > 0.0)
     }
+}
+
+/// Generations an earlier invocation of the run already began or finished.
+#[derive(Debug, Default)]
+struct RecordedGenerations {
+    begun: BTreeSet<u64>,
+    finished: BTreeSet<u64>,
 }
 
 struct MadeChild {

@@ -778,6 +778,62 @@ async fn a_run_killed_at_any_point_resumes_to_the_archive_of_an_uninterrupted_ru
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_begun_before_a_restart_finishes_even_past_the_budget() {
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = evolution(
+        reference_dir.path(),
+        RunMode::Hyper,
+        task_model(),
+        seeded_meta_model(),
+    )
+    .await;
+    let reference_stats = reference.run(&seed_dir()).await.unwrap();
+    assert_eq!(reference_stats.len(), 2);
+
+    // Killed once the last generation has drawn its parents…
+    let dir = tempfile::tempdir().unwrap();
+    let evo = evolution(
+        dir.path(),
+        RunMode::Hyper,
+        task_model(),
+        seeded_meta_model(),
+    )
+    .await;
+    let watcher = evo.store.clone();
+    let running = tokio::spawn(async move { evo.run(&seed_dir()).await });
+    let began_last = |events: &[hyperagents_store::EventRecord]| {
+        events
+            .iter()
+            .any(|e| e.kind == "parents" && e.payload["generation"] == 2)
+    };
+    while !running.is_finished() && !began_last(&watcher.events("run", 0).unwrap()) {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    running.abort();
+    let _ = running.await;
+
+    // …and resumed with a budget that is already spent: the begun generation
+    // still finishes, every generation keeps its stats, and the replayed
+    // generations are not recorded twice.
+    let mut resumed = evolution(
+        dir.path(),
+        RunMode::Hyper,
+        task_model(),
+        seeded_meta_model(),
+    )
+    .await;
+    resumed.settings.token_budget = Some(1);
+    let stats = resumed.run(&seed_dir()).await.unwrap();
+    assert_eq!(stats, reference_stats);
+    assert_eq!(archive_of(&resumed.store), archive_of(&reference.store));
+    let events = resumed.store.events("run", 0).unwrap();
+    for kind in ["parents", "generation"] {
+        let count = events.iter().filter(|e| e.kind == kind).count();
+        assert_eq!(count, 2, "{kind} events: {count}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_archived_program_edited_on_disk_is_never_scored_under_its_node() {
     let dir = tempfile::tempdir().unwrap();
     let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
