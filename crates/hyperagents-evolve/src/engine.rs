@@ -345,8 +345,7 @@ impl Evolution {
         for entry in stats.iter_mut() {
             let summary = self.evaluate_stage(&entry.best_node, TEST, &seeds).await?;
             entry.best_test = summary.success_rate();
-            self.store.append_event(
-                &self.settings.run_id,
+            self.record_once(
                 "test",
                 &json!({
                     "generation": entry.generation,
@@ -895,6 +894,22 @@ impl Evolution {
         Ok(status)
     }
 
+    /// Appends an event unless the run already holds the same one: a resumed
+    /// run replays finished work from the store, and its record must read
+    /// as if it had never stopped.
+    fn record_once(&self, kind: &str, payload: &serde_json::Value) -> Result<(), EvolveError> {
+        let run = &self.settings.run_id;
+        let recorded = self
+            .store
+            .events(run, 0)?
+            .iter()
+            .any(|e| e.kind == kind && e.payload == *payload);
+        if !recorded {
+            self.store.append_event(run, kind, payload)?;
+        }
+        Ok(())
+    }
+
     /// Stage 1, then the full stage when the child's stage-1 success rate
     /// is at least its parent's minus one standard error.
     async fn evaluate_child(
@@ -920,8 +935,7 @@ impl Evolution {
             STAGE1
         };
         let comparison = self.compare(parent, child, stage)?;
-        self.store.append_event(
-            &self.settings.run_id,
+        self.record_once(
             "comparison",
             &json!({
                 "node": child,

@@ -80,7 +80,9 @@ pub struct RunReport {
     pub tokens_per_accepted_improvement: Option<f64>,
     /// Meta tokens per accepted improvement.
     pub meta_tokens_per_accepted_improvement: Option<f64>,
-    /// From the run's creation to the last thing it recorded.
+    /// Time the run was at work: from its creation to the last thing it
+    /// recorded, less pauses longer than [`IDLE_GAP_MS`] (a run stopped in
+    /// one session and resumed in another).
     pub wall_ms: u64,
     /// Known events whose payload could not be read, described.
     pub unreadable_events: Vec<String>,
@@ -316,13 +318,9 @@ pub fn run_summary(store: &ResultsStore, run_id: &str) -> Result<RunReport, Repo
         meta_cost: (!log.meta_costs.is_empty()).then(|| log.meta_costs.values().sum()),
         ..TokenUsage::default()
     };
-    let mut last_activity_ms = run.created_at_ms;
-    for event in &events {
-        last_activity_ms = last_activity_ms.max(event.at_ms);
-    }
-    for record in &records {
-        last_activity_ms = last_activity_ms.max(record.created_at_ms);
-    }
+    let mut activity_ms: Vec<i64> = vec![run.created_at_ms];
+    activity_ms.extend(events.iter().map(|e| e.at_ms));
+    activity_ms.extend(records.iter().map(|r| r.created_at_ms));
     // Train-stage episode tokens by the generation in which they were spent.
     let mut task_tokens_by_generation: BTreeMap<u64, u64> = BTreeMap::new();
     let mut seen_keys: HashSet<String> = HashSet::new();
@@ -341,7 +339,9 @@ pub fn run_summary(store: &ResultsStore, run_id: &str) -> Result<RunReport, Repo
             let result = &evaluation.result;
             tokens.evaluations += 1;
             tokens.episode_ms += result.duration_ms;
-            last_activity_ms = last_activity_ms.max(result.finished_at_ms);
+            let took = i64::try_from(result.duration_ms).unwrap_or(i64::MAX);
+            activity_ms.push(result.finished_at_ms);
+            activity_ms.push(result.finished_at_ms.saturating_sub(took));
             if link.test {
                 tokens.test_tokens_in += result.tokens_in;
                 tokens.test_tokens_out += result.tokens_out;
@@ -442,9 +442,26 @@ pub fn run_summary(store: &ResultsStore, run_id: &str) -> Result<RunReport, Repo
         tokens_per_accepted_improvement: per_accepted(tokens.search_tokens()),
         meta_tokens_per_accepted_improvement: per_accepted(tokens.meta_tokens),
         tokens,
-        wall_ms: u64::try_from(last_activity_ms.saturating_sub(run.created_at_ms)).unwrap_or(0),
+        wall_ms: active_ms(&mut activity_ms, IDLE_GAP_MS),
         unreadable_events,
     })
+}
+
+/// A pause between two consecutive things a run recorded longer than this
+/// is time the run was not running. The longest step that records nothing
+/// (a meta agent's turn: a few calls to a slow local model) takes minutes.
+pub const IDLE_GAP_MS: i64 = 30 * 60 * 1000;
+
+/// The span covered by `stamps`, less every gap between consecutive stamps
+/// longer than `idle_gap`.
+fn active_ms(stamps: &mut [i64], idle_gap: i64) -> u64 {
+    stamps.sort_unstable();
+    let active: i64 = stamps
+        .windows(2)
+        .map(|pair| pair[1].saturating_sub(pair[0]))
+        .filter(|&gap| gap <= idle_gap)
+        .sum();
+    u64::try_from(active).unwrap_or(0)
 }
 
 /// How an evaluation run is linked to the run's nodes.
@@ -661,6 +678,27 @@ mod tests {
             kind: kind.into(),
             payload,
         }
+    }
+
+    #[test]
+    fn wall_time_leaves_out_pauses_between_sessions() {
+        let minute = 60_000;
+        // Two sessions of 10 and 5 minutes, a day apart, stamps out of order.
+        let day = 24 * 60 * minute;
+        let mut stamps = vec![
+            day + 5 * minute,
+            0,
+            4 * minute,
+            10 * minute,
+            day,
+            day + 2 * minute,
+        ];
+        assert_eq!(active_ms(&mut stamps, IDLE_GAP_MS), 15 * minute as u64);
+        // A slow step inside a session still counts.
+        let mut slow = vec![0, 29 * minute, 31 * minute];
+        assert_eq!(active_ms(&mut slow, IDLE_GAP_MS), 31 * minute as u64);
+        assert_eq!(active_ms(&mut [], IDLE_GAP_MS), 0);
+        assert_eq!(active_ms(&mut [7], IDLE_GAP_MS), 0);
     }
 
     #[test]
