@@ -296,6 +296,10 @@ pub struct StatusArgs {
     /// How many of the latest events to show.
     #[arg(long, default_value_t = 10)]
     pub events: usize,
+    /// Print only the program directory of the run's best node (chosen on
+    /// train, as the report does), e.g. for `hyperagents eval --program`.
+    #[arg(long)]
+    pub best: bool,
 }
 
 #[derive(Debug, Args)]

@@ -77,6 +77,26 @@ fn a_short_run_on_the_embedded_model_makes_and_resumes_generations() {
         );
     }
     assert!(status.contains("event"), "{status}");
+    // `--best` names the best node's program directory, ready for `eval`.
+    let out = run_with(
+        dir.path(),
+        &[
+            "status",
+            "e2e",
+            "--best",
+            "--store",
+            store.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let best = std::path::PathBuf::from(text(&out.stdout).trim());
+    assert!(
+        best.starts_with(run_dir.join("nodes")),
+        "{}",
+        best.display()
+    );
+    assert!(best.join("hyperagent.toml").is_file(), "{}", best.display());
 
     // Resuming a finished run by name, from another directory, repeats
     // nothing and reports the same table.

@@ -196,6 +196,12 @@ pub fn status(settings: &Settings, args: &StatusArgs) -> Result<ExitCode> {
             store_path.display()
         );
     };
+    if args.best {
+        let summary = hyperagents_report::run_summary(&store, &run.id)?;
+        let dir = recorded_run_dir(settings, &store, &run.id)?;
+        println!("{}", dir.join("nodes").join(&summary.best_node).display());
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "run `{}`: {} mode, {}",
         run.id,
