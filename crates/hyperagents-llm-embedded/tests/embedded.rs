@@ -87,18 +87,32 @@ async fn json_schema_output_is_grammar_constrained() {
         },
         "required": ["city", "population_millions"]
     });
-    for seed in 0..3 {
-        let request =
+    let before = model.stats();
+    // Sampled at the default temperature with three seeds, then greedily.
+    for (seed, temperature) in [(0, None), (1, None), (2, None), (0, Some(0.0))] {
+        let mut request =
             ChatRequest::new(vec![Message::user("Name a large city and its population.")])
                 .with_json_schema("city", schema.clone())
                 .with_max_tokens(96)
                 .with_seed(seed);
+        if let Some(t) = temperature {
+            request = request.with_temperature(t);
+        }
         let response = model.chat(&request).await.unwrap();
         let value: serde_json::Value = serde_json::from_str(&response.text)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", response.text));
         assert!(value["city"].is_string(), "{value}");
         assert!(value["population_millions"].is_i64(), "{value}");
     }
+    // Every token went through the grammar: most as a single candidate the
+    // grammar allowed, some (the model wants prose before the JSON) drawn
+    // again from the masked vocabulary.
+    let after = model.stats();
+    let checked = after.grammar_tokens_checked - before.grammar_tokens_checked;
+    let resampled = after.grammar_tokens_resampled - before.grammar_tokens_resampled;
+    let generated = after.generated_tokens - before.generated_tokens;
+    assert!(checked + resampled >= generated, "{after:?}");
+    assert!(checked > 0 && resampled > 0, "{after:?}");
 }
 
 #[tokio::test]

@@ -42,10 +42,12 @@ pub async fn run(settings: Settings, command: BenchCommand) -> Result<ExitCode> 
             let mut prompt = Vec::new();
             let mut single = Vec::new();
             let mut four = Vec::new();
+            let mut constrained = Vec::new();
             for round in 0..repeats {
                 prompt.push(prompt_rate(&engine, round).await?);
                 single.push(generation_rate(&engine, 1, tokens, round).await?);
                 four.push(generation_rate(&engine, 4, tokens, round).await?);
+                constrained.push(constrained_rate(&engine, tokens, round).await?);
                 let (s, f) = (single[round as usize], four[round as usize]);
                 eprintln!(
                     "round {}: prompt {:.0} tok/s; 1 seq {:.1} tok/s ({:.1} ms/step); 4 seq {:.1} tok/s ({:.1} ms/step)",
@@ -55,6 +57,11 @@ pub async fn run(settings: Settings, command: BenchCommand) -> Result<ExitCode> 
                     s.step_ms,
                     f.tokens_per_sec,
                     f.step_ms
+                );
+                let c = constrained[round as usize];
+                eprintln!(
+                    "         JSON schema: {:.1} tok/s, {} of {} tokens redrawn under the grammar",
+                    c.tokens_per_sec, c.redrawn, c.tokens
                 );
             }
             let pick = |rates: &[Rate], f: fn(&Rate) -> f64| {
@@ -66,6 +73,14 @@ pub async fn run(settings: Settings, command: BenchCommand) -> Result<ExitCode> 
                 single_step_ms: pick(&single, |r| r.step_ms),
                 four: pick(&four, |r| r.tokens_per_sec),
                 four_step_ms: pick(&four, |r| r.step_ms),
+                constrained: median(
+                    &constrained
+                        .iter()
+                        .map(|c| c.tokens_per_sec)
+                        .collect::<Vec<_>>(),
+                ),
+                redrawn_share: constrained.iter().map(|c| c.redrawn).sum::<u64>() as f64
+                    / constrained.iter().map(|c| c.tokens).sum::<u64>().max(1) as f64,
                 // Paired per round, so drift in machine speed between rounds cancels.
                 ratio: median(
                     &single
@@ -162,6 +177,66 @@ async fn generation_rate(
     })
 }
 
+/// Generation under a JSON schema shaped like the seed meta agent's edit
+/// (bounded free-text fields, an enum): one sequence, sampled at the meta
+/// agent's temperature, tokens per second from the first streamed token to
+/// the last.
+async fn constrained_rate(
+    engine: &Arc<EmbeddedModel>,
+    tokens: u32,
+    round: u32,
+) -> Result<Constrained> {
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "reason": {"type": "string", "maxLength": 300},
+            "path": {"type": "string", "enum": ["skills/act/prompt.md", "hyper/prompt.md"]},
+            "operation": {"type": "string", "enum": ["replace", "write"]},
+            "old": {"type": "string", "maxLength": 1500},
+            "new": {"type": "string", "maxLength": 3000},
+        },
+        "required": ["reason", "path", "operation", "old", "new"],
+    });
+    let request = ChatRequest::new(vec![Message::user(format!(
+        "Round {round}. The agent's prompt skills/act/prompt.md makes it click the wrong \
+         element. Explain in detail why, then rewrite the whole prompt so it reads the goal \
+         and clicks the element the goal names."
+    ))])
+    .with_json_schema("edit", schema)
+    .with_temperature(0.7)
+    .with_seed(u64::from(round))
+    .with_max_tokens(tokens);
+    let before = engine.stats();
+    let mut stamps: Vec<Instant> = Vec::new();
+    engine
+        .chat_streaming(&request, &mut |_| stamps.push(Instant::now()))
+        .await?;
+    let after = engine.stats();
+    let (Some(first), Some(last)) = (stamps.first(), stamps.last()) else {
+        anyhow::bail!("the constrained request generated nothing");
+    };
+    let window = last.saturating_duration_since(*first);
+    ensure!(
+        stamps.len() > 1 && !window.is_zero(),
+        "the constrained request was too short to measure (raise --tokens)"
+    );
+    Ok(Constrained {
+        tokens_per_sec: (stamps.len() - 1) as f64 / window.as_secs_f64(),
+        tokens: after.generated_tokens - before.generated_tokens,
+        redrawn: after.grammar_tokens_resampled - before.grammar_tokens_resampled,
+    })
+}
+
+/// One constrained-generation measurement.
+#[derive(Debug, Clone, Copy)]
+struct Constrained {
+    tokens_per_sec: f64,
+    tokens: u64,
+    /// Tokens the grammar refused as first drawn, drawn again from the
+    /// masked vocabulary.
+    redrawn: u64,
+}
+
 /// One generation measurement.
 #[derive(Debug, Clone, Copy)]
 struct Rate {
@@ -185,6 +260,8 @@ struct Figures {
     single_step_ms: f64,
     four: f64,
     four_step_ms: f64,
+    constrained: f64,
+    redrawn_share: f64,
 }
 
 fn render(model: &str, threads: usize, tokens: u32, repeats: u32, figures: &Figures) -> String {
@@ -195,6 +272,8 @@ fn render(model: &str, threads: usize, tokens: u32, repeats: u32, figures: &Figu
         four,
         four_step_ms,
         ratio,
+        constrained,
+        redrawn_share,
     } = *figures;
     let mut s = String::new();
     let cores = std::thread::available_parallelism()
@@ -238,10 +317,21 @@ fn render(model: &str, threads: usize, tokens: u32, repeats: u32, figures: &Figu
     );
     let _ = writeln!(
         s,
+        "| generation under a JSON schema (the meta agent's edit shape), 1 sequence, tokens/s | {constrained:.1} | |"
+    );
+    let _ = writeln!(
+        s,
+        "| share of those tokens the grammar refused as first drawn (redrawn from the masked vocabulary) | {:.1}% | |",
+        redrawn_share * 100.0
+    );
+    let _ = writeln!(
+        s,
         "\nThe reference figures are for SmolLM2-135M-Instruct Q4_1; compare other models only with themselves.\n\
          Generation rates count streamed tokens only while every sequence of the measurement is\n\
          generating (from the last sequence's first token to the first sequence's end), so prompt\n\
-         processing and early-stopping tails are excluded."
+         processing and early-stopping tails are excluded. Under a JSON schema each token is drawn\n\
+         without the grammar and checked against it as a single candidate; only a refused token is\n\
+         drawn again from the grammar-masked vocabulary (as llama.cpp's `common_sampler` does)."
     );
     s
 }
