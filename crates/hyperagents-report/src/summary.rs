@@ -339,9 +339,13 @@ pub fn run_summary(store: &ResultsStore, run_id: &str) -> Result<RunReport, Repo
             let result = &evaluation.result;
             tokens.evaluations += 1;
             tokens.episode_ms += result.duration_ms;
-            let took = i64::try_from(result.duration_ms).unwrap_or(i64::MAX);
-            activity_ms.push(result.finished_at_ms);
-            activity_ms.push(result.finished_at_ms.saturating_sub(took));
+            // An episode reused from the store (run earlier, for another
+            // run) is not time this run spent.
+            if result.finished_at_ms >= created_at_ms {
+                let took = i64::try_from(result.duration_ms).unwrap_or(i64::MAX);
+                activity_ms.push(result.finished_at_ms);
+                activity_ms.push(result.finished_at_ms.saturating_sub(took));
+            }
             if link.test {
                 tokens.test_tokens_in += result.tokens_in;
                 tokens.test_tokens_out += result.tokens_out;
