@@ -729,13 +729,7 @@ fn archive_of(store: &ResultsStore) -> Vec<ArchiveRow> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_at_any_point_resumes_to_the_archive_of_an_uninterrupted_run() {
     let reference_dir = tempfile::tempdir().unwrap();
-    let reference = evolution(
-        reference_dir.path(),
-        RunMode::Hyper,
-        task_model(),
-        seeded_meta_model(),
-    )
-    .await;
+    let reference = seeded_hyper(reference_dir.path()).await;
     let reference_stats = reference.run(&seed_dir()).await.unwrap();
     let reference_archive = archive_of(&reference.store);
     let total_events = reference.store.events("run", 0).unwrap().len();
@@ -744,29 +738,9 @@ async fn a_run_killed_at_any_point_resumes_to_the_archive_of_an_uninterrupted_ru
     // Kill after the first event, in the middle, and near the end.
     for kill_after in [1, 3, total_events / 3, total_events / 2, total_events - 2] {
         let dir = tempfile::tempdir().unwrap();
-        let evo = evolution(
-            dir.path(),
-            RunMode::Hyper,
-            task_model(),
-            seeded_meta_model(),
-        )
-        .await;
-        let watcher = evo.store.clone();
-        let running = tokio::spawn(async move { evo.run(&seed_dir()).await });
-        while !running.is_finished() && watcher.events("run", 0).unwrap().len() < kill_after {
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-        // Whatever was in flight — a meta step, an evaluation, a node
-        // insert — is dropped mid-way, as a killed process would.
-        running.abort();
-        let _ = running.await;
-        let resumed = evolution(
-            dir.path(),
-            RunMode::Hyper,
-            task_model(),
-            seeded_meta_model(),
-        )
-        .await;
+        let evo = seeded_hyper(dir.path()).await;
+        kill_when(evo, |events| events.len() >= kill_after).await;
+        let resumed = seeded_hyper(dir.path()).await;
         let stats = resumed.run(&seed_dir()).await.unwrap();
         assert_eq!(stats, reference_stats, "killed after {kill_after} events");
         assert_eq!(
@@ -785,6 +759,23 @@ async fn a_run_killed_at_any_point_resumes_to_the_archive_of_an_uninterrupted_ru
     }
 }
 
+async fn seeded_hyper(dir: &Path) -> Evolution {
+    evolution(dir, RunMode::Hyper, task_model(), seeded_meta_model()).await
+}
+
+/// Runs `evo` until its events satisfy `stop`, then drops it: whatever was
+/// in flight — a meta step, an evaluation, a node insert — is cut off
+/// mid-way, as in a killed process.
+async fn kill_when(evo: Evolution, stop: impl Fn(&[hyperagents_store::EventRecord]) -> bool) {
+    let watcher = evo.store.clone();
+    let running = tokio::spawn(async move { evo.run(&seed_dir()).await });
+    while !running.is_finished() && !stop(&watcher.events("run", 0).unwrap()) {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    running.abort();
+    let _ = running.await;
+}
+
 fn event_count(store: &ResultsStore, kind: &str) -> usize {
     let events = store.events("run", 0).unwrap();
     events.iter().filter(|e| e.kind == kind).count()
@@ -793,48 +784,24 @@ fn event_count(store: &ResultsStore, kind: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generation_begun_before_a_restart_finishes_even_past_the_budget() {
     let reference_dir = tempfile::tempdir().unwrap();
-    let reference = evolution(
-        reference_dir.path(),
-        RunMode::Hyper,
-        task_model(),
-        seeded_meta_model(),
-    )
-    .await;
+    let reference = seeded_hyper(reference_dir.path()).await;
     let reference_stats = reference.run(&seed_dir()).await.unwrap();
     assert_eq!(reference_stats.len(), 2);
 
     // Killed once the last generation has drawn its parents…
     let dir = tempfile::tempdir().unwrap();
-    let evo = evolution(
-        dir.path(),
-        RunMode::Hyper,
-        task_model(),
-        seeded_meta_model(),
-    )
-    .await;
-    let watcher = evo.store.clone();
-    let running = tokio::spawn(async move { evo.run(&seed_dir()).await });
-    let began_last = |events: &[hyperagents_store::EventRecord]| {
+    let evo = seeded_hyper(dir.path()).await;
+    kill_when(evo, |events| {
         events
             .iter()
             .any(|e| e.kind == "parents" && e.payload["generation"] == 2)
-    };
-    while !running.is_finished() && !began_last(&watcher.events("run", 0).unwrap()) {
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
-    running.abort();
-    let _ = running.await;
+    })
+    .await;
 
     // …and resumed with a budget that is already spent: the begun generation
     // still finishes, every generation keeps its stats, and the replayed
     // generations are not recorded twice.
-    let mut resumed = evolution(
-        dir.path(),
-        RunMode::Hyper,
-        task_model(),
-        seeded_meta_model(),
-    )
-    .await;
+    let mut resumed = seeded_hyper(dir.path()).await;
     resumed.settings.token_budget = Some(1);
     let stats = resumed.run(&seed_dir()).await.unwrap();
     assert_eq!(stats, reference_stats);
