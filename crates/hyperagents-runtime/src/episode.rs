@@ -70,8 +70,27 @@ pub(crate) struct EpisodeState {
     /// Seeds of LLM calls derive from (run seed, program, task, episode seed).
     pub seed_root: hyperagents_llm::seed::SeedPath,
     pub notes: std::sync::Mutex<Vec<String>>,
+    /// Program files used so far (scripts run, prompts rendered), first use first.
+    pub files_used: std::sync::Mutex<Vec<String>>,
     /// Where this episode's screenshots go, when they are kept.
     pub screenshots_dir: Option<PathBuf>,
+}
+
+impl EpisodeState {
+    /// Notes that the episode used program file `file`.
+    pub(crate) fn use_file(&self, file: &str) {
+        let mut used = self.files_used.lock().unwrap_or_else(|e| e.into_inner());
+        if !used.iter().any(|f| f == file) {
+            used.push(file.to_string());
+        }
+    }
+
+    fn files_used_so_far(&self) -> Vec<String> {
+        self.files_used
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// Runs `program` on `task` of `domain` with `seed`, writes the trajectory,
@@ -106,6 +125,7 @@ pub async fn run_episode(
         ctx: ctx.clone(),
         seed_root,
         notes: std::sync::Mutex::new(Vec::new()),
+        files_used: std::sync::Mutex::new(Vec::new()),
         screenshots_dir: ctx
             .screenshots
             .then(|| ctx.traces_dir.join(screenshots_dir_name(task, seed))),
@@ -186,6 +206,7 @@ pub async fn run_episode(
         tokens_out,
         cost,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        files_used: state.files_used_so_far(),
     };
     let header = EpisodeHeader {
         domain: domain.name().to_string(),

@@ -103,6 +103,7 @@ impl AgentHost {
             .source(file)
             .ok_or_else(|| ScriptError::Internal(format!("{file}: not in the program")))?
             .to_string();
+        self.state.use_file(file);
         let source = ScriptSource {
             file: file.to_string(),
             code,
@@ -247,12 +248,14 @@ impl AgentHost {
                 vars.entry(k.clone()).or_insert_with(|| v.clone());
             }
         }
-        self.state
+        let rendered = self
+            .state
             .program
             .prompts()
             .render(&file, &vars)
-            .map(Value::String)
-            .map_err(|e| raise("KeyError", e.to_string()))
+            .map_err(|e| raise("KeyError", e.to_string()))?;
+        self.state.use_file(&file);
+        Ok(Value::String(rendered))
     }
 
     async fn delegate(

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `list_files(dir="")`, `read_file(path)`, `search(pattern, regex=False)` | read the child program |
 //! | `replace(path, old, new)`, `insert(path, line, text)`, `write_file(path, content)`, `delete_file(path)` | edit it (only inside the child's directory; size and edit caps) |
-//! | `failures()` | summaries of the failed episodes: task, error path, error, reason |
+//! | `failures()` | summaries of the failed episodes: task, error path, error, reason, and `files` (the program files the episode ran through: scripts run, prompts rendered) |
 //! | `trajectory(task)` | one failed episode's span tree as text |
 //! | `check()` | validate the child now: a list of `file:line: message` errors |
 //! | `llm(...)`, `prompt(**vars)` | the meta model, and the meta prompt rendered |
@@ -467,6 +467,7 @@ impl MetaHost {
                             "error": s.failure.as_ref().map(|f| clip(&f.error, 600)),
                             "steps": s.steps,
                             "llm_calls": s.llm_calls,
+                            "files": s.files_used,
                         })
                     })
                     .collect(),

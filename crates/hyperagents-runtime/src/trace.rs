@@ -103,6 +103,12 @@ pub struct EpisodeSummary {
     pub tokens_out: u64,
     pub cost: f64,
     pub duration_ms: u64,
+    /// The program files the episode ran through, in order of first use:
+    /// every script that ran and every prompt that was rendered. A meta
+    /// agent reads it to tell the files behind a failure from files the
+    /// episode never touched.
+    #[serde(default)]
+    pub files_used: Vec<String>,
 }
 
 /// A whole trajectory, as read back.
@@ -551,6 +557,7 @@ mod tests {
             tokens_out: 5,
             cost: 0.001,
             duration_ms: 12,
+            files_used: vec!["hyper/main.py".into(), "skills/click/prompt.md".into()],
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t1/3.jsonl.gz");

@@ -44,8 +44,25 @@ async fn the_seed_delegates_to_the_answerer_and_succeeds() {
     assert_eq!(s.llm_calls, 2, "reason + extract_answer");
     assert_eq!(model.request_count(), 2);
     assert!(s.failure.is_none(), "{:?}", s.failure);
+    // Scripts that ran and prompts that were rendered, first use first; the
+    // hyperagent's prompt is never rendered on this path, nor is the
+    // operator touched.
+    assert_eq!(
+        s.files_used,
+        [
+            "hyper/main.py",
+            "tasks/answerer/policy.py",
+            "skills/reason/prompt.md",
+            "skills/extract_answer/skill.py",
+            "skills/extract_answer/prompt.md",
+        ],
+    );
 
     let trajectory = read_trajectory(&outcome.trajectory).unwrap();
+    assert_eq!(
+        trajectory.summary.as_ref().unwrap().files_used,
+        s.files_used
+    );
     let kinds: Vec<(SpanKind, &str)> = trajectory
         .spans
         .iter()

@@ -115,6 +115,30 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
         let prompt = serde_json::to_string(&model.requests.lock().unwrap()[0].messages).unwrap();
         assert!(prompt.contains("task add"), "{prompt}");
         assert!(prompt.contains("no number in the answer"), "{prompt}");
+        // It was told which files the failed episode ran through, and those
+        // come first among the contents it was shown.
+        let text = model.requests.lock().unwrap()[0].messages[0]
+            .content
+            .clone();
+        assert!(
+            text.contains("- skills/reason/prompt.md (used by 1 failed episodes)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("- tasks/operator/policy.py (not used by the failed episodes)"),
+            "{text}"
+        );
+        let first_shown = text.find("### ").map(|at| &text[at..]).unwrap_or_default();
+        assert!(
+            first_shown.starts_with("### hyper/main.py"),
+            "{first_shown}"
+        );
+        let reason_prompt = text.find("### skills/reason/prompt.md").unwrap();
+        let manifest = text.find("### hyperagent.toml").unwrap();
+        assert!(reason_prompt < manifest, "{text}");
+        if let Some(unused) = text.find("### tasks/operator/policy.py") {
+            assert!(manifest < unused, "{text}");
+        }
         // It left a note for later generations.
         let notes = std::fs::read_to_string(out.join("memory/notes.md")).unwrap();
         assert!(notes.contains("edited"), "{notes}");

@@ -39,7 +39,23 @@ if situation:
 
 listing = list_files("")
 paths = [entry["path"] for entry in listing]
-files_text = "\n".join(["- " + p for p in paths])
+
+# Which files the failed episodes ran through (scripts run, prompts rendered):
+# an edit anywhere else cannot change how those episodes went.
+uses = {}
+for f in failed:
+    for p in f.get("files", []):
+        uses[p] = uses.get(p, 0) + 1
+used_paths = sorted(uses.keys(), key=lambda p: -uses[p])
+file_lines = []
+for p in paths:
+    if p in uses:
+        file_lines.append("- " + p + " (used by " + str(uses[p]) + " failed episodes)")
+    elif len(uses) > 0 and p != "hyperagent.toml" and not p.startswith("meta/") and not p.startswith("memory/"):
+        file_lines.append("- " + p + " (not used by the failed episodes)")
+    else:
+        file_lines.append("- " + p)
+files_text = "\n".join(file_lines)
 
 # The files this run lets an edit touch: prompt-only runs edit prompts only,
 # fixed-meta runs leave meta/ alone; notes go through remember(), not edits.
@@ -56,11 +72,13 @@ for p in paths:
         continue
     editable.append(p)
 
-# Show the files an episode runs through first: the manifest, then prompts and scripts.
+# Show the files the failed episodes used first (most used first), then the
+# manifest (it shapes every episode), then the rest.
+order = used_paths + ["hyperagent.toml"] + [p for p in paths if p not in uses and p != "hyperagent.toml"]
 shown = []
 budget_chars = 6000
-for p in paths:
-    if p.startswith("meta/") or p.startswith("memory/"):
+for p in order:
+    if p.startswith("meta/") or p.startswith("memory/") or p not in paths:
         continue
     text = read_file(p)
     if len(text) > 1500:

@@ -151,6 +151,7 @@ pub async fn run(settings: Settings, args: BenchRuntimeArgs) -> Result<ExitCode>
         tokens_out: 0,
         cost: 0.0,
         duration_ms: 0,
+        files_used: Vec::new(),
     };
     let writes = 50u32;
     let spans = recorder.spans();
