@@ -173,3 +173,101 @@ async fn edits_outside_the_child_are_refused_and_broken_edits_reverted() {
     assert!(outcome.errors.is_empty());
     assert!(outcome.trace.contains("invalid"), "{}", outcome.trace);
 }
+
+/// What the evolution engine tells a hyper-mode meta agent after `tried`
+/// evaluated edits, `accepted` of them improvements, when its parent's own
+/// change was `parent_changed`.
+fn hyper_situation(tried: u64, accepted: u64, parent_changed: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "generation": 2,
+        "generations_left": 2,
+        "mode": "hyper",
+        "parent": "g1c0",
+        "parent_train_success_by_task": {"add": 0.0},
+        "best_of_archive": [
+            {"node": "g1c0", "parent": "seed", "score": 0.0, "changed": parent_changed},
+            {"node": "seed", "parent": null, "score": 0.0, "changed": []},
+        ],
+        "edit_effects": {
+            "prompt": {"children": tried, "mean_score_change": 0.0, "accepted": accepted},
+            "memory": {"children": tried, "mean_score_change": 0.0, "accepted": accepted},
+        },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    let edit = serde_json::json!({
+        "reason": "name the files the failures used",
+        "path": "meta/prompt.md",
+        "operation": "replace",
+        "old": "Propose ONE edit",
+        "new": "Prefer files marked as used. Propose ONE edit"
+    });
+    let offered_paths = |model: &ScriptedModel| -> Vec<String> {
+        let requests = model.requests.lock().unwrap();
+        let ResponseFormat::JsonSchema { schema, .. } = &requests[0].response_format else {
+            panic!("the meta agent asks for a schema");
+        };
+        serde_json::from_value(schema["properties"]["path"]["enum"].clone()).unwrap()
+    };
+
+    // Two edits evaluated, none accepted, the parent changed a prompt: a meta turn.
+    let model = proposing(edit.clone());
+    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let config = ImproveConfig {
+        context: hyper_situation(2, 0, &["prompt", "memory"]),
+        ..ImproveConfig::default()
+    };
+    let out = dir.path().join("meta-child");
+    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(offered_paths(&model), ["meta/improve.py", "meta/prompt.md"]);
+    let text = model.requests.lock().unwrap()[0].messages[0]
+        .content
+        .clone();
+    assert!(text.contains("improve the improver"), "{text}");
+    assert!(text.contains("### meta/improve.py"), "{text}");
+    assert!(outcome.diff.kinds().contains(&DiffKind::Meta));
+    let notes = std::fs::read_to_string(out.join("memory/notes.md")).unwrap();
+    assert!(notes.contains("improved the improver"), "{notes}");
+
+    // The parent just changed meta/, or an edit was accepted: a task turn.
+    for situation in [
+        hyper_situation(2, 0, &["meta", "memory"]),
+        hyper_situation(3, 1, &["prompt"]),
+        hyper_situation(1, 0, &["prompt"]),
+    ] {
+        let model = proposing(serde_json::json!({
+            "reason": "ask for brevity",
+            "path": "skills/reason/prompt.md",
+            "operation": "write",
+            "old": "",
+            "new": "Question: {{ question }}\nAnswer with the number only."
+        }));
+        let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+        let config = ImproveConfig {
+            context: situation,
+            ..ImproveConfig::default()
+        };
+        let out = tempfile::tempdir_in(dir.path()).unwrap();
+        let outcome = improve(&ctx, &seed_dir(), &traces, &out.path().join("c"), &config)
+            .await
+            .unwrap();
+        assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+        let offered = offered_paths(&model);
+        assert!(
+            offered.contains(&"skills/reason/prompt.md".to_string()),
+            "{offered:?}"
+        );
+        let text = model.requests.lock().unwrap()[0].messages[0]
+            .content
+            .clone();
+        assert!(!text.contains("improve the improver"), "{text}");
+    }
+}

@@ -72,6 +72,29 @@ for p in paths:
         continue
     editable.append(p)
 
+# Improving the improver (hyper mode only): once earlier edits have been
+# evaluated without an accepted improvement, a step whose parent did not
+# itself just change meta/ edits this meta agent instead of the task program,
+# so that the next generations edit better. A parent that changed meta/ gets
+# a task edit, so its new meta agent is put to use.
+meta_turn = False
+if mode == "hyper" and not repair:
+    tried = 0
+    accepted = 0
+    for kind, effect in situation.get("edit_effects", {}).items():
+        tried = max(tried, effect.get("children", 0))
+        accepted = accepted + effect.get("accepted", 0)
+    parent_changed_meta = False
+    for entry in situation.get("best_of_archive", []):
+        if entry.get("node") == situation.get("parent") and "meta" in entry.get("changed", []):
+            parent_changed_meta = True
+    meta_turn = tried >= 2 and accepted == 0 and not parent_changed_meta
+meta_files = [p for p in editable if p in ["meta/prompt.md", "meta/improve.py"]]
+if meta_turn and len(meta_files) > 0:
+    editable = meta_files
+else:
+    meta_turn = False
+
 # Show the files the failed episodes used first (most used first), then the
 # manifest (it shapes every episode), then the rest.
 order = used_paths + ["hyperagent.toml"] + [p for p in paths if p not in uses and p != "hyperagent.toml"]
@@ -88,6 +111,17 @@ for p in order:
     budget_chars = budget_chars - len(text)
     shown.append("### " + p + "\n" + text)
 sources = "\n\n".join(shown)
+focus = ""
+if meta_turn:
+    # The meta agent's own files, in full where they fit: they are what this step edits.
+    own = []
+    for p in meta_files:
+        text = read_file(p)
+        if len(text) > 4000:
+            text = text[:4000] + "\n..."
+        own.append("### " + p + "\n" + text)
+    sources = "\n\n".join(own) + "\n\n" + sources[:2000]
+    focus = "Earlier edits to the task program were evaluated and none improved it. This time improve the improver: edit meta/prompt.md (the instructions you are reading now) or meta/improve.py (the script that gathers the evidence, asks for an edit and checks it) so that future edits fix failures more often. Keep it general and keep the script valid."
 
 schema = {
     "type": "object",
@@ -120,7 +154,7 @@ applied = False
 attempt = 0
 while attempt < 3 and not applied:
     attempt = attempt + 1
-    text = prompt(failures=summary_text, detail=detail, files=files_text, sources=sources, previous=previous, situation=situation_text)
+    text = prompt(failures=summary_text, detail=detail, files=files_text, sources=sources, previous=previous, situation=situation_text, focus=focus)
     try:
         edit = llm(text, schema=schema, max_tokens=900, temperature=0.7)
     except ValueError as error:
@@ -153,9 +187,10 @@ while attempt < 3 and not applied:
         previous = "the edited program is invalid: " + "; ".join(errors)[:400]
         log(previous)
         continue
-    if quick_calls > 0 and len(failed_tasks) > 0:
+    if quick_calls > 0 and len(failed_tasks) > 0 and not meta_turn:
         # Run the edited child on a couple of the failed train tasks: an edit
         # that breaks the program outright is undone before anyone evaluates it.
+        # (An edit to meta/ cannot change an episode, so it is not run.)
         quick_calls = quick_calls - 1
         broken = []
         try:
@@ -170,6 +205,6 @@ while attempt < 3 and not applied:
             log(previous)
             continue
     applied = True
-    remember("edited " + path + ": " + str(edit["reason"])[:200])
+    remember(("improved the improver, " if meta_turn else "") + "edited " + path + ": " + str(edit["reason"])[:200])
     log("applied an edit to " + path)
 applied
