@@ -128,6 +128,19 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
             text.contains("- tasks/operator/policy.py (not used by the failed episodes)"),
             "{text}"
         );
+        // Only files the failed episode used, most used first, and the
+        // manifest may be edited.
+        assert_eq!(
+            offered_paths(&model),
+            [
+                "hyper/main.py",
+                "tasks/answerer/policy.py",
+                "skills/reason/prompt.md",
+                "skills/extract_answer/skill.py",
+                "skills/extract_answer/prompt.md",
+                "hyperagent.toml",
+            ]
+        );
         let first_shown = text.find("### ").map(|at| &text[at..]).unwrap_or_default();
         assert!(
             first_shown.starts_with("### hyper/main.py"),
@@ -174,6 +187,16 @@ async fn edits_outside_the_child_are_refused_and_broken_edits_reverted() {
     assert!(outcome.trace.contains("invalid"), "{}", outcome.trace);
 }
 
+/// The files the meta agent's first request lets the model edit (the
+/// schema's `path` enum).
+fn offered_paths(model: &ScriptedModel) -> Vec<String> {
+    let requests = model.requests.lock().unwrap();
+    let ResponseFormat::JsonSchema { schema, .. } = &requests[0].response_format else {
+        panic!("the meta agent asks for a schema");
+    };
+    serde_json::from_value(schema["properties"]["path"]["enum"].clone()).unwrap()
+}
+
 /// What the evolution engine tells a hyper-mode meta agent after `tried`
 /// evaluated edits, `accepted` of them improvements, when its parent's own
 /// change was `parent_changed`.
@@ -206,13 +229,6 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
         "old": "Propose ONE edit",
         "new": "Prefer files marked as used. Propose ONE edit"
     });
-    let offered_paths = |model: &ScriptedModel| -> Vec<String> {
-        let requests = model.requests.lock().unwrap();
-        let ResponseFormat::JsonSchema { schema, .. } = &requests[0].response_format else {
-            panic!("the meta agent asks for a schema");
-        };
-        serde_json::from_value(schema["properties"]["path"]["enum"].clone()).unwrap()
-    };
 
     // Two edits evaluated, none accepted, the parent changed a prompt: a meta turn.
     let model = proposing(edit.clone());
@@ -227,7 +243,7 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
         .unwrap();
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    assert_eq!(offered_paths(&model), ["meta/improve.py", "meta/prompt.md"]);
+    assert_eq!(offered_paths(&model), ["meta/prompt.md", "meta/improve.py"]);
     let text = model.requests.lock().unwrap()[0].messages[0]
         .content
         .clone();
@@ -270,4 +286,41 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
             .clone();
         assert!(!text.contains("improve the improver"), "{text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snippet_quoted_under_the_wrong_file_is_applied_where_it_occurs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    // The snippet is from the extract_answer skill, named as the answerer's policy.
+    let model = proposing(serde_json::json!({
+        "reason": "allow longer answers",
+        "path": "tasks/answerer/policy.py",
+        "operation": "replace",
+        "old": "max_tokens=32",
+        "new": "max_tokens=48"
+    }));
+    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let out = dir.path().join("child");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let skill = std::fs::read_to_string(out.join("skills/extract_answer/skill.py")).unwrap();
+    assert!(skill.contains("max_tokens=48"), "{skill}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("tasks/answerer/policy.py")).unwrap(),
+        std::fs::read_to_string(seed_dir().join("tasks/answerer/policy.py")).unwrap()
+    );
+    assert!(
+        outcome
+            .trace
+            .contains("applied it to skills/extract_answer/skill.py")
+    );
+    let notes = std::fs::read_to_string(out.join("memory/notes.md")).unwrap();
+    assert!(
+        notes.contains("edited skills/extract_answer/skill.py"),
+        "{notes}"
+    );
+    // One model call: the edit was not sent back as a failure.
+    assert_eq!(model.request_count(), 1);
 }

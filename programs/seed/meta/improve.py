@@ -72,6 +72,16 @@ for p in paths:
         continue
     editable.append(p)
 
+# An edit can only change how the failed episodes went if it touches a file
+# they used (or the manifest, which shapes every episode): offer those, most
+# used first, when the failures say which files they used.
+if len(uses) > 0:
+    targeted = [p for p in used_paths if p in editable]
+    if "hyperagent.toml" in editable:
+        targeted.append("hyperagent.toml")
+    if len(targeted) > 0:
+        editable = targeted
+
 # Improving the improver (hyper mode only): once earlier edits have been
 # evaluated without an accepted improvement, a step whose parent did not
 # itself just change meta/ edits this meta agent instead of the task program,
@@ -89,7 +99,7 @@ if mode == "hyper" and not repair:
         if entry.get("node") == situation.get("parent") and "meta" in entry.get("changed", []):
             parent_changed_meta = True
     meta_turn = tried >= 2 and accepted == 0 and not parent_changed_meta
-meta_files = [p for p in editable if p in ["meta/prompt.md", "meta/improve.py"]]
+meta_files = [p for p in ["meta/prompt.md", "meta/improve.py"] if p in paths and mode == "hyper"]
 if meta_turn and len(meta_files) > 0:
     editable = meta_files
 else:
@@ -178,9 +188,23 @@ while attempt < 3 and not applied:
         else:
             replace(path, edit["old"], edit["new"])
     except ValueError as error:
-        previous = "the edit could not be applied: " + str(error)[:300]
-        log(previous)
-        continue
+        # Small models often quote a snippet of one file under another
+        # file's name: apply it where the snippet occurs exactly once.
+        moved = False
+        if edit["operation"] == "replace" and len(edit["old"].strip()) > 0:
+            for other in editable:
+                if moved or other == path:
+                    continue
+                if read_file(other).count(edit["old"]) == 1:
+                    path = other
+                    before = read_file(other)
+                    replace(other, edit["old"], edit["new"])
+                    log("the snippet was not in " + edit["path"] + "; applied it to " + other)
+                    moved = True
+        if not moved:
+            previous = "the edit could not be applied: " + str(error)[:300]
+            log(previous)
+            continue
     errors = check()
     if len(errors) > 0:
         undo(path, before)
