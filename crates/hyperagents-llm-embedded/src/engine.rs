@@ -10,7 +10,9 @@
 //! Each slot remembers which tokens its KV cache holds. A new request goes to
 //! the free slot whose cache shares the longest prefix with its prompt (or
 //! copies that prefix from a busy slot), so a shared system prompt is decoded
-//! once, not once per call.
+//! once, not once per call. Requests that arrive together with a long common
+//! prefix do not decode it side by side: the later one waits until the
+//! earlier has decoded it, then copies it.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -75,6 +77,9 @@ pub struct EngineStats {
     pub grammar_tokens_checked: AtomicU64,
     /// Grammar-constrained tokens drawn again from the masked vocabulary.
     pub grammar_tokens_resampled: AtomicU64,
+    /// Requests held back until a running request had decoded the prompt
+    /// prefix they share, so that it is decoded once and copied.
+    pub prefix_waits: AtomicU64,
 }
 
 /// A copy of [`EngineStats`] at one moment.
@@ -89,6 +94,7 @@ pub struct StatsSnapshot {
     pub decode_micros: u64,
     pub grammar_tokens_checked: u64,
     pub grammar_tokens_resampled: u64,
+    pub prefix_waits: u64,
 }
 
 impl EngineStats {
@@ -103,6 +109,7 @@ impl EngineStats {
             decode_micros: self.decode_micros.load(Ordering::Relaxed),
             grammar_tokens_checked: self.grammar_tokens_checked.load(Ordering::Relaxed),
             grammar_tokens_resampled: self.grammar_tokens_resampled.load(Ordering::Relaxed),
+            prefix_waits: self.prefix_waits.load(Ordering::Relaxed),
         }
     }
 }
@@ -313,11 +320,24 @@ struct Slot {
     active: Option<Active>,
 }
 
+/// A request waiting for a slot, with its prompt already tokenized.
+struct Queued {
+    job: Job,
+    tokens: Vec<LlamaToken>,
+    /// Whether it has already waited for a shared prefix (counted once).
+    waited: bool,
+}
+
+/// A request waits for a running one to decode the prompt prefix they
+/// share when that prefix is at least this many tokens longer than any
+/// already decoded: copying it then saves at least this much work.
+const SHARED_PREFIX_MIN: usize = 64;
+
 struct Engine<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
     slots: Vec<Slot>,
-    queue: VecDeque<Job>,
+    queue: VecDeque<Queued>,
     batch: LlamaBatch<'static>,
     n_batch: usize,
     n_ctx: usize,
@@ -359,13 +379,13 @@ impl<'m> Engine<'m> {
                     return;
                 }
                 match jobs.recv() {
-                    Ok(job) => self.queue.push_back(job),
+                    Ok(job) => self.enqueue(job),
                     Err(_) => return, // The model was dropped.
                 }
             }
             loop {
                 match jobs.try_recv() {
-                    Ok(job) => self.queue.push_back(job),
+                    Ok(job) => self.enqueue(job),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => {
                         open = false;
@@ -386,43 +406,84 @@ impl<'m> Engine<'m> {
                 slot.active = None;
             }
         }
-        self.queue.retain(|job| !job.events.is_closed());
+        self.queue.retain(|queued| !queued.job.events.is_closed());
     }
 
-    /// Moves queued jobs into free slots, reusing cached prompt prefixes.
+    fn enqueue(&mut self, job: Job) {
+        let tokens = self
+            .model
+            .vocab()
+            .tokenize(job.prompt.as_bytes(), job.add_bos, true);
+        self.queue.push_back(Queued {
+            job,
+            tokens,
+            waited: false,
+        });
+    }
+
+    /// Moves queued jobs into free slots, reusing cached prompt prefixes. A
+    /// job whose prompt shares a long prefix with one a running request is
+    /// still decoding waits until that prefix is decoded (see
+    /// [`SHARED_PREFIX_MIN`]); jobs behind it go ahead meanwhile.
     fn admit(&mut self) {
-        while let Some(free) = self.best_free_slot() {
-            let Some(job) = self.queue.pop_front() else {
-                return;
+        let mut waiting = Vec::new();
+        while let Some(free) = self.slots.iter().position(|s| s.active.is_none()) {
+            let Some(mut queued) = self.queue.pop_front() else {
+                break;
             };
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            match self.start(free, job) {
-                Ok(()) => {}
-                Err((events, err)) => {
-                    let _ = events.send(Event::Done(Err(err)));
+            if self.prefix_in_progress(&queued.tokens) {
+                if !queued.waited {
+                    queued.waited = true;
+                    self.stats.prefix_waits.fetch_add(1, Ordering::Relaxed);
                 }
+                waiting.push(queued);
+                continue;
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            if let Err((events, err)) = self.start(free, queued) {
+                let _ = events.send(Event::Done(Err(err)));
             }
         }
+        for queued in waiting.into_iter().rev() {
+            self.queue.push_front(queued);
+        }
     }
 
-    /// Any free slot, when a job is waiting; `start` then picks the free slot
-    /// whose cache matches the prompt best.
-    fn best_free_slot(&self) -> Option<usize> {
-        if self.queue.is_empty() {
-            return None;
-        }
-        self.slots.iter().position(|s| s.active.is_none())
+    /// Whether a running request is decoding a prefix of `tokens` at least
+    /// [`SHARED_PREFIX_MIN`] tokens longer than any slot already holds.
+    fn prefix_in_progress(&self, tokens: &[LlamaToken]) -> bool {
+        let ready = self
+            .slots
+            .iter()
+            .map(|s| common_prefix(&s.cached, tokens))
+            .max()
+            .unwrap_or(0);
+        let coming = self
+            .slots
+            .iter()
+            .filter_map(|s| {
+                let active = s.active.as_ref()?;
+                (!active.pending.is_empty()).then(|| {
+                    s.cached
+                        .iter()
+                        .chain(active.pending.iter())
+                        .zip(tokens)
+                        .take_while(|(x, y)| x == y)
+                        .count()
+                })
+            })
+            .max()
+            .unwrap_or(0);
+        // The last prompt token is always decoded anew (it yields the logits).
+        coming.min(tokens.len().saturating_sub(1)) >= ready + SHARED_PREFIX_MIN
     }
 
     fn start(
         &mut self,
         slot_index: usize,
-        job: Job,
+        queued: Queued,
     ) -> Result<(), (async_mpsc::UnboundedSender<Event>, EmbeddedError)> {
-        let tokens = self
-            .model
-            .vocab()
-            .tokenize(job.prompt.as_bytes(), job.add_bos, true);
+        let Queued { job, tokens, .. } = queued;
         if tokens.is_empty() {
             return Err((
                 job.events,

@@ -169,6 +169,37 @@ async fn a_shared_prompt_prefix_is_not_recomputed() {
 }
 
 #[tokio::test]
+async fn requests_arriving_together_decode_their_shared_prefix_once() {
+    let model = Arc::new(smollm2().await);
+    let system = "You review programs and propose one careful edit at a time. ".repeat(30);
+    let requests: Vec<ChatRequest> = ["Fix the prompt.", "Fix the script."]
+        .iter()
+        .map(|q| {
+            ChatRequest::new(vec![Message::system(&system), Message::user(*q)])
+                .with_temperature(0.0)
+                .with_max_tokens(8)
+        })
+        .collect();
+    let replies = futures::future::join_all(requests.iter().map(|r| model.chat(r))).await;
+    let inputs: u64 = replies
+        .into_iter()
+        .map(|r| r.unwrap().usage.input_tokens)
+        .sum();
+    let stats = model.stats();
+    assert_eq!(
+        stats.prompt_tokens_evaluated + stats.prompt_tokens_reused,
+        inputs
+    );
+    // The system prompt (~400 tokens) was decoded once and copied once.
+    assert!(
+        stats.prompt_tokens_reused >= 300,
+        "only {} of {inputs} prompt tokens reused: {stats:?}",
+        stats.prompt_tokens_reused
+    );
+    assert!(stats.prompt_tokens_evaluated < inputs - 300, "{stats:?}");
+}
+
+#[tokio::test]
 async fn concurrent_requests_share_decode_steps() {
     let model = Arc::new(smollm2().await);
     let questions = [
