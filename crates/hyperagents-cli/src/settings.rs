@@ -268,7 +268,7 @@ impl Default for Settings {
                 threads: std::thread::available_parallelism()
                     .map(|n| n.get())
                     .unwrap_or(2),
-                n_ctx: 4096,
+                n_ctx: 8192,
                 n_seq: 4,
                 n_batch: 512,
             },

@@ -38,8 +38,9 @@ use crate::EmbeddedError;
 /// How a model's context is laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// Context length of each sequence; the KV cache holds `n_ctx * n_seq`
-    /// cells, one separate stream per sequence.
+    /// Context length of each sequence (at most the model's training
+    /// context); the KV cache holds `n_ctx * n_seq` cells, one separate
+    /// stream per sequence.
     pub n_ctx: u32,
     /// Sequences decoded together; more requests wait in a queue.
     pub n_seq: u32,
@@ -50,7 +51,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            n_ctx: 4096,
+            n_ctx: 8192,
             n_seq: 4,
             n_batch: 512,
         }
@@ -228,6 +229,14 @@ fn serve(
         }
     };
     let threads = thread_budget();
+    // A sequence never gets more context than the model was trained with.
+    let config = &EngineConfig {
+        n_ctx: match model.n_ctx_train() {
+            0 => config.n_ctx,
+            trained => config.n_ctx.min(trained),
+        },
+        ..config.clone()
+    };
     let params = LlamaContextParams::default()
         .with_n_ctx(NonZeroU32::new(config.n_ctx.saturating_mul(config.n_seq)))
         .with_n_batch(config.n_batch)

@@ -324,3 +324,39 @@ async fn a_snippet_quoted_under_the_wrong_file_is_applied_where_it_occurs_once()
     // One model call: the edit was not sent back as a failure.
     assert_eq!(model.request_count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_longer_than_the_meta_models_context_is_retried_with_less_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    let edit = serde_json::json!({
+        "reason": "ask for brevity",
+        "path": "skills/reason/prompt.md",
+        "operation": "write",
+        "old": "",
+        "new": "Question: {{ question }}\nAnswer with the number only."
+    });
+    // How long the first prompt is when nothing limits it.
+    let unlimited = proposing(edit.clone());
+    let ctx = context(unlimited.clone(), pool(1).await, 40, dir.path());
+    run_meta(&ctx, &traces, &dir.path().join("measure")).await;
+    let full = unlimited.requests.lock().unwrap()[0].messages[0]
+        .content
+        .len();
+
+    let limited = ScriptedModel::with_context_chars(full - 1, move |_| edit.to_string());
+    let ctx = context(limited.clone(), pool(1).await, 40, dir.path());
+    let out = dir.path().join("child");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert!(outcome.diff.kinds().contains(&DiffKind::Prompt));
+    let requests = limited.requests.lock().unwrap();
+    assert_eq!(requests.len(), 2, "one refused request, one shorter retry");
+    assert!(requests[1].messages[0].content.len() < full);
+    assert!(
+        outcome.trace.contains("the meta model failed"),
+        "{}",
+        outcome.trace
+    );
+}

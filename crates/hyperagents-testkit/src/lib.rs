@@ -25,6 +25,9 @@ use hyperagents_sandbox::{PoolConfig, ScriptPool, locate_worker};
 pub struct ScriptedModel {
     descriptor: ModelDescriptor,
     respond: Box<dyn Fn(&ChatRequest) -> String + Send + Sync>,
+    /// Requests whose messages hold more characters than this fail as a
+    /// prompt longer than the model's context would.
+    context_chars: Option<usize>,
     pub requests: Mutex<Vec<ChatRequest>>,
 }
 
@@ -42,8 +45,20 @@ impl ScriptedModel {
                 },
             },
             respond: Box::new(respond),
+            context_chars: None,
             requests: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Like [`ScriptedModel::new`], but a request whose messages hold more
+    /// than `chars` characters fails like a prompt longer than the context.
+    pub fn with_context_chars(
+        chars: usize,
+        respond: impl Fn(&ChatRequest) -> String + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        let mut model = Arc::into_inner(Self::new(respond)).expect("just built");
+        model.context_chars = Some(chars);
+        Arc::new(model)
     }
 
     /// Replies from a queue, in order; the last reply repeats.
@@ -72,6 +87,14 @@ impl ChatModel for ScriptedModel {
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         self.requests.lock().unwrap().push(request.clone());
+        let chars: usize = request.messages.iter().map(|m| m.content.len()).sum();
+        if let Some(limit) = self.context_chars.filter(|limit| chars > *limit) {
+            return Err(LlmError::Engine {
+                provider: self.descriptor.provider.clone(),
+                model: self.descriptor.model.clone(),
+                message: format!("the prompt has {chars} characters; the context holds {limit}"),
+            });
+        }
         let text = (self.respond)(request);
         Ok(ChatResponse {
             usage: Usage {

@@ -131,6 +131,7 @@ if meta_turn:
             text = text[:4000] + "\n..."
         own.append("### " + p + "\n" + text)
     sources = "\n\n".join(own) + "\n\n" + sources[:2000]
+    detail = detail[:800]
     focus = "Earlier edits to the task program were evaluated and none improved it. This time improve the improver: edit meta/prompt.md (the instructions you are reading now) or meta/improve.py (the script that gathers the evidence, asks for an edit and checks it) so that future edits fix failures more often. Keep it general and keep the script valid."
 
 schema = {
@@ -169,6 +170,13 @@ while attempt < 3 and not applied:
         edit = llm(text, schema=schema, max_tokens=900, temperature=0.7)
     except ValueError as error:
         previous = "your reply was not valid JSON: " + str(error)[:200]
+        continue
+    except RuntimeError as error:
+        # The model refused the request, most often because the prompt is
+        # longer than its context: send less evidence next time.
+        log("the meta model failed: " + str(error)[:300])
+        detail = ""
+        sources = sources[:len(sources) // 2]
         continue
     path = edit["path"]
     before = None
