@@ -16,15 +16,15 @@ phase data pull_data
 for seed in ${SEEDS[@]}; do
   for mode in none hyper fixed-meta prompt-only; do
     HYPERAGENTS_RUN__SEED="$seed" phase "$mode-s$seed" "$HYPERAGENTS_BIN" evolve \
-      --run "e12-$mode-s$seed" --mode "$mode" --suite miniwob --tasks "$TASKS" \
+      --run "e13-$mode-s$seed" --mode "$mode" --suite miniwob --tasks "$TASKS" \
       --stage1 3 --generations 4 --children 2 --episodes 2 --token-budget "$BUDGET"
   done
 done
 runs=()
 for seed in ${SEEDS[@]}; do
-  for mode in none hyper fixed-meta prompt-only; do runs+=("e12-$mode-s$seed"); done
+  for mode in none hyper fixed-meta prompt-only; do runs+=("e13-$mode-s$seed"); done
 done
-phase compare "$HYPERAGENTS_BIN" compare "${runs[@]}" --out "$HYPERAGENTS_CACHE_DIR/compare/e12"
+phase compare "$HYPERAGENTS_BIN" compare "${runs[@]}" --out "$HYPERAGENTS_CACHE_DIR/compare/e13"
 
 # A second held-out measure: the test split is at the floor for this task
 # model (the seed solves 0 of its 32 tasks), so each run's final best node is
@@ -32,13 +32,13 @@ phase compare "$HYPERAGENTS_BIN" compare "${runs[@]}" --out "$HYPERAGENTS_CACHE_
 # saw (a sample drawn once with Python's random.Random(6)). Identical programs
 # (a run whose best node is the seed) share stored episodes.
 HELD_OUT="ascending-numbers,buy-ticket,choose-date-medium,click-collapsible-2-nodelay,click-collapsible-nodelay,click-shades,click-tab-2-easy,click-test,drag-shapes,enter-date,enter-time,form-sequence-3,login-user-popup,navigate-tree,odd-or-even,text-transform"
-held_out_log="$HYPERAGENTS_CACHE_DIR/compare/e12/held-out.txt"
+held_out_log="$HYPERAGENTS_CACHE_DIR/compare/e13/held-out.txt"
 : > "$held_out_log"
 held_out() {
   local run="$1" best out
   best="$("$HYPERAGENTS_BIN" status "$run" --best)"
   out="$("$HYPERAGENTS_BIN" eval --program "$best" --suite miniwob --tasks "$HELD_OUT" \
-    --episodes 2 --jsonl "$HYPERAGENTS_CACHE_DIR/compare/e12/held-out-$run.jsonl")"
+    --episodes 2 --jsonl "$HYPERAGENTS_CACHE_DIR/compare/e13/held-out-$run.jsonl")"
   echo "$out"
   echo "$run ($(basename "$best")): $(grep -m1 succeeded <<<"$out")" >> "$held_out_log"
 }

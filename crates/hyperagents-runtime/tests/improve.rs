@@ -360,3 +360,40 @@ async fn a_prompt_longer_than_the_meta_models_context_is_retried_with_less_evide
         outcome.trace
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_edit_that_drops_a_placeholder_is_undone_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    let blind = serde_json::json!({
+        "reason": "simplify",
+        "path": "skills/reason/prompt.md",
+        "operation": "write",
+        "old": "",
+        "new": "Think step by step in a few short sentences, then state the answer as a number."
+    });
+    let kept = serde_json::json!({
+        "reason": "ask for a number",
+        "path": "skills/reason/prompt.md",
+        "operation": "write",
+        "old": "",
+        "new": "Question: {{ question }}\nThink step by step, then state the answer as a number."
+    });
+    let model = ScriptedModel::queue(vec![blind.to_string(), kept.to_string()]);
+    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let out = dir.path().join("child");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let prompt = std::fs::read_to_string(out.join("skills/reason/prompt.md")).unwrap();
+    assert!(
+        prompt.contains("{{ question }}") && prompt.contains("as a number"),
+        "{prompt}"
+    );
+    let requests = model.requests.lock().unwrap();
+    assert_eq!(requests.len(), 2);
+    let retry = &requests[1].messages[0].content;
+    assert!(
+        retry.contains("removed the placeholders {{ question }}"),
+        "{retry}"
+    );
+}

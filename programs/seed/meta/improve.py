@@ -6,6 +6,7 @@
 # left, the parent's train scores, the archive, what earlier edits of each kind
 # did, the budget, and under "repair" the errors of a rejected attempt), and
 # quick_eval (runs the edited child on a few train tasks).
+import re
 
 failed = failures()
 lines = []
@@ -146,6 +147,10 @@ schema = {
     "required": ["reason", "path", "operation", "old", "new"],
 }
 
+def placeholders(text):
+    # The names a prompt template fills in: {{ name }}, {{ name.attr }}, {{ name|filter }}.
+    return set(re.findall(r"\{\{\s*([A-Za-z_][A-Za-z_0-9]*)", text))
+
 def undo(path, before):
     # Puts a file back as it was before a rejected edit.
     if before is None:
@@ -211,6 +216,15 @@ while attempt < 3 and not applied:
                     moved = True
         if not moved:
             previous = "the edit could not be applied: " + str(error)[:300]
+            log(previous)
+            continue
+    if path.endswith(".md") and before is not None:
+        # A prompt that drops a placeholder stops showing its model that
+        # input (the goal, the page, the failures): refuse such an edit.
+        lost = sorted(placeholders(before) - placeholders(read_file(path)))
+        if len(lost) > 0:
+            undo(path, before)
+            previous = "your edit removed the placeholders " + ", ".join(["{{ " + n + " }}" for n in lost]) + " from " + path + "; keep every placeholder, or the model stops seeing that input"
             log(previous)
             continue
     errors = check()
