@@ -397,3 +397,48 @@ async fn a_prompt_edit_that_drops_a_placeholder_is_undone_and_retried() {
         "{retry}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_used_files_are_shown_and_a_missed_snippet_is_answered_with_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    // First a snippet that is in no file, then one copied from the file.
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let model = ScriptedModel::new(move |_| {
+        let old = match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => "final = skill(\"extract\", goal)",
+            _ => "answer(final)",
+        };
+        serde_json::json!({
+            "reason": "log the answer",
+            "path": "tasks/answerer/policy.py",
+            "operation": "replace",
+            "old": old,
+            "new": "log(\"answering \" + str(final))\nanswer(final)"
+        })
+        .to_string()
+    });
+    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let out = dir.path().join("child");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(model.request_count(), 2);
+    let requests = model.requests.lock().unwrap();
+    let first = &requests[0].messages[0].content;
+    // The answerer's episode used its policy, never the web operator's files.
+    assert!(first.contains("### tasks/answerer/policy.py"), "{first}");
+    assert!(first.contains("### hyperagent.toml"), "{first}");
+    assert!(
+        !first.contains("### skills/choose_action/prompt.md"),
+        "{first}"
+    );
+    assert!(!first.contains("### tasks/operator/policy.py"), "{first}");
+    let second = &requests[1].messages[0].content;
+    assert!(
+        second.contains("The file tasks/answerer/policy.py reads:\n# The answerer:"),
+        "{second}"
+    );
+    let policy = std::fs::read_to_string(out.join("tasks/answerer/policy.py")).unwrap();
+    assert!(policy.contains("log(\"answering \""), "{policy}");
+}

@@ -106,13 +106,17 @@ if meta_turn and len(meta_files) > 0:
 else:
     meta_turn = False
 
-# Show the files the failed episodes used first (most used first), then the
-# manifest (it shapes every episode), then the rest.
+# Show the files the failed episodes used (most used first) and the manifest
+# (it shapes every episode). When the failures say which files they used, the
+# others are left out: shown, their text was quoted as the snippet to replace
+# in a used file (2 of 3 edits in the first efficacy experiment failed so).
 order = used_paths + ["hyperagent.toml"] + [p for p in paths if p not in uses and p != "hyperagent.toml"]
 shown = []
 budget_chars = 6000
 for p in order:
     if p.startswith("meta/") or p.startswith("memory/") or p not in paths:
+        continue
+    if len(uses) > 0 and p not in uses and p != "hyperagent.toml":
         continue
     text = read_file(p)
     if len(text) > 1500:
@@ -217,6 +221,9 @@ while attempt < 3 and not applied:
         if not moved:
             previous = "the edit could not be applied: " + str(error)[:300]
             log(previous)
+            if before is not None and edit["operation"] == "replace":
+                # Show the file as it is, so the next "old" can be copied from it.
+                previous = previous + "\nThe file " + path + " reads:\n" + before[:1200]
             continue
     if path.endswith(".md") and before is not None:
         # A prompt that drops a placeholder stops showing its model that
