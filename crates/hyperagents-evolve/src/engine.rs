@@ -67,7 +67,11 @@ pub const SMOKE: &str = "smoke";
 
 /// Exception types that mean the program's code is wrong, not that its model
 /// answered badly: a smoke episode ending in one of them rejects the child.
-const CODE_DEFECTS: [&str; 9] = [
+/// A prompt that names a variable its script does not pass is one too (an
+/// evolved prompt's `{{ ref }}` failed every episode before its first model
+/// call, and only stage 1 caught it).
+const CODE_DEFECTS: [&str; 10] = [
+    "undefined variable",
     "NameError",
     "SyntaxError",
     "syntax error",

@@ -487,6 +487,30 @@ async fn a_child_with_a_code_defect_fails_its_smoke_episode_and_gets_one_repair_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_naming_a_variable_its_script_does_not_pass_is_a_code_defect() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = ScriptedModel::new(|_| {
+        serde_json::json!({
+            "reason": "show a hint", "path": "skills/reason/prompt.md",
+            "operation": "replace", "old": "{{ question }}",
+            "new": "{{ question }}\nHint: {{ hint }}"
+        })
+        .to_string()
+    });
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
+    evo.settings.generations = 1;
+    evo.settings.children = 1;
+    evo.settings.quick_eval_calls = 0;
+    evo.settings.repair = false;
+    evo.run(&seed_dir()).await.unwrap();
+    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    assert_eq!(child.status, NodeStatus::Invalid);
+    let errors = child.validation_errors.to_string();
+    assert!(errors.contains("code defect"), "{errors}");
+    assert!(errors.contains("undefined variable `hint`"), "{errors}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_repair_round_a_defective_child_is_rejected_by_its_smoke_episode() {
     let dir = tempfile::tempdir().unwrap();
     let mut evo = evolution(
