@@ -486,6 +486,22 @@ async fn a_child_with_a_code_defect_fails_its_smoke_episode_and_gets_one_repair_
     assert!(trace.contains("repair round"), "{trace}");
 }
 
+/// One generation of one child made by `meta`, with neither `quick_eval` nor
+/// a repair round: only the smoke episode stands between it and evaluation.
+async fn one_unchecked_child(
+    dir: &Path,
+    meta: Arc<ScriptedModel>,
+) -> (Evolution, hyperagents_store::NodeRecord) {
+    let mut evo = evolution(dir, RunMode::Hyper, task_model(), meta).await;
+    evo.settings.generations = 1;
+    evo.settings.children = 1;
+    evo.settings.quick_eval_calls = 0;
+    evo.settings.repair = false;
+    evo.run(&seed_dir()).await.unwrap();
+    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    (evo, child)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompt_naming_a_variable_its_script_does_not_pass_is_a_code_defect() {
     let dir = tempfile::tempdir().unwrap();
@@ -497,13 +513,7 @@ async fn a_prompt_naming_a_variable_its_script_does_not_pass_is_a_code_defect() 
         })
         .to_string()
     });
-    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
-    evo.settings.generations = 1;
-    evo.settings.children = 1;
-    evo.settings.quick_eval_calls = 0;
-    evo.settings.repair = false;
-    evo.run(&seed_dir()).await.unwrap();
-    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    let (_, child) = one_unchecked_child(dir.path(), meta).await;
     assert_eq!(child.status, NodeStatus::Invalid);
     let errors = child.validation_errors.to_string();
     assert!(errors.contains("code defect"), "{errors}");
@@ -513,19 +523,7 @@ async fn a_prompt_naming_a_variable_its_script_does_not_pass_is_a_code_defect() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_repair_round_a_defective_child_is_rejected_by_its_smoke_episode() {
     let dir = tempfile::tempdir().unwrap();
-    let mut evo = evolution(
-        dir.path(),
-        RunMode::Hyper,
-        task_model(),
-        defect_then_fix_model(),
-    )
-    .await;
-    evo.settings.generations = 1;
-    evo.settings.children = 1;
-    evo.settings.quick_eval_calls = 0;
-    evo.settings.repair = false;
-    evo.run(&seed_dir()).await.unwrap();
-    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    let (evo, child) = one_unchecked_child(dir.path(), defect_then_fix_model()).await;
     assert_eq!(child.status, NodeStatus::Invalid);
     assert!(
         child.validation_errors.to_string().contains("code defect"),
