@@ -41,8 +41,8 @@ use hyperagents_runtime::improve::{ImproveConfig, QuickEval, QuickEvalHandle, im
 use hyperagents_runtime::{RunContext, SandboxChecker};
 use hyperagents_sandbox::{HostError, HostFunctions, ScriptSource, ScriptValue};
 use hyperagents_store::{
-    DiffKind as StoredDiffKind, NewEvalRun, NewEvolutionRun, NewNode, NodeRecord, NodeStatus,
-    ResultsStore, RunMode, RunStatus, RunSummary,
+    DiffKind as StoredDiffKind, EvalRunId, NewEvalRun, NewEvolutionRun, NewNode, NodeRecord,
+    NodeStatus, ResultsStore, RunMode, RunStatus, RunSummary,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -159,8 +159,8 @@ impl Default for EvolveSettings {
 pub struct TokensSpent {
     /// The meta model's calls in meta steps (repair rounds included).
     pub meta: u64,
-    /// Episodes: staged evaluations, smoke episodes and quick evaluations
-    /// (evaluations reused from the store count nothing).
+    /// Episodes: each distinct one of the staged evaluations, smoke
+    /// episodes and quick evaluations, once.
     pub episodes: u64,
 }
 
@@ -319,22 +319,37 @@ impl Evolution {
     }
 
     /// Tokens spent so far, summed from the store: meta tokens of every
-    /// attempt, episode tokens of every stage linked to a node, and those of
-    /// smoke episodes and quick evaluations recorded in events.
+    /// attempt, and each distinct episode the search used once — staged
+    /// evaluations, smoke episodes and quick evaluations. An episode shared
+    /// by two stages or two nodes (stage 1 inside the full stage, a child
+    /// whose edit cannot change an episode) is one episode, and one reused
+    /// from another run counts as if this run had run it, so a run's spending
+    /// does not depend on what else the store holds. Test episodes are not
+    /// search and do not count.
     pub fn tokens_spent(&self) -> Result<TokensSpent, EvolveError> {
         let run = &self.settings.run_id;
         let mut spent = TokensSpent::default();
+        let mut eval_runs = Vec::new();
         for node in self.store.nodes(run)? {
             spent.meta += node.meta_tokens;
-            for stage in [STAGE1, FULL, TEST] {
-                if let Some(summary) = self.store.node_stage_summary(run, &node.node_id, stage)? {
-                    spent.episodes += summary.tokens_in + summary.tokens_out;
-                }
+            for stage in [STAGE1, FULL] {
+                eval_runs.extend(self.store.node_eval_run(run, &node.node_id, stage)?);
             }
         }
         for event in self.store.events(run, 0)? {
             if event.kind == SMOKE || event.kind == "quick_eval" {
-                spent.episodes += event.payload["tokens"].as_u64().unwrap_or(0);
+                match event.payload["eval_run"].as_i64() {
+                    Some(id) => eval_runs.push(EvalRunId(id)),
+                    None => spent.episodes += event.payload["tokens"].as_u64().unwrap_or(0),
+                }
+            }
+        }
+        let mut counted = BTreeSet::new();
+        for eval_run in eval_runs {
+            for record in self.store.run_evaluations(eval_run)? {
+                if counted.insert(record.key_hash.as_str().to_owned()) {
+                    spent.episodes += record.result.tokens_in + record.result.tokens_out;
+                }
             }
         }
         Ok(spent)

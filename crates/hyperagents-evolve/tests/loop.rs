@@ -486,6 +486,44 @@ async fn a_child_with_a_code_defect_fails_its_smoke_episode_and_gets_one_repair_
     assert!(trace.contains("repair round"), "{trace}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_episode_the_search_uses_twice_is_spent_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // An edit to the meta agent cannot change an episode: the child's smoke,
+    // stage-1 and full episodes are its parent's, and stage 1 is inside the
+    // full stage.
+    let meta = meta_model("meta/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
+    evo.settings.generations = 1;
+    evo.settings.children = 1;
+    evo.settings.quick_eval_calls = 0;
+    evo.run(&seed_dir()).await.unwrap();
+    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    assert_eq!(
+        child.status,
+        NodeStatus::Valid,
+        "{}",
+        child.validation_errors
+    );
+    for stage in ["stage1", "full"] {
+        assert!(
+            evo.store
+                .node_stage_summary("run", "g1c0", stage)
+                .unwrap()
+                .is_some()
+        );
+    }
+    let seed = evo
+        .store
+        .node_stage_summary("run", "seed", "full")
+        .unwrap()
+        .unwrap();
+    let spent = evo.tokens_spent().unwrap();
+    assert!(seed.tokens_in + seed.tokens_out > 0);
+    assert_eq!(spent.episodes, seed.tokens_in + seed.tokens_out);
+    assert!(spent.meta > 0);
+}
+
 /// One generation of one child made by `meta`, with neither `quick_eval` nor
 /// a repair round: only the smoke episode stands between it and evaluation.
 async fn one_unchecked_child(
