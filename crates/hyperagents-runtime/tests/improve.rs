@@ -442,3 +442,38 @@ async fn only_used_files_are_shown_and_a_missed_snippet_is_answered_with_the_fil
     let policy = std::fs::read_to_string(out.join("tasks/answerer/policy.py")).unwrap();
     assert!(policy.contains("log(\"answering \""), "{policy}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_that_only_reflows_a_prompt_is_undone_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let model = ScriptedModel::new(move |_| {
+        let new = match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            // The same words, split over two lines.
+            0 => "Think step by step in a few short\nsentences, then state the answer.",
+            _ => "Think step by step in two short sentences, then state the answer.",
+        };
+        serde_json::json!({
+            "reason": "be brief",
+            "path": "skills/reason/prompt.md",
+            "operation": "replace",
+            "old": "Think step by step in a few short sentences, then state the answer.",
+            "new": new
+        })
+        .to_string()
+    });
+    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let out = dir.path().join("child");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(model.request_count(), 2);
+    assert!(
+        outcome.trace.contains("saying what it said"),
+        "{}",
+        outcome.trace
+    );
+    let prompt = std::fs::read_to_string(out.join("skills/reason/prompt.md")).unwrap();
+    assert!(prompt.contains("in two short sentences"), "{prompt}");
+}

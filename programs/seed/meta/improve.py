@@ -155,6 +155,16 @@ def placeholders(text):
     # The names a prompt template fills in: {{ name }}, {{ name.attr }}, {{ name|filter }}.
     return set(re.findall(r"\{\{\s*([A-Za-z_][A-Za-z_0-9]*)", text))
 
+def same_text(path, old, new):
+    # Whether an edit left a file saying what it said: reflowing a prompt's
+    # lines is no edit (most of one run's meta edits only rejoined lines);
+    # in code, spacing can be meaning, so only identical text counts.
+    if old == new:
+        return True
+    if path.endswith(".py"):
+        return False
+    return " ".join(old.split()) == " ".join(new.split())
+
 def undo(path, before):
     # Puts a file back as it was before a rejected edit.
     if before is None:
@@ -225,6 +235,11 @@ while attempt < 3 and not applied:
                 # Show the file as it is, so the next "old" can be copied from it.
                 previous = previous + "\nThe file " + path + " reads:\n" + before[:1200]
             continue
+    if before is not None and same_text(path, before, read_file(path)):
+        undo(path, before)
+        previous = "your edit left " + path + " saying what it said (only spaces or line breaks changed, or nothing); change its content"
+        log(previous)
+        continue
     if path.endswith(".md") and before is not None:
         # A prompt that drops a placeholder stops showing its model that
         # input (the goal, the page, the failures): refuse such an edit.
