@@ -444,13 +444,7 @@ fn defect_then_fix_model() -> Arc<ScriptedModel> {
 async fn a_child_with_a_code_defect_fails_its_smoke_episode_and_gets_one_repair_round() {
     let dir = tempfile::tempdir().unwrap();
     let meta = defect_then_fix_model();
-    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
-    evo.settings.generations = 1;
-    evo.settings.children = 1;
-    // Without quick_eval the meta agent cannot catch the defect itself.
-    evo.settings.quick_eval_calls = 0;
-    evo.run(&seed_dir()).await.unwrap();
-    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    let (evo, child) = one_child(dir.path(), meta.clone(), true).await;
     assert_eq!(
         child.status,
         NodeStatus::Valid,
@@ -493,12 +487,7 @@ async fn an_episode_the_search_uses_twice_is_spent_once() {
     // stage-1 and full episodes are its parent's, and stage 1 is inside the
     // full stage.
     let meta = meta_model("meta/prompt.md", Arc::new(AtomicUsize::new(0)));
-    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
-    evo.settings.generations = 1;
-    evo.settings.children = 1;
-    evo.settings.quick_eval_calls = 0;
-    evo.run(&seed_dir()).await.unwrap();
-    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    let (evo, child) = one_child(dir.path(), meta, true).await;
     assert_eq!(
         child.status,
         NodeStatus::Valid,
@@ -524,17 +513,19 @@ async fn an_episode_the_search_uses_twice_is_spent_once() {
     assert!(spent.meta > 0);
 }
 
-/// One generation of one child made by `meta`, with neither `quick_eval` nor
-/// a repair round: only the smoke episode stands between it and evaluation.
-async fn one_unchecked_child(
+/// One generation of one child made by `meta`, without `quick_eval` (so the
+/// meta agent cannot catch a defect itself) and, unless `repair`, without a
+/// repair round.
+async fn one_child(
     dir: &Path,
     meta: Arc<ScriptedModel>,
+    repair: bool,
 ) -> (Evolution, hyperagents_store::NodeRecord) {
     let mut evo = evolution(dir, RunMode::Hyper, task_model(), meta).await;
     evo.settings.generations = 1;
     evo.settings.children = 1;
     evo.settings.quick_eval_calls = 0;
-    evo.settings.repair = false;
+    evo.settings.repair = repair;
     evo.run(&seed_dir()).await.unwrap();
     let child = evo.store.node("run", "g1c0").unwrap().unwrap();
     (evo, child)
@@ -551,7 +542,7 @@ async fn a_prompt_naming_a_variable_its_script_does_not_pass_is_a_code_defect() 
         })
         .to_string()
     });
-    let (_, child) = one_unchecked_child(dir.path(), meta).await;
+    let (_, child) = one_child(dir.path(), meta, false).await;
     assert_eq!(child.status, NodeStatus::Invalid);
     let errors = child.validation_errors.to_string();
     assert!(errors.contains("code defect"), "{errors}");
@@ -561,7 +552,7 @@ async fn a_prompt_naming_a_variable_its_script_does_not_pass_is_a_code_defect() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_repair_round_a_defective_child_is_rejected_by_its_smoke_episode() {
     let dir = tempfile::tempdir().unwrap();
-    let (evo, child) = one_unchecked_child(dir.path(), defect_then_fix_model()).await;
+    let (evo, child) = one_child(dir.path(), defect_then_fix_model(), false).await;
     assert_eq!(child.status, NodeStatus::Invalid);
     assert!(
         child.validation_errors.to_string().contains("code defect"),

@@ -38,6 +38,20 @@ fn proposing(edit: serde_json::Value) -> Arc<ScriptedModel> {
     ScriptedModel::new(move |_| edit.to_string())
 }
 
+/// An edit as the meta model writes it: `replace` `old` with `new` in `path`,
+/// or, with `old` empty, `write` `new` as the whole file.
+fn edit(reason: &str, path: &str, old: &str, new: &str) -> serde_json::Value {
+    let operation = if old.is_empty() { "write" } else { "replace" };
+    serde_json::json!({
+        "reason": reason, "path": path, "operation": operation, "old": old, "new": new
+    })
+}
+
+/// The meta agent's run context, answered by `model`.
+async fn meta_context(model: Arc<ScriptedModel>, dir: &Path) -> RunContext {
+    context(model, pool(1).await, 40, dir)
+}
+
 async fn run_meta(
     ctx: &RunContext,
     traces: &Path,
@@ -54,39 +68,36 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
     let traces = failures(dir.path()).await;
     let cases = [
         (
-            serde_json::json!({
-                "reason": "log the reasoning step",
-                "path": "tasks/answerer/policy.py",
-                "operation": "replace",
-                "old": "final = skill(",
-                "new": "log(\"reasoned\")\nfinal = skill("
-            }),
+            edit(
+                "log the reasoning step",
+                "tasks/answerer/policy.py",
+                "final = skill(",
+                "log(\"reasoned\")\nfinal = skill(",
+            ),
             DiffKind::Code,
         ),
         (
-            serde_json::json!({
-                "reason": "ask for brevity",
-                "path": "skills/reason/prompt.md",
-                "operation": "write",
-                "old": "",
-                "new": "Question: {{ question }}\nAnswer with the number only."
-            }),
+            edit(
+                "ask for brevity",
+                "skills/reason/prompt.md",
+                "",
+                "Question: {{ question }}\nAnswer with the number only.",
+            ),
             DiffKind::Prompt,
         ),
         (
-            serde_json::json!({
-                "reason": "give the answerer more steps",
-                "path": "hyperagent.toml",
-                "operation": "replace",
-                "old": "max_steps = 6",
-                "new": "max_steps = 8"
-            }),
+            edit(
+                "give the answerer more steps",
+                "hyperagent.toml",
+                "max_steps = 6",
+                "max_steps = 8",
+            ),
             DiffKind::Hierarchy,
         ),
     ];
     for (i, (edit, kind)) in cases.into_iter().enumerate() {
         let model = proposing(edit);
-        let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+        let ctx = meta_context(model.clone(), dir.path()).await;
         let out = dir.path().join(format!("child{i}"));
         let outcome = run_meta(&ctx, &traces, &out).await;
         assert!(
@@ -163,10 +174,8 @@ async fn edits_outside_the_child_are_refused_and_broken_edits_reverted() {
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
 
-    let escape = proposing(serde_json::json!({
-        "reason": "x", "path": "../escape.txt", "operation": "write", "old": "", "new": "owned"
-    }));
-    let ctx = context(escape.clone(), pool(1).await, 40, dir.path());
+    let escape = proposing(edit("x", "../escape.txt", "", "owned"));
+    let ctx = meta_context(escape.clone(), dir.path()).await;
     let out = dir.path().join("child-escape");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(!dir.path().join("escape.txt").exists());
@@ -175,11 +184,13 @@ async fn edits_outside_the_child_are_refused_and_broken_edits_reverted() {
     assert!(outcome.trace.contains("escape"), "{}", outcome.trace);
 
     // A syntactically broken script is rejected by check() and reverted.
-    let broken = proposing(serde_json::json!({
-        "reason": "x", "path": "hyper/main.py", "operation": "replace",
-        "old": "# The hyperagent", "new": "def broken(:\n# The hyperagent"
-    }));
-    let ctx = context(broken, pool(1).await, 40, dir.path());
+    let broken = proposing(edit(
+        "x",
+        "hyper/main.py",
+        "# The hyperagent",
+        "def broken(:\n# The hyperagent",
+    ));
+    let ctx = meta_context(broken, dir.path()).await;
     let out = dir.path().join("child-broken");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(outcome.diff.is_empty(), "{}", outcome.diff.unified());
@@ -222,17 +233,16 @@ fn hyper_situation(tried: u64, accepted: u64, parent_changed: &[&str]) -> serde_
 async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() {
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
-    let edit = serde_json::json!({
-        "reason": "name the files the failures used",
-        "path": "meta/prompt.md",
-        "operation": "replace",
-        "old": "Propose ONE edit",
-        "new": "Prefer files marked as used. Propose ONE edit"
-    });
+    let meta_edit = edit(
+        "name the files the failures used",
+        "meta/prompt.md",
+        "Propose ONE edit",
+        "Prefer files marked as used. Propose ONE edit",
+    );
 
     // Two edits evaluated, none accepted, the parent changed a prompt: a meta turn.
-    let model = proposing(edit.clone());
-    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let model = proposing(meta_edit.clone());
+    let ctx = meta_context(model.clone(), dir.path()).await;
     let config = ImproveConfig {
         context: hyper_situation(2, 0, &["prompt", "memory"]),
         ..ImproveConfig::default()
@@ -259,14 +269,13 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
         hyper_situation(3, 1, &["prompt"]),
         hyper_situation(1, 0, &["prompt"]),
     ] {
-        let model = proposing(serde_json::json!({
-            "reason": "ask for brevity",
-            "path": "skills/reason/prompt.md",
-            "operation": "write",
-            "old": "",
-            "new": "Question: {{ question }}\nAnswer with the number only."
-        }));
-        let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+        let model = proposing(edit(
+            "ask for brevity",
+            "skills/reason/prompt.md",
+            "",
+            "Question: {{ question }}\nAnswer with the number only.",
+        ));
+        let ctx = meta_context(model.clone(), dir.path()).await;
         let config = ImproveConfig {
             context: situation,
             ..ImproveConfig::default()
@@ -293,14 +302,13 @@ async fn a_snippet_quoted_under_the_wrong_file_is_applied_where_it_occurs_once()
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
     // The snippet is from the extract_answer skill, named as the answerer's policy.
-    let model = proposing(serde_json::json!({
-        "reason": "allow longer answers",
-        "path": "tasks/answerer/policy.py",
-        "operation": "replace",
-        "old": "max_tokens=32",
-        "new": "max_tokens=48"
-    }));
-    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let model = proposing(edit(
+        "allow longer answers",
+        "tasks/answerer/policy.py",
+        "max_tokens=32",
+        "max_tokens=48",
+    ));
+    let ctx = meta_context(model.clone(), dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
@@ -329,23 +337,22 @@ async fn a_snippet_quoted_under_the_wrong_file_is_applied_where_it_occurs_once()
 async fn a_prompt_longer_than_the_meta_models_context_is_retried_with_less_evidence() {
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
-    let edit = serde_json::json!({
-        "reason": "ask for brevity",
-        "path": "skills/reason/prompt.md",
-        "operation": "write",
-        "old": "",
-        "new": "Question: {{ question }}\nAnswer with the number only."
-    });
+    let brevity = edit(
+        "ask for brevity",
+        "skills/reason/prompt.md",
+        "",
+        "Question: {{ question }}\nAnswer with the number only.",
+    );
     // How long the first prompt is when nothing limits it.
-    let unlimited = proposing(edit.clone());
-    let ctx = context(unlimited.clone(), pool(1).await, 40, dir.path());
+    let unlimited = proposing(brevity.clone());
+    let ctx = meta_context(unlimited.clone(), dir.path()).await;
     run_meta(&ctx, &traces, &dir.path().join("measure")).await;
     let full = unlimited.requests.lock().unwrap()[0].messages[0]
         .content
         .len();
 
-    let limited = ScriptedModel::with_context_chars(full - 1, move |_| edit.to_string());
-    let ctx = context(limited.clone(), pool(1).await, 40, dir.path());
+    let limited = ScriptedModel::with_context_chars(full - 1, move |_| brevity.to_string());
+    let ctx = meta_context(limited.clone(), dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
@@ -365,22 +372,20 @@ async fn a_prompt_longer_than_the_meta_models_context_is_retried_with_less_evide
 async fn a_prompt_edit_that_drops_a_placeholder_is_undone_and_retried() {
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
-    let blind = serde_json::json!({
-        "reason": "simplify",
-        "path": "skills/reason/prompt.md",
-        "operation": "write",
-        "old": "",
-        "new": "Think step by step in a few short sentences, then state the answer as a number."
-    });
-    let kept = serde_json::json!({
-        "reason": "ask for a number",
-        "path": "skills/reason/prompt.md",
-        "operation": "write",
-        "old": "",
-        "new": "Question: {{ question }}\nThink step by step, then state the answer as a number."
-    });
+    let blind = edit(
+        "simplify",
+        "skills/reason/prompt.md",
+        "",
+        "Think step by step in a few short sentences, then state the answer as a number.",
+    );
+    let kept = edit(
+        "ask for a number",
+        "skills/reason/prompt.md",
+        "",
+        "Question: {{ question }}\nThink step by step, then state the answer as a number.",
+    );
     let model = ScriptedModel::queue(vec![blind.to_string(), kept.to_string()]);
-    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let ctx = meta_context(model.clone(), dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
@@ -403,22 +408,24 @@ async fn only_used_files_are_shown_and_a_missed_snippet_is_answered_with_the_fil
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
     // First a snippet that is in no file, then one copied from the file.
-    let calls = std::sync::atomic::AtomicUsize::new(0);
-    let model = ScriptedModel::new(move |_| {
-        let old = match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-            0 => "final = skill(\"extract\", goal)",
-            _ => "answer(final)",
-        };
-        serde_json::json!({
-            "reason": "log the answer",
-            "path": "tasks/answerer/policy.py",
-            "operation": "replace",
-            "old": old,
-            "new": "log(\"answering \" + str(final))\nanswer(final)"
-        })
-        .to_string()
-    });
-    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let logged = "log(\"answering \" + str(final))\nanswer(final)";
+    let model = ScriptedModel::queue(vec![
+        edit(
+            "log the answer",
+            "tasks/answerer/policy.py",
+            "final = skill(\"extract\", goal)",
+            logged,
+        )
+        .to_string(),
+        edit(
+            "log the answer",
+            "tasks/answerer/policy.py",
+            "answer(final)",
+            logged,
+        )
+        .to_string(),
+    ]);
+    let ctx = meta_context(model.clone(), dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
@@ -447,23 +454,25 @@ async fn only_used_files_are_shown_and_a_missed_snippet_is_answered_with_the_fil
 async fn an_edit_that_only_reflows_a_prompt_is_undone_and_retried() {
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
-    let calls = std::sync::atomic::AtomicUsize::new(0);
-    let model = ScriptedModel::new(move |_| {
-        let new = match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-            // The same words, split over two lines.
-            0 => "Think step by step in a few short\nsentences, then state the answer.",
-            _ => "Think step by step in two short sentences, then state the answer.",
-        };
-        serde_json::json!({
-            "reason": "be brief",
-            "path": "skills/reason/prompt.md",
-            "operation": "replace",
-            "old": "Think step by step in a few short sentences, then state the answer.",
-            "new": new
-        })
-        .to_string()
-    });
-    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let sentence = "Think step by step in a few short sentences, then state the answer.";
+    let model = ScriptedModel::queue(vec![
+        // The same words, split over two lines.
+        edit(
+            "be brief",
+            "skills/reason/prompt.md",
+            sentence,
+            "Think step by step in a few short\nsentences, then state the answer.",
+        )
+        .to_string(),
+        edit(
+            "be brief",
+            "skills/reason/prompt.md",
+            sentence,
+            "Think step by step in two short sentences, then state the answer.",
+        )
+        .to_string(),
+    ]);
+    let ctx = meta_context(model.clone(), dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
