@@ -277,3 +277,19 @@ fn openai_compatible_server_from_the_environment_and_no_key_leaks() {
     assert!(!text(&shown.stdout).contains(KEY));
     assert!(text(&shown.stdout).contains("openai API key: set (hidden)"));
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // The reader is gone before the binary writes: every write fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = bin()
+        .args(["config", "show"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

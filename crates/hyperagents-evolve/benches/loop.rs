@@ -550,7 +550,7 @@ fn render(configurations: &[Configuration], worker: &str) -> String {
          \"whole run\" adds the seed's evaluation. Calls in flight: a model's total call time \
          inside generations ÷ the generations' wall time (its utilisation in slots; 1.00 = one \
          call always running); peak: the most at once. Tokens: `Evolution::tokens_spent()` (meta \
-         steps, smoke episodes, quick evaluations, staged evaluations); the doubles count 20 \
+         steps, and each distinct episode of smoke runs, quick and staged evaluations once); the doubles count 20 \
          input tokens per call and one output token per 4 characters. An accepted improvement \
          is a `comparison` event with `accepted: true` (95% lower bound of the paired per-task \
          difference above 0).\n"

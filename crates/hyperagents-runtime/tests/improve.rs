@@ -436,6 +436,7 @@ async fn only_used_files_are_shown_and_a_missed_snippet_is_answered_with_the_fil
     // The answerer's episode used its policy, never the web operator's files.
     assert!(first.contains("### tasks/answerer/policy.py"), "{first}");
     assert!(first.contains("### hyperagent.toml"), "{first}");
+    assert!(first.contains("### skills/reason/prompt.md"), "{first}");
     assert!(
         !first.contains("### skills/choose_action/prompt.md"),
         "{first}"
