@@ -128,7 +128,7 @@ impl WebEnvironment {
             Action::Click { reference } => {
                 let page = self.window.current();
                 let point = reachable_point(page, reference).await?;
-                page.click_at(point.x, point.y).await?;
+                page.click_and_follow(point.x, point.y).await?;
                 Ok(with_cover_note(
                     format!("clicked [{reference}]"),
                     &point.covered_by,

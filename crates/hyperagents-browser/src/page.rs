@@ -15,10 +15,12 @@ use chromiumoxide::cdp::browser_protocol::input::{
     InsertTextParams, MouseButton,
 };
 use chromiumoxide::cdp::browser_protocol::page::{
-    CaptureScreenshotFormat, CaptureScreenshotParams, CreateIsolatedWorldParams,
+    CaptureScreenshotFormat, CaptureScreenshotParams, ClientNavigationDisposition,
+    CreateIsolatedWorldParams, EventFrameRequestedNavigation, EventFrameStoppedLoading,
     GetFrameTreeParams, GetNavigationHistoryParams, NavigateToHistoryEntryParams,
 };
 use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, ExecutionContextId};
+use futures::StreamExt as _;
 use serde_json::Value;
 
 use crate::error::BrowserError;
@@ -339,6 +341,39 @@ impl PageHandle {
         Ok(())
     }
 
+    /// A left click that, when it starts a navigation of this tab (a link, a
+    /// form's submit button, a script setting `location`), waits until the
+    /// frame stops loading, so the next observation reads the new document
+    /// rather than the one the click left.
+    pub(crate) async fn click_and_follow(&self, x: f64, y: f64) -> Result<(), BrowserError> {
+        let mut requested = self
+            .page
+            .event_listener::<EventFrameRequestedNavigation>()
+            .await?;
+        let mut stopped = self
+            .page
+            .event_listener::<EventFrameStoppedLoading>()
+            .await?;
+        self.click_at(x, y).await?;
+        let navigating = async {
+            while let Some(request) = requested.next().await {
+                if request.disposition == ClientNavigationDisposition::CurrentTab {
+                    return true;
+                }
+            }
+            false
+        };
+        if tokio::time::timeout(NAVIGATION_GRACE, navigating)
+            .await
+            .unwrap_or(false)
+        {
+            // A navigation that never finishes loading is for the next
+            // observation to show as it is.
+            let _ = tokio::time::timeout(NAVIGATION_LOAD, stopped.next()).await;
+        }
+        Ok(())
+    }
+
     /// Presses and releases one named key in the focused element.
     pub(crate) async fn press_key(&self, key: &NamedKey) -> Result<(), BrowserError> {
         let [down, up] = named_key_events(key);
@@ -455,6 +490,12 @@ fn unwrap_call(value: Value) -> Result<Value, BrowserError> {
         ))),
     }
 }
+
+/// How long after a click's input events are acknowledged a navigation it
+/// caused has to be requested (Chromium requests it while handling the click).
+const NAVIGATION_GRACE: Duration = Duration::from_millis(50);
+/// The longest wait for the document a click navigated to.
+const NAVIGATION_LOAD: Duration = Duration::from_secs(5);
 
 /// Whether the error means the script context went away (navigation).
 pub(crate) fn is_context_gone(error: &BrowserError) -> bool {
