@@ -264,13 +264,16 @@ impl Default for Settings {
                 mode: "read-write".into(),
                 path: None,
             },
-            embedded: EmbeddedSettings {
-                threads: std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2),
-                n_ctx: 8192,
-                n_seq: 4,
-                n_batch: 512,
+            embedded: {
+                let engine = hyperagents_llm_embedded::EngineConfig::default();
+                EmbeddedSettings {
+                    threads: std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(2),
+                    n_ctx: engine.n_ctx,
+                    n_seq: engine.n_seq,
+                    n_batch: engine.n_batch,
+                }
             },
             http: HttpSettings {
                 timeout_secs: 300.0,

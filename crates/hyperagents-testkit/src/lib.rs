@@ -33,7 +33,14 @@ pub struct ScriptedModel {
 
 impl ScriptedModel {
     pub fn new(respond: impl Fn(&ChatRequest) -> String + Send + Sync + 'static) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new(Self::build(None, respond))
+    }
+
+    fn build(
+        context_chars: Option<usize>,
+        respond: impl Fn(&ChatRequest) -> String + Send + Sync + 'static,
+    ) -> Self {
+        Self {
             descriptor: ModelDescriptor {
                 provider: "scripted".into(),
                 model: "double".into(),
@@ -45,9 +52,9 @@ impl ScriptedModel {
                 },
             },
             respond: Box::new(respond),
-            context_chars: None,
+            context_chars,
             requests: Mutex::new(Vec::new()),
-        })
+        }
     }
 
     /// Like [`ScriptedModel::new`], but a request whose messages hold more
@@ -56,9 +63,7 @@ impl ScriptedModel {
         chars: usize,
         respond: impl Fn(&ChatRequest) -> String + Send + Sync + 'static,
     ) -> Arc<Self> {
-        let mut model = Arc::into_inner(Self::new(respond)).expect("just built");
-        model.context_chars = Some(chars);
-        Arc::new(model)
+        Arc::new(Self::build(Some(chars), respond))
     }
 
     /// Replies from a queue, in order; the last reply repeats.

@@ -110,13 +110,13 @@ else:
 # (it shapes every episode). When the failures say which files they used, the
 # others are left out: shown, their text was quoted as the snippet to replace
 # in a used file (2 of 3 edits in the first efficacy experiment failed so).
-order = used_paths + ["hyperagent.toml"] + [p for p in paths if p not in uses and p != "hyperagent.toml"]
+order = used_paths + ["hyperagent.toml"]
+if len(uses) == 0:
+    order = order + [p for p in paths if p != "hyperagent.toml"]
 shown = []
 budget_chars = 6000
 for p in order:
     if p.startswith("meta/") or p.startswith("memory/") or p not in paths:
-        continue
-    if len(uses) > 0 and p not in uses and p != "hyperagent.toml":
         continue
     text = read_file(p)
     if len(text) > 1500:
@@ -222,9 +222,10 @@ while attempt < 3 and not applied:
             for other in editable:
                 if moved or other == path:
                     continue
-                if read_file(other).count(edit["old"]) == 1:
+                text = read_file(other)
+                if text.count(edit["old"]) == 1:
                     path = other
-                    before = read_file(other)
+                    before = text
                     replace(other, edit["old"], edit["new"])
                     log("the snippet was not in " + edit["path"] + "; applied it to " + other)
                     moved = True
