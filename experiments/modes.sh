@@ -12,7 +12,9 @@ TASKS="click-button,click-menu,click-shape,click-link,click-dialog,enter-text,fo
 BUDGET=250000
 EXP="${EXP:-e13}"
 read -r -a MODES <<<"${MODES:-none hyper fixed-meta prompt-only}"
-export HYPERAGENTS_RUN__MAX_STEPS=12
+# 4 environment actions per episode (before steps meant actions, e13 wrote 12:
+# skill, act and tool calls each counted, three per action).
+export HYPERAGENTS_RUN__MAX_STEPS=4
 
 phase build build_all
 phase models pull_models

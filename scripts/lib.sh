@@ -88,6 +88,14 @@ webarena_reference_venv() {
     "webarena-verified==1.2.3" nltk
 }
 
+# The named models, or without names every model a role is bound to.
 pull_models() {
-  "$HYPERAGENTS_BIN" models pull "$@"
+  if [ "$#" -eq 0 ]; then
+    "$HYPERAGENTS_BIN" models pull
+    return
+  fi
+  local name
+  for name in "$@"; do
+    "$HYPERAGENTS_BIN" models pull "$name"
+  done
 }

@@ -10,8 +10,8 @@ RUN="${1:-main}"
 # click-button 1/4, click-menu 1/4, click-shape 2/4), one it always solves and
 # one it never does, so a child can both gain and lose.
 TASKS="click-button,click-menu,click-shape,focus-text,click-link"
-# Failing episodes end after 12 agent steps instead of the seed's 40.
-export HYPERAGENTS_RUN__MAX_STEPS="${HYPERAGENTS_RUN__MAX_STEPS:-12}"
+# Failing episodes end after 4 environment actions instead of the seed's 12.
+export HYPERAGENTS_RUN__MAX_STEPS="${HYPERAGENTS_RUN__MAX_STEPS:-4}"
 
 phase apt install_apt_packages
 phase build build_all

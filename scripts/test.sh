@@ -21,7 +21,10 @@ lint() {
 
 phase apt install_apt_packages
 phase build build_all
-phase models pull_models smollm2-135m
+# Tests fail when an input is missing (hyperagents_testkit::inputs), so this
+# provides them all: SmolLM2 for the embedded engine, Qwen for the GGUF
+# reader's header test (the main job pulls it too).
+phase models pull_models smollm2-135m qwen2.5-coder-1.5b
 phase data pull_data
 phase venv webarena_reference_venv
 phase lint lint

@@ -6,13 +6,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hyperagents_domain::{ActionOutcome, ActionSpec, DomainError, Environment, Score};
+use hyperagents_domain::{
+    ActionOutcome, ActionSpec, DomainError, Environment, ObserveOptions, Score,
+};
 use serde_json::Value;
 
 use crate::actions::{Action, ActionKind, parse_action};
 use crate::error::BrowserError;
 use crate::keys::keystrokes;
-use crate::observe::{Observation, ObserverConfig, RenderedObservation, collect};
+use crate::observe::{Layout, Observation, ObserverConfig, RenderedObservation, collect};
 use crate::origin::AllowedOrigins;
 use crate::page::PageHandle;
 use crate::pool::WindowLease;
@@ -116,9 +118,21 @@ impl WebEnvironment {
 
     /// The observation as text, with what was cut.
     pub async fn render_observation(&mut self) -> Result<RenderedObservation, BrowserError> {
+        self.render_observation_with(ObserveOptions::default())
+            .await
+    }
+
+    /// The observation as text as the agent asked for it, with what was cut.
+    pub async fn render_observation_with(
+        &mut self,
+        options: ObserveOptions,
+    ) -> Result<RenderedObservation, BrowserError> {
         let observation = self.observation().await?;
         let tabs = self.window.tabs().await?;
-        Ok(observation.render(self.config.observer.max_tokens, &tabs))
+        let layout = Layout {
+            positions: options.positions,
+        };
+        Ok(observation.render_with(self.config.observer.max_tokens, &tabs, layout))
     }
 
     /// Performs an action; returns the message for the agent.
@@ -284,6 +298,10 @@ impl Environment for WebEnvironment {
 
     async fn observe(&mut self) -> Result<String, DomainError> {
         Ok(self.render_observation().await?.text)
+    }
+
+    async fn observe_with(&mut self, options: ObserveOptions) -> Result<String, DomainError> {
+        Ok(self.render_observation_with(options).await?.text)
     }
 
     fn actions(&self) -> Vec<ActionSpec> {

@@ -27,7 +27,7 @@ pub use actions::{Action, ActionKind, Direction, parse_action};
 pub use env::{WebConfig, WebEnvironment, WebTask};
 pub use error::BrowserError;
 pub use launch::{Chromium, ChromiumExecutable, LaunchConfig, find_chromium};
-pub use observe::{Element, Observation, ObserverConfig, RenderedObservation};
+pub use observe::{Element, Layout, Observation, ObserverConfig, RenderedObservation};
 pub use origin::AllowedOrigins;
 pub use page::{DocumentId, ElementPoint, PageHandle};
 pub use pool::{BrowserPool, PoolConfig, StartTiming, TabInfo, WindowLease};

@@ -123,9 +123,34 @@ pub fn approx_tokens(text: &str) -> usize {
     text.chars().count().div_ceil(4)
 }
 
+/// How elements are written out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Each element's position and size (`@x,y wxh`) and the viewport's
+    /// size: what spatial tasks need, about a fifth of the tokens of an
+    /// element line otherwise.
+    pub positions: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self { positions: true }
+    }
+}
+
 impl Observation {
     /// Renders the observation for a model within `max_tokens`.
     pub fn render(&self, max_tokens: usize, tabs: &[TabInfo]) -> RenderedObservation {
+        self.render_with(max_tokens, tabs, Layout::default())
+    }
+
+    /// Renders the observation in `layout` within `max_tokens`.
+    pub fn render_with(
+        &self,
+        max_tokens: usize,
+        tabs: &[TabInfo],
+        layout: Layout,
+    ) -> RenderedObservation {
         let mut text = String::new();
         text.push_str(&format!("url: {}\n", self.url));
         if !self.title.is_empty() {
@@ -149,10 +174,14 @@ impl Observation {
                 .collect();
             text.push_str(&format!("tabs: {}\n", listed.join("; ")));
         }
-        text.push_str(&format!(
-            "viewport: {}x{}; elements ([ref] tag \"text\" attributes @x,y wxh):\n",
-            self.width, self.height
-        ));
+        if layout.positions {
+            text.push_str(&format!(
+                "viewport: {}x{}; elements ([ref] tag \"text\" attributes @x,y wxh):\n",
+                self.width, self.height
+            ));
+        } else {
+            text.push_str("elements ([ref] tag \"text\" attributes):\n");
+        }
         if self.elements.is_empty() {
             text.push_str("(no visible elements)\n");
         }
@@ -161,7 +190,7 @@ impl Observation {
         let mut used = approx_tokens(&text);
         let mut shown = 0;
         for element in &self.elements {
-            let line = render_element(element);
+            let line = render_element_with(element, layout);
             let cost = approx_tokens(&line) + 1;
             if used + cost > budget {
                 break;
@@ -187,6 +216,11 @@ impl Observation {
 
 /// One element as one line: `[12] input[text] label="Name" value="Bob" focused @10,40 120x20`.
 pub fn render_element(element: &Element) -> String {
+    render_element_with(element, Layout::default())
+}
+
+/// One element as one line, in `layout`.
+pub fn render_element_with(element: &Element, layout: Layout) -> String {
     let mut line = format!("[{}] {}", element.reference, element.tag);
     if let Some(input_type) = &element.input_type {
         line.push_str(&format!("[{input_type}]"));
@@ -243,10 +277,12 @@ pub fn render_element(element: &Element) -> String {
             line.push_str(&format!(" {name}={}", compact_colour(value)));
         }
     }
-    line.push_str(&format!(
-        " @{},{} {}x{}",
-        element.x, element.y, element.w, element.h
-    ));
+    if layout.positions {
+        line.push_str(&format!(
+            " @{},{} {}x{}",
+            element.x, element.y, element.w, element.h
+        ));
+    }
     line
 }
 
@@ -326,6 +362,31 @@ mod tests {
         assert_eq!(
             render_element(&circle),
             "[6] circle fill=rgb(255,0,0) bg=blue @1,2 30x40"
+        );
+    }
+
+    #[test]
+    fn without_positions_lines_and_header_leave_out_geometry() {
+        let mut button = element(3, "button");
+        button.text = Some("OK".into());
+        let compact = Layout { positions: false };
+        assert_eq!(render_element_with(&button, compact), r#"[3] button "OK""#);
+        let observation = Observation {
+            url: "http://127.0.0.1:1/x.html".into(),
+            title: "T".into(),
+            width: 800,
+            height: 600,
+            elements: vec![button],
+        };
+        let text = observation.render_with(1000, &[], compact).text;
+        assert_eq!(
+            text,
+            "url: http://127.0.0.1:1/x.html\ntitle: \"T\"\nelements ([ref] tag \"text\" attributes):\n[3] button \"OK\"\n"
+        );
+        let full = observation.render(1000, &[]).text;
+        assert!(
+            full.contains("viewport: 800x600") && full.contains("@1,2 30x40"),
+            "{full}"
         );
     }
 

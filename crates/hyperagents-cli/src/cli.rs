@@ -399,6 +399,10 @@ pub enum BenchCommand {
     /// Framework overhead per step and episode concurrency, against a model
     /// double with a fixed latency (the sandbox workers are real).
     Runtime(BenchRuntimeArgs),
+    /// Where an episode's time goes with the real task model: programs on a
+    /// suite's split at several concurrencies, response cache off, compared
+    /// paired by (task, seed) against the first program.
+    Episodes(BenchEpisodesArgs),
     /// MiniWoB++ in headless Chromium with scripted reference policies:
     /// episodes/s at 1, 2 and 4 windows, browser start, per-action latency.
     Miniwob {
@@ -431,6 +435,37 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeats: u32,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEpisodesArgs {
+    /// Programs to measure; the first is the baseline the others are compared with.
+    #[arg(long = "program", default_values = ["programs/seed-v1", "programs/seed"])]
+    pub programs: Vec<PathBuf>,
+    /// `miniwob`, `webarena`, `gaia`, or a JSONL task file.
+    #[arg(long, default_value = "miniwob")]
+    pub suite: String,
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Only these tasks (comma-separated ids); default: the whole split.
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
+    /// Episode seeds per task (0..N).
+    #[arg(long, default_value_t = 2)]
+    pub seeds: u64,
+    /// Episodes in flight, one batch per count.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    pub concurrency: Vec<usize>,
+    /// Environment actions per episode.
+    #[arg(long, default_value_t = 4)]
+    pub max_steps: u32,
+    /// Per-episode rows, appended as measured; a rerun skips batches already in it
+    /// (default: <cache dir>/bench/episodes.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
+    /// Where to write the report section.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -114,7 +114,11 @@ pub struct SandboxSettings {
 #[serde(deny_unknown_fields)]
 pub struct RunSettings {
     pub seed: u64,
+    /// Environment actions per episode (what benchmarks call steps).
     pub max_steps: u32,
+    /// `skill`, `delegate` and `llm` calls per episode.
+    #[serde(default = "default_max_calls")]
+    pub max_calls: u32,
     pub max_tokens: u64,
     pub max_wall_secs: f64,
     /// Keep a PNG after every action of environments that can take one
@@ -301,6 +305,7 @@ impl Default for Settings {
             run: RunSettings {
                 seed: 0,
                 max_steps: 60,
+                max_calls: default_max_calls(),
                 max_tokens: 200_000,
                 max_wall_secs: 900.0,
                 screenshots: false,
@@ -309,6 +314,10 @@ impl Default for Settings {
             cache_dir: None,
         }
     }
+}
+
+fn default_max_calls() -> u32 {
+    240
 }
 
 /// Where the settings file is looked for when `--config` is not given.

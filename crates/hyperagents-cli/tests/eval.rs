@@ -177,7 +177,7 @@ fn eval_runs_miniwob_in_chromium_and_keeps_screenshots() {
         ],
         &[
             ("HYPERAGENTS_RUN__SCREENSHOTS", "true"),
-            ("HYPERAGENTS_RUN__MAX_STEPS", "4"),
+            ("HYPERAGENTS_RUN__MAX_STEPS", "2"),
         ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -100,6 +100,20 @@ pub trait Domain: Send + Sync {
     async fn reset(&self, task: &str, seed: u64) -> Result<Box<dyn Environment>, DomainError>;
 }
 
+/// What an observation includes, as the agent asked (`observe(positions=False)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObserveOptions {
+    /// Each element's position and size: what spatial tasks need and other
+    /// tasks pay for in tokens on every line.
+    pub positions: bool,
+}
+
+impl Default for ObserveOptions {
+    fn default() -> Self {
+        Self { positions: true }
+    }
+}
+
 /// One episode's world.
 #[async_trait]
 pub trait Environment: Send {
@@ -107,6 +121,12 @@ pub trait Environment: Send {
     fn instruction(&self) -> String;
     /// The current observation, as text for a model.
     async fn observe(&mut self) -> Result<String, DomainError>;
+    /// The current observation with what the agent asked to leave out;
+    /// environments without such detail give [`Environment::observe`].
+    async fn observe_with(&mut self, options: ObserveOptions) -> Result<String, DomainError> {
+        let _ = options;
+        self.observe().await
+    }
     /// The actions this environment accepts.
     fn actions(&self) -> Vec<ActionSpec>;
     /// Performs one action.

@@ -83,10 +83,12 @@ impl ChatModel for ScriptedModel {
             usage: Usage {
                 input_tokens: 10,
                 output_tokens: 5,
+                cached_input_tokens: 0,
             },
             finish_reason,
             latency: Duration::from_millis(1),
             cache_hit: false,
+            timing: None,
         })
     }
 }

@@ -19,6 +19,7 @@ use futures::StreamExt;
 use hyperagents_domain::{Domain, DomainError};
 use hyperagents_llm::ChatModel;
 use hyperagents_program::Program;
+use hyperagents_runtime::trace::EpisodeTiming;
 use hyperagents_runtime::{EpisodeError, RunContext, run_episode};
 use hyperagents_store::{
     EvalKey, EvalResult, EvalRunId, EvalStatus, ResultsStore, RunSummary, StoreError, TaskStats,
@@ -28,7 +29,10 @@ use sha2::{Digest, Sha256};
 /// Version of the host-function interface programs are written against.
 /// Part of every evaluation key: a change to what host functions do must
 /// bump it, so stored results of the old interface are not reused.
-pub const HOST_API_VERSION: u32 = 1;
+/// 2: `max_steps` counts environment actions (it counted skill calls too),
+/// `skill`/`delegate`/`llm` count against `max_calls`, and `budget()`
+/// reports `calls_left`.
+pub const HOST_API_VERSION: u32 = 2;
 
 /// Names a suite and the exact version of its tasks and scorers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +79,20 @@ pub struct EpisodeRecord {
     pub trajectory: Option<PathBuf>,
     /// Taken from the store rather than run now.
     pub cached: bool,
+    /// Where the time of an episode run now went (`None` when it was
+    /// taken from the store or failed to run).
+    pub breakdown: Option<EpisodeBreakdown>,
+}
+
+/// Where a computed episode's wall time went: the runtime's account of the
+/// episode, then writing its trajectory and storing its result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpisodeBreakdown {
+    pub timing: EpisodeTiming,
+    /// The episode as the runtime timed it (reset to score).
+    pub episode: Duration,
+    pub trace_write: Duration,
+    pub store: Duration,
 }
 
 /// The outcome of [`evaluate`].
@@ -169,9 +187,16 @@ pub async fn evaluate(
         })
         .buffer_unordered(plan.concurrency.max(1));
     while let Some((task, seed, key, outcome)) = results.next().await {
+        let mut breakdown = None;
         let result = match outcome {
             Ok(outcome) => {
                 let s = outcome.summary;
+                breakdown = Some(EpisodeBreakdown {
+                    timing: s.timing,
+                    episode: Duration::from_millis(s.duration_ms),
+                    trace_write: outcome.trace_write,
+                    store: Duration::ZERO,
+                });
                 EvalResult {
                     status: EvalStatus::Ok,
                     success: s.success,
@@ -215,8 +240,13 @@ pub async fn evaluate(
             }
         };
         // Durable before it counts.
+        let storing = Instant::now();
         store.record_in_run(run, &key, &result)?;
-        let record = record_from_result(&task, seed, &result, false);
+        if let Some(b) = breakdown.as_mut() {
+            b.store = storing.elapsed();
+        }
+        let mut record = record_from_result(&task, seed, &result, false);
+        record.breakdown = breakdown;
         on_episode(&record);
         records.push(record);
     }
@@ -262,6 +292,7 @@ impl KeyTemplate {
         let run_settings = serde_json::json!({
             "run_seed": ctx.run_seed,
             "max_steps": ctx.caps.max_steps,
+            "max_calls": ctx.caps.max_calls,
             "max_tokens": ctx.caps.max_tokens,
             "max_wall_ms": u64::try_from(ctx.caps.max_wall.as_millis()).unwrap_or(u64::MAX),
         });
@@ -302,6 +333,7 @@ fn record_from_result(task: &str, seed: u64, r: &EvalResult, cached: bool) -> Ep
         duration_ms: r.duration_ms,
         trajectory: r.trajectory.clone(),
         cached,
+        breakdown: None,
     }
 }
 

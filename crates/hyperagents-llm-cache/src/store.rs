@@ -142,6 +142,7 @@ impl ResponseCache {
     ) -> Result<(), CacheError> {
         let mut record = response.clone();
         record.cache_hit = false;
+        record.timing = None;
         let response_json =
             serde_json::to_string(&record).map_err(|source| CacheError::Serialize {
                 what: "response",
@@ -289,10 +290,12 @@ mod tests {
             usage: Usage {
                 input_tokens: 3,
                 output_tokens: 4,
+                cached_input_tokens: 0,
             },
             finish_reason: FinishReason::Stop,
             latency: Duration::from_millis(12),
             cache_hit: true,
+            timing: None,
         }
     }
 

@@ -63,10 +63,12 @@ impl ChatModel for Counting {
             usage: Usage {
                 input_tokens: 5,
                 output_tokens: 7,
+                cached_input_tokens: 0,
             },
             finish_reason: FinishReason::Stop,
             latency: Duration::from_millis(40),
             cache_hit: false,
+            timing: None,
         })
     }
 }

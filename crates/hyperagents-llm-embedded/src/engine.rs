@@ -19,8 +19,9 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
 
-use hyperagents_llm::{FinishReason, Sampling};
+use hyperagents_llm::{ComputeTiming, FinishReason, Sampling};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -132,6 +133,8 @@ pub(crate) struct Job {
     /// A GBNF grammar the output must match.
     pub grammar: Option<String>,
     pub events: async_mpsc::UnboundedSender<Event>,
+    /// When the caller handed the request over (queueing is measured from here).
+    pub submitted: Instant,
 }
 
 pub(crate) enum Event {
@@ -142,8 +145,11 @@ pub(crate) enum Event {
 pub(crate) struct Completion {
     pub text: String,
     pub prompt_tokens: u64,
+    /// Prompt tokens whose KV entries were reused, not decoded.
+    pub reused_prompt_tokens: u64,
     pub completion_tokens: u64,
     pub finish_reason: FinishReason,
+    pub timing: ComputeTiming,
 }
 
 /// The process-wide thread budget: every decode of every loaded model holds
@@ -312,6 +318,9 @@ struct Active {
     /// Prompt tokens not yet decoded.
     pending: VecDeque<LlamaToken>,
     prompt_len: u64,
+    /// Prompt tokens taken from a cached prefix.
+    reused: u64,
+    timing: ComputeTiming,
     /// A sampled token that still has to go through the model.
     next_token: Option<LlamaToken>,
     /// This sequence's row of logits in the last batch.
@@ -493,6 +502,7 @@ impl<'m> Engine<'m> {
         queued: Queued,
     ) -> Result<(), (async_mpsc::UnboundedSender<Event>, EmbeddedError)> {
         let Queued { job, tokens, .. } = queued;
+        let queued_for = job.submitted.elapsed();
         if tokens.is_empty() {
             return Err((
                 job.events,
@@ -585,6 +595,11 @@ impl<'m> Engine<'m> {
             sampling: job.sampling,
             pending: tokens[keep..].iter().copied().collect(),
             prompt_len: tokens.len() as u64,
+            reused: keep as u64,
+            timing: ComputeTiming {
+                queued: queued_for,
+                ..ComputeTiming::default()
+            },
             next_token: None,
             logits_row: None,
             generated: Vec::new(),
@@ -644,15 +659,17 @@ impl<'m> Engine<'m> {
             return;
         }
 
-        let decoded = {
+        let (decoded, lock_wait, took) = {
+            let asked = Instant::now();
             let _guard = COMPUTE.lock().unwrap_or_else(|e| e.into_inner());
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let result = self.ctx.decode(&mut self.batch);
-            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let took = started.elapsed();
+            let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
             self.stats
                 .decode_micros
                 .fetch_add(micros, Ordering::Relaxed);
-            result
+            (result, started - asked, took)
         };
         self.stats.decode_calls.fetch_add(1, Ordering::Relaxed);
         self.stats
@@ -668,6 +685,12 @@ impl<'m> Engine<'m> {
             let Some(active) = slot.active.as_mut() else {
                 continue;
             };
+            charge(
+                &mut active.timing,
+                lock_wait,
+                took,
+                active.next_token.is_some(),
+            );
             if let Some(token) = active.next_token.take() {
                 slot.cached.push(token);
             } else {
@@ -789,9 +812,22 @@ fn finish_request(active: Active, reason: FinishReason) {
     let _ = active.events.send(Event::Done(Ok(Completion {
         text,
         prompt_tokens: active.prompt_len,
+        reused_prompt_tokens: active.reused,
         completion_tokens: active.n_generated,
         finish_reason: reason,
+        timing: active.timing,
     })));
+}
+
+/// Charges one decode step to a request it advanced: to generation when it
+/// fed back a sampled token, else to its prompt.
+fn charge(timing: &mut ComputeTiming, lock_wait: Duration, took: Duration, generating: bool) {
+    timing.lock_wait += lock_wait;
+    if generating {
+        timing.generate += took;
+    } else {
+        timing.prompt += took;
+    }
 }
 
 /// A request's sampler: the distribution (`chain`) and, for structured

@@ -163,6 +163,7 @@ impl EmbeddedModel {
             sampling: request.sampling.clone(),
             grammar,
             events,
+            submitted: Instant::now(),
         })
     }
 }
@@ -200,10 +201,12 @@ impl ChatModel for EmbeddedModel {
                         usage: Usage {
                             input_tokens: done.prompt_tokens,
                             output_tokens: done.completion_tokens,
+                            cached_input_tokens: done.reused_prompt_tokens,
                         },
                         finish_reason: done.finish_reason,
                         latency: started.elapsed(),
                         cache_hit: false,
+                        timing: Some(done.timing),
                     });
                 }
                 Event::Done(Err(err)) => return Err(self.error(err.to_string())),

@@ -148,6 +148,15 @@ async fn a_shared_prompt_prefix_is_not_recomputed() {
     let a = model.chat(&first).await.unwrap();
     let before = model.stats();
     assert_eq!(before.prompt_tokens_evaluated, a.usage.input_tokens);
+    assert_eq!(a.usage.cached_input_tokens, 0, "nothing was cached yet");
+    let timing = a.timing.expect("the engine reports where its time went");
+    assert!(timing.prompt > std::time::Duration::ZERO, "{timing:?}");
+    assert!(timing.generate > std::time::Duration::ZERO, "{timing:?}");
+    assert!(
+        timing.prompt + timing.generate <= a.latency,
+        "{timing:?} vs {:?}",
+        a.latency
+    );
 
     let second = ChatRequest::new(vec![
         Message::system(&system),
@@ -160,6 +169,10 @@ async fn a_shared_prompt_prefix_is_not_recomputed() {
     let evaluated = after.prompt_tokens_evaluated - before.prompt_tokens_evaluated;
     let reused = after.prompt_tokens_reused - before.prompt_tokens_reused;
     assert_eq!(evaluated + reused, b.usage.input_tokens);
+    assert_eq!(
+        b.usage.cached_input_tokens, reused,
+        "each response reports the prefix it reused"
+    );
     assert!(
         reused >= 200,
         "only {reused} of {} prompt tokens reused",

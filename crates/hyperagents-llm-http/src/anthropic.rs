@@ -518,6 +518,7 @@ fn answer(
         finish_reason: finish,
         latency: Duration::ZERO,
         cache_hit: false,
+        timing: None,
     }
 }
 
@@ -548,6 +549,7 @@ fn parse_response(body: &[u8], answer_tool: Option<&str>) -> Result<ChatResponse
     let usage = Usage {
         input_tokens: usage.input().unwrap_or(0),
         output_tokens: usage.output_tokens.unwrap_or(0),
+        cached_input_tokens: usage.cache_read_input_tokens.unwrap_or(0),
     };
     Ok(answer(
         text,
@@ -645,6 +647,7 @@ struct StreamState {
     blocks: BTreeMap<usize, BlockState>,
     input_tokens: u64,
     output_tokens: u64,
+    cached_input_tokens: u64,
     stop_reason: Option<String>,
     done: bool,
 }
@@ -656,6 +659,7 @@ impl StreamState {
             blocks: BTreeMap::new(),
             input_tokens: 0,
             output_tokens: 0,
+            cached_input_tokens: 0,
             stop_reason: None,
             done: false,
         }
@@ -665,6 +669,9 @@ impl StreamState {
         if let Some(usage) = usage {
             if let Some(input) = usage.input() {
                 self.input_tokens = input;
+            }
+            if let Some(cached) = usage.cache_read_input_tokens {
+                self.cached_input_tokens = cached;
             }
             if let Some(output) = usage.output_tokens {
                 self.output_tokens = output;
@@ -780,6 +787,7 @@ impl StreamAssembler for StreamState {
         let usage = Usage {
             input_tokens: self.input_tokens,
             output_tokens: self.output_tokens,
+            cached_input_tokens: self.cached_input_tokens,
         };
         Ok(answer(
             text,

@@ -371,6 +371,13 @@ struct WireAnswerFunction {
 struct WireUsage {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<WirePromptDetails>,
+}
+
+/// Servers with prompt caching report the prompt tokens they reused.
+#[derive(Deserialize, Clone, Copy)]
+struct WirePromptDetails {
+    cached_tokens: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {
@@ -378,6 +385,10 @@ impl From<WireUsage> for Usage {
         Usage {
             input_tokens: usage.prompt_tokens.unwrap_or(0),
             output_tokens: usage.completion_tokens.unwrap_or(0),
+            cached_input_tokens: usage
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
         }
     }
 }
@@ -432,6 +443,7 @@ fn parse_response(body: &[u8]) -> Result<ChatResponse, Fault> {
         finish_reason: finish_reason(choice.finish_reason.as_deref()),
         latency: Duration::ZERO,
         cache_hit: false,
+        timing: None,
     })
 }
 
@@ -585,6 +597,7 @@ impl StreamAssembler for StreamState {
             finish_reason: finish_reason(self.finish.as_deref()),
             latency: Duration::ZERO,
             cache_hit: false,
+            timing: None,
         })
     }
 }

@@ -84,9 +84,10 @@ async fn success_maps_the_request_and_parses_the_answer() {
         response.usage,
         Usage {
             input_tokens: 15,
-            output_tokens: 3
+            output_tokens: 3,
+            cached_input_tokens: 5
         },
-        "cache reads count"
+        "cache reads count, and are reported as cached"
     );
     assert_eq!(response.finish_reason, FinishReason::Stop);
     assert!(response.latency > Duration::ZERO);
@@ -266,7 +267,8 @@ async fn streaming_reports_deltas_and_assembles_tool_calls_and_usage() {
         response.usage,
         Usage {
             input_tokens: 25,
-            output_tokens: 17
+            output_tokens: 17,
+            cached_input_tokens: 0
         }
     );
     assert_eq!(response.finish_reason, FinishReason::ToolCalls);
@@ -312,7 +314,8 @@ async fn streaming_in_json_mode_reports_the_answer_json() {
         response.usage,
         Usage {
             input_tokens: 40,
-            output_tokens: 9
+            output_tokens: 9,
+            cached_input_tokens: 0
         }
     );
 }

@@ -82,7 +82,8 @@ async fn success_maps_the_request_and_parses_the_answer() {
         response.usage,
         Usage {
             input_tokens: 12,
-            output_tokens: 5
+            output_tokens: 5,
+            cached_input_tokens: 0
         }
     );
     assert_eq!(response.finish_reason, FinishReason::Stop);
@@ -217,7 +218,8 @@ async fn streaming_reports_deltas_and_assembles_tool_calls_and_usage() {
         response.usage,
         Usage {
             input_tokens: 9,
-            output_tokens: 4
+            output_tokens: 4,
+            cached_input_tokens: 0
         }
     );
     assert_eq!(response.finish_reason, FinishReason::ToolCalls);
@@ -241,7 +243,8 @@ async fn a_streaming_config_makes_chat_stream_too() {
         response.usage,
         Usage {
             input_tokens: 9,
-            output_tokens: 4
+            output_tokens: 4,
+            cached_input_tokens: 0
         }
     );
     assert_eq!(server.requests()[0].json()["stream"], true);

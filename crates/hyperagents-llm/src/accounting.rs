@@ -252,10 +252,12 @@ mod tests {
                 usage: Usage {
                     input_tokens: 60,
                     output_tokens: 40,
+                    cached_input_tokens: 0,
                 },
                 finish_reason: FinishReason::Stop,
                 latency: Duration::from_millis(250),
                 cache_hit: false,
+                timing: None,
             })
         }
     }
@@ -291,6 +293,7 @@ mod tests {
         let usage = Usage {
             input_tokens: 1_000_000,
             output_tokens: 500_000,
+            cached_input_tokens: 0,
         };
         assert_eq!(table.cost("openai", "small", usage), 2.0);
         assert_eq!(table.cost("openai", "big", usage), 20.0);

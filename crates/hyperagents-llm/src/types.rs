@@ -173,6 +173,11 @@ impl ChatRequest {
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Input tokens the provider did not compute again: a reused KV-cache
+    /// prefix (embedded), a prompt-cache read (OpenAI's `cached_tokens`,
+    /// Anthropic's `cache_read_input_tokens`). Part of `input_tokens`.
+    #[serde(default)]
+    pub cached_input_tokens: u64,
 }
 
 impl Usage {
@@ -185,6 +190,7 @@ impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, rhs: Self) {
         self.input_tokens += rhs.input_tokens;
         self.output_tokens += rhs.output_tokens;
+        self.cached_input_tokens += rhs.cached_input_tokens;
     }
 }
 
@@ -215,6 +221,31 @@ pub struct ChatResponse {
     /// True when the answer came from the response cache, not the provider.
     #[serde(default)]
     pub cache_hit: bool,
+    /// Where the provider's time went, for providers that can tell
+    /// (the embedded engine); `None` for remote ones and cache hits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<ComputeTiming>,
+}
+
+/// How a request's latency divides inside a provider that computes it
+/// locally. Decode steps batch several requests, so a step's time is
+/// charged in full to each request it advanced.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ComputeTiming {
+    /// Waiting for a sequence slot (other requests held them all, or a
+    /// request decoding the same prompt prefix was awaited).
+    #[serde(with = "duration_millis_f64")]
+    pub queued: Duration,
+    /// Decode steps that processed this request's prompt tokens.
+    #[serde(with = "duration_millis_f64")]
+    pub prompt: Duration,
+    /// Decode steps that generated this request's output tokens.
+    #[serde(with = "duration_millis_f64")]
+    pub generate: Duration,
+    /// Waiting for the process-wide compute lock before those steps (other
+    /// models decoding).
+    #[serde(with = "duration_millis_f64")]
+    pub lock_wait: Duration,
 }
 
 /// What a provider can do.
@@ -235,6 +266,22 @@ pub struct ModelDescriptor {
     /// Identifies the exact weights where known (the GGUF's sha256).
     pub fingerprint: Option<String>,
     pub capabilities: Capabilities,
+}
+
+/// Milliseconds with fractions: per-request compute times are often
+/// below a millisecond.
+mod duration_millis_f64 {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        Ok(Duration::try_from_secs_f64(ms / 1000.0).unwrap_or_default())
+    }
 }
 
 mod duration_millis {

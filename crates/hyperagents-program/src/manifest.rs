@@ -50,6 +50,7 @@ pub(crate) struct RawProgramInfo {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBudgets {
     pub max_steps: Option<Spanned<u32>>,
+    pub max_calls: Option<Spanned<u32>>,
     pub max_tokens: Option<Spanned<u64>>,
     pub max_wall_secs: Option<Spanned<f64>>,
 }

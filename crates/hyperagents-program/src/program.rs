@@ -15,6 +15,8 @@
 //!
 //! [budgets]                          # optional; each field optional. Requests only: the run
 //! max_steps = 40                     # caps them (BudgetRequest::cap). Integers >= 1.
+//!                                    # steps: environment actions (act, answer, tool)
+//! max_calls = 120                    # skill, delegate and llm calls
 //! max_tokens = 20000
 //! max_wall_secs = 120.0              # positive, finite
 //!
@@ -31,7 +33,7 @@
 //! model = "task"                     # optional (default task)
 //! skills = ["click", "type_text", "answer"]   # default []
 //! agents = []                        # sub-delegation (default []); cycles are errors
-//! max_steps = 20                     # optional per-agent cap (>= 1)
+//! max_steps = 20                     # optional per-agent cap on actions, its skills' included (>= 1)
 //!
 //! [skills.click]                     # a skill agent
 //! description = "Click an element by ref"
@@ -778,6 +780,18 @@ impl Validator<'_> {
                 },
             );
         }
+        if let Some(calls) = &raw.max_calls
+            && *calls.get_ref() == 0
+        {
+            ok = false;
+            self.error(
+                calls.span().start,
+                ProgramErrorKind::InvalidBudget {
+                    field: "max_calls",
+                    reason: "must be at least 1",
+                },
+            );
+        }
         if let Some(tokens) = &raw.max_tokens
             && *tokens.get_ref() == 0
         {
@@ -808,6 +822,7 @@ impl Validator<'_> {
         }
         ok.then(|| BudgetRequest {
             max_steps: raw.max_steps.as_ref().map(|s| *s.get_ref()),
+            max_calls: raw.max_calls.as_ref().map(|c| *c.get_ref()),
             max_tokens: raw.max_tokens.as_ref().map(|t| *t.get_ref()),
             max_wall,
         })

@@ -16,7 +16,8 @@ use tokio::sync::Mutex;
 use crate::budget::EpisodeBudget;
 use crate::host::{AgentHost, AgentLevel};
 use crate::trace::{
-    EpisodeHeader, EpisodeSummary, Recorder, SpanKind, first_failure, write_trajectory,
+    EpisodeHeader, EpisodeSummary, EpisodeTiming, Recorder, SpanKind, first_failure, ms,
+    write_trajectory,
 };
 
 /// What every episode of a run shares.
@@ -40,6 +41,8 @@ pub struct RunContext {
 pub struct EpisodeOutcome {
     pub summary: EpisodeSummary,
     pub trajectory: PathBuf,
+    /// Writing the trajectory (after the summary's `duration_ms` ended).
+    pub trace_write: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,8 @@ pub(crate) struct EpisodeState {
     pub files_used: std::sync::Mutex<Vec<String>>,
     /// Where this episode's screenshots go, when they are kept.
     pub screenshots_dir: Option<PathBuf>,
+    /// Where the episode's time went so far.
+    pub timing: std::sync::Mutex<EpisodeTiming>,
 }
 
 impl EpisodeState {
@@ -83,6 +88,11 @@ impl EpisodeState {
         if !used.iter().any(|f| f == file) {
             used.push(file.to_string());
         }
+    }
+
+    /// Updates the episode's timing.
+    pub(crate) fn timing(&self, update: impl FnOnce(&mut EpisodeTiming)) {
+        update(&mut self.timing.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     fn files_used_so_far(&self) -> Vec<String> {
@@ -110,6 +120,7 @@ pub async fn run_episode(
             task: task.to_string(),
             source,
         })?;
+    let reset_ms = ms(started.elapsed());
     let instruction = env.instruction();
     let effective: EffectiveBudget = program.budgets().cap(&ctx.caps);
     let program_hash = program.content_hash().to_hex();
@@ -129,6 +140,10 @@ pub async fn run_episode(
         screenshots_dir: ctx
             .screenshots
             .then(|| ctx.traces_dir.join(screenshots_dir_name(task, seed))),
+        timing: std::sync::Mutex::new(EpisodeTiming {
+            reset_ms,
+            ..EpisodeTiming::default()
+        }),
     });
 
     let root = state.recorder.start(
@@ -178,10 +193,13 @@ pub async fn run_episode(
 
     let score = {
         let mut env = state.env.lock().await;
-        env.score().await.map_err(|source| EpisodeError::Score {
+        let scoring = Instant::now();
+        let score = env.score().await.map_err(|source| EpisodeError::Score {
             task: task.to_string(),
             source,
-        })?
+        })?;
+        state.timing(|t| t.score_ms = ms(scoring.elapsed()));
+        score
     };
     let spans = state.recorder.spans();
     let (tokens_in, tokens_out, cost) = spans
@@ -201,12 +219,14 @@ pub async fn run_episode(
         failure: first_failure(&spans),
         stopped,
         steps: state.budget.steps_used(),
+        calls: state.budget.calls_used(),
         llm_calls: spans.iter().filter(|s| s.kind == SpanKind::Llm).count() as u64,
         tokens_in,
         tokens_out,
         cost,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         files_used: state.files_used_so_far(),
+        timing: *state.timing.lock().unwrap_or_else(|e| e.into_inner()),
     };
     let header = EpisodeHeader {
         domain: domain.name().to_string(),
@@ -219,10 +239,12 @@ pub async fn run_episode(
             .unwrap_or(0),
     };
     let path = ctx.traces_dir.join(trajectory_file_name(task, seed));
+    let writing = Instant::now();
     let trajectory = write_trajectory(&path, &header, &spans, &summary)?;
     Ok(EpisodeOutcome {
         summary,
         trajectory,
+        trace_write: writing.elapsed(),
     })
 }
 

@@ -8,24 +8,29 @@
 //! | `llm(prompt, system=None, schema=None, max_tokens=None, temperature=None, stop=None)` | all | the agent's model; with `schema`, a parsed JSON value |
 //! | `prompt(**vars)` | all | the agent's prompt file rendered with `vars` |
 //! | `delegate(agent, goal, context=None)` | hyper, task agents with sub-agents | runs a task agent's policy; returns its result |
-//! | `skill(name, args=None)` | task agents | runs a skill (script, or prompt → model); one step |
-//! | `observe()`, `actions()`, `act(name, args=None)`, `answer(text)`, `done()` | all | the environment; `act` is one step |
+//! | `skill(name, args=None)` | task agents | runs a skill (script, or prompt → model); one call |
+//! | `observe(positions=True)`, `actions()`, `act(name, args=None)`, `answer(text)`, `done()` | all | the environment (`positions=False`: no element geometry); `act` and `answer` are one step each |
 //! | `tools()`, `tool(name, args=None)` | all | the environment's tools (a calculator, …); one step |
 //! | `agents()`, `skills()` | hyper, task | what this agent may call, with descriptions |
 //! | `log(message)`, `remember(note)`, `budget()` | all | trace notes, memory notes, what is left |
+//!
+//! A *step* is an environment action; `delegate`, `skill` and `llm` are
+//! *calls*, capped separately (see [`crate::budget`]). A task agent's own
+//! `max_steps` counts the actions taken under it, its skills' included.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use async_trait::async_trait;
-use hyperagents_domain::Environment;
+use hyperagents_domain::{Environment, ObserveOptions};
 use hyperagents_llm::{ChatModel, ChatRequest, LlmError, Message, Role, Sampling};
 use hyperagents_program::ModelAlias;
 use hyperagents_sandbox::{HostError, HostFunctions, ScriptError, ScriptSource, ScriptValue};
 use serde_json::{Map, Value, json};
 
 use crate::episode::EpisodeState;
-use crate::trace::{SpanId, SpanKind};
+use crate::trace::{SpanId, SpanKind, ms};
 
 /// Which part of the hierarchy a script belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,22 +53,37 @@ pub(crate) struct AgentHost {
     span: SpanId,
     depth: usize,
     llm_calls: AtomicU64,
-    steps: AtomicU64,
+    /// The action counters of the task agents this run is under (outermost
+    /// first): an action counts against each of them.
+    action_caps: Vec<Arc<AgentActions>>,
+}
+
+/// A task agent's own cap on the actions taken under it.
+struct AgentActions {
+    agent: String,
+    cap: u32,
+    used: AtomicU64,
 }
 
 impl AgentHost {
     pub(crate) fn new(state: Arc<EpisodeState>, level: AgentLevel, parent: SpanId) -> Self {
-        Self::at_depth(state, level, parent, 0)
+        Self::at_depth(state, level, parent, 0, Vec::new())
     }
 
-    fn at_depth(state: Arc<EpisodeState>, level: AgentLevel, span: SpanId, depth: usize) -> Self {
+    fn at_depth(
+        state: Arc<EpisodeState>,
+        level: AgentLevel,
+        span: SpanId,
+        depth: usize,
+        action_caps: Vec<Arc<AgentActions>>,
+    ) -> Self {
         Self {
             state,
             level,
             span,
             depth,
             llm_calls: AtomicU64::new(0),
-            steps: AtomicU64::new(0),
+            action_caps,
         }
     }
 
@@ -82,6 +102,7 @@ impl AgentHost {
             AgentLevel::Hyper,
             span,
             0,
+            Vec::new(),
         ));
         let mut inputs = Map::new();
         inputs.insert("goal".into(), json!(goal));
@@ -163,26 +184,32 @@ impl AgentHost {
         }
     }
 
-    /// Counts a step against the episode and this agent's own cap.
+    /// Counts an environment action against the episode and against the
+    /// caps of the task agents it is taken under.
     fn take_step(&self) -> Result<(), HostError> {
+        if let Some(spent) = self
+            .action_caps
+            .iter()
+            .find(|c| c.used.load(Ordering::Relaxed) >= u64::from(c.cap))
+        {
+            return Err(raise(
+                "RuntimeError",
+                format!(
+                    "task agent `{}` used all {} of its steps",
+                    spent.agent, spent.cap
+                ),
+            ));
+        }
         self.state.budget.take_step().map_err(abort)?;
-        if let AgentLevel::Task(name) = &self.level {
-            let cap = self.state.budget.limits().max_steps.min(
-                self.state
-                    .program
-                    .agent(name)
-                    .and_then(|a| a.max_steps)
-                    .unwrap_or(u32::MAX),
-            );
-            let used = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
-            if used > u64::from(cap) {
-                return Err(raise(
-                    "RuntimeError",
-                    format!("task agent `{name}` used all {cap} of its steps"),
-                ));
-            }
+        for counter in &self.action_caps {
+            counter.used.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Counts a `skill`, `delegate` or `llm` call against the episode.
+    fn take_call(&self) -> Result<(), HostError> {
+        self.state.budget.take_call().map(|_| ()).map_err(abort)
     }
 
     /// Runs `work` as a span under this agent, recording its result.
@@ -205,7 +232,7 @@ impl AgentHost {
     }
 
     async fn llm(&self, args: &[Value], kwargs: &Map<String, Value>) -> Result<Value, HostError> {
-        self.state.budget.check().map_err(abort)?;
+        self.take_call()?;
         let call = self.llm_calls.fetch_add(1, Ordering::Relaxed);
         let seed = self
             .state
@@ -223,12 +250,13 @@ impl AgentHost {
             .map_err(|e| raise("RuntimeError", e.to_string()))?;
         let input = json!({"messages": request.chat.messages, "seed": seed, "max_tokens": request.chat.sampling.max_tokens, "model": alias.as_str()});
         self.traced(SpanKind::Llm, "llm", input, |span| async move {
+            let asked = Instant::now();
             let reply = call_llm(model.as_ref(), self.state.ctx.router.prices(), request).await?;
             let usage = reply.usage;
-            self.state.budget.add_tokens(usage.total());
             self.state
-                .recorder
-                .charge(span, usage.input_tokens, usage.output_tokens, reply.cost);
+                .timing(|t| t.add_llm(asked.elapsed(), usage, reply.compute));
+            self.state.budget.add_tokens(usage.total());
+            self.state.recorder.charge(span, usage, reply.cost);
             reply.value
         })
         .await
@@ -285,7 +313,7 @@ impl AgentHost {
                 format!("delegation deeper than {MAX_DEPTH} levels"),
             ));
         }
-        self.state.budget.check().map_err(abort)?;
+        self.take_call()?;
         let goal = arg(args, kwargs, 1, "goal").cloned().unwrap_or(Value::Null);
         let context = arg(args, kwargs, 2, "context")
             .cloned()
@@ -300,11 +328,20 @@ impl AgentHost {
             &agent,
             json!({"goal": goal, "context": context}),
         );
+        let mut action_caps = self.action_caps.clone();
+        if let Some(cap) = spec.max_steps {
+            action_caps.push(Arc::new(AgentActions {
+                agent: agent.clone(),
+                cap,
+                used: AtomicU64::new(0),
+            }));
+        }
         let child = Arc::new(Self::at_depth(
             self.state.clone(),
             AgentLevel::Task(agent.clone()),
             span,
             self.depth + 1,
+            action_caps,
         ));
         let mut inputs = Map::new();
         inputs.insert("goal".into(), goal);
@@ -331,7 +368,7 @@ impl AgentHost {
         let Some(spec) = self.state.program.skill(&name).cloned() else {
             return Err(raise("ValueError", format!("no skill `{name}`")));
         };
-        self.take_step()?;
+        self.take_call()?;
         let skill_args = arg(args, kwargs, 1, "args")
             .cloned()
             .unwrap_or_else(|| Value::Object(Map::new()));
@@ -342,6 +379,7 @@ impl AgentHost {
             AgentLevel::Skill(name.clone()),
             span,
             self.depth + 1,
+            self.action_caps.clone(),
         ));
         let result = match &spec.script {
             Some(script) => {
@@ -376,7 +414,9 @@ impl AgentHost {
         let input = json!({"action": name, "args": action_args});
         self.traced(SpanKind::Action, &name.clone(), input, |span| async move {
             let mut env = self.state.env.lock().await;
+            let started = Instant::now();
             let outcome = env.act(&name, &action_args).await;
+            self.state.timing(|t| t.act_ms += ms(started.elapsed()));
             self.keep_screenshot(env.as_mut(), span).await;
             let outcome = outcome.map_err(|e| raise("ValueError", e.to_string()))?;
             Ok(json!({"message": outcome.message, "done": outcome.done}))
@@ -441,10 +481,18 @@ impl HostFunctions for AgentHost {
             "delegate" => self.delegate(&args, &kwargs).await,
             "skill" => self.skill(&args, &kwargs).await,
             "observe" => {
-                self.traced(SpanKind::Observe, "observe", Value::Null, |_| async {
+                let options = observe_options(&kwargs)?;
+                let input = if kwargs.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(kwargs.clone())
+                };
+                self.traced(SpanKind::Observe, "observe", input, |_| async {
                     let mut env = self.state.env.lock().await;
-                    env.observe()
-                        .await
+                    let started = Instant::now();
+                    let observed = env.observe_with(options).await;
+                    self.state.timing(|t| t.observe_ms += ms(started.elapsed()));
+                    observed
                         .map(Value::String)
                         .map_err(|e| raise("RuntimeError", e.to_string()))
                 })
@@ -504,8 +552,10 @@ impl HostFunctions for AgentHost {
                     tool_args.clone(),
                     |_| async move {
                         let mut env = self.state.env.lock().await;
-                        env.call_tool(&name, &tool_args)
-                            .await
+                        let started = Instant::now();
+                        let result = env.call_tool(&name, &tool_args).await;
+                        self.state.timing(|t| t.act_ms += ms(started.elapsed()));
+                        result
                             .map(Value::String)
                             .map_err(|e| raise("ValueError", e.to_string()))
                     },
@@ -560,14 +610,46 @@ impl HostFunctions for AgentHost {
                 Ok(Value::Null)
             }
             "budget" => {
-                let (steps, tokens, wall) = self.state.budget.remaining();
-                Ok(
-                    json!({"steps_left": steps, "tokens_left": tokens, "seconds_left": wall.as_secs_f64()}),
-                )
+                let left = self.state.budget.remaining();
+                // An agent under its own cap sees the tighter of the two.
+                let steps = self
+                    .action_caps
+                    .iter()
+                    .map(|c| u64::from(c.cap).saturating_sub(c.used.load(Ordering::Relaxed)))
+                    .fold(left.steps, u64::min);
+                Ok(json!({
+                    "steps_left": steps,
+                    "calls_left": left.calls,
+                    "tokens_left": left.tokens,
+                    "seconds_left": left.wall.as_secs_f64(),
+                }))
             }
             other => Err(raise("NameError", format!("name '{other}' is not defined"))),
         }
     }
+}
+
+/// `observe(positions=True)`: what the agent asked the observation to hold.
+fn observe_options(kwargs: &Map<String, Value>) -> Result<ObserveOptions, HostError> {
+    let mut options = ObserveOptions::default();
+    for (key, value) in kwargs {
+        match (key.as_str(), value) {
+            ("positions", Value::Bool(on)) => options.positions = *on,
+            ("positions", other) => {
+                return Err(raise(
+                    "TypeError",
+                    format!("observe(positions=…) takes True or False, not {other}"),
+                ));
+            }
+            (other, _) => {
+                return Err(raise(
+                    "TypeError",
+                    format!("observe() got an unexpected keyword argument '{other}'"),
+                ));
+            }
+        }
+    }
+    Ok(options)
 }
 
 /// An `llm()` call's request, and whether its answer must be parsed as JSON.
@@ -647,6 +729,8 @@ pub(crate) struct LlmReply {
     pub value: Result<Value, HostError>,
     pub usage: hyperagents_llm::Usage,
     pub cost: f64,
+    /// Where a local provider's time went.
+    pub compute: Option<hyperagents_llm::ComputeTiming>,
 }
 
 /// Calls the model. A reply whose text is not the JSON asked for still
@@ -679,6 +763,7 @@ pub(crate) async fn call_llm(
         value,
         usage: response.usage,
         cost,
+        compute: response.timing,
     })
 }
 

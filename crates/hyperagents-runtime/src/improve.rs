@@ -506,12 +506,7 @@ impl MetaHost {
                     .model(self.parent.meta().model.as_str())
                     .map_err(|e| raise("RuntimeError", e.to_string()))?;
                 let reply = call_llm(model.as_ref(), self.ctx.router.prices(), request).await?;
-                self.recorder.charge(
-                    span,
-                    reply.usage.input_tokens,
-                    reply.usage.output_tokens,
-                    reply.cost,
-                );
+                self.recorder.charge(span, reply.usage, reply.cost);
                 reply.value
             }
             "prompt" => {

@@ -55,6 +55,9 @@ pub struct SpanRecord {
     pub tokens_in: u64,
     #[serde(default)]
     pub tokens_out: u64,
+    /// Of `tokens_in`, those the provider reused from a cached prefix.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tokens_cached: u64,
     #[serde(default)]
     pub cost: f64,
     /// Milliseconds since the episode started.
@@ -97,7 +100,12 @@ pub struct EpisodeSummary {
     pub failure: Option<FailurePoint>,
     /// Why the episode stopped early (budget, crash), if it did.
     pub stopped: Option<String>,
+    /// Environment actions taken.
     pub steps: u64,
+    /// `skill`, `delegate` and `llm` calls made (absent in trajectories
+    /// written before steps meant actions).
+    #[serde(default)]
+    pub calls: u64,
     pub llm_calls: u64,
     pub tokens_in: u64,
     pub tokens_out: u64,
@@ -109,6 +117,72 @@ pub struct EpisodeSummary {
     /// episode never touched.
     #[serde(default)]
     pub files_used: Vec<String>,
+    /// Where the episode's wall time went (absent in older trajectories).
+    #[serde(default)]
+    pub timing: EpisodeTiming,
+}
+
+/// Where an episode's time went, host-side. What `duration_ms` leaves after
+/// these is the framework's: the sandbox (script VM and its IPC), prompt
+/// rendering and recording spans.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EpisodeTiming {
+    /// Resetting the environment for the task (a web page loads).
+    pub reset_ms: f64,
+    /// `observe()` calls.
+    pub observe_ms: f64,
+    /// `act()`, `answer()` and `tool()` calls.
+    pub act_ms: f64,
+    /// `llm()` calls, as the scripts waited for them.
+    pub llm_ms: f64,
+    /// Scoring after the agent stopped.
+    pub score_ms: f64,
+    /// Prompt tokens the model computed, and those it reused from a cached
+    /// prefix (providers that report it).
+    pub prompt_tokens_computed: u64,
+    pub prompt_tokens_reused: u64,
+    /// Inside a local model engine, summed over the episode's calls:
+    /// waiting for a sequence slot, decode steps over the prompt and over
+    /// generated tokens, and waiting for the compute lock that all loaded
+    /// models share. Batched decode steps count for each request they
+    /// advanced, so with concurrent episodes these overlap.
+    pub model_queued_ms: f64,
+    pub model_prompt_ms: f64,
+    pub model_generate_ms: f64,
+    pub model_lock_wait_ms: f64,
+}
+
+impl EpisodeTiming {
+    /// Adds one model call: its wall time as waited for, its usage and
+    /// what the provider reported of its compute.
+    pub fn add_llm(
+        &mut self,
+        waited: std::time::Duration,
+        usage: hyperagents_llm::Usage,
+        compute: Option<hyperagents_llm::ComputeTiming>,
+    ) {
+        self.llm_ms += ms(waited);
+        let reused = usage.cached_input_tokens.min(usage.input_tokens);
+        self.prompt_tokens_reused += reused;
+        self.prompt_tokens_computed += usage.input_tokens - reused;
+        if let Some(c) = compute {
+            self.model_queued_ms += ms(c.queued);
+            self.model_prompt_ms += ms(c.prompt);
+            self.model_generate_ms += ms(c.generate);
+            self.model_lock_wait_ms += ms(c.lock_wait);
+        }
+    }
+
+    /// Host-side time accounted for: environment, model and scoring.
+    pub fn accounted_ms(&self) -> f64 {
+        self.reset_ms + self.observe_ms + self.act_ms + self.llm_ms + self.score_ms
+    }
+}
+
+/// A duration in milliseconds with fractions.
+pub fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// A whole trajectory, as read back.
@@ -197,6 +271,7 @@ impl Recorder {
             error: None,
             tokens_in: 0,
             tokens_out: 0,
+            tokens_cached: 0,
             cost: 0.0,
             start_ms,
             end_ms: None,
@@ -220,11 +295,12 @@ impl Recorder {
     }
 
     /// Adds token usage and cost to a span.
-    pub fn charge(&self, id: SpanId, tokens_in: u64, tokens_out: u64, cost: f64) {
+    pub fn charge(&self, id: SpanId, usage: hyperagents_llm::Usage, cost: f64) {
         let mut state = self.lock();
         if let Some(span) = state.spans.get_mut(id as usize) {
-            span.tokens_in += tokens_in;
-            span.tokens_out += tokens_out;
+            span.tokens_in += usage.input_tokens;
+            span.tokens_out += usage.output_tokens;
+            span.tokens_cached += usage.cached_input_tokens;
             span.cost += cost;
         }
     }
@@ -253,6 +329,10 @@ impl Recorder {
     pub fn elapsed_ms(&self) -> u64 {
         elapsed_ms(self.lock().started)
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn elapsed_ms(since: Instant) -> u64 {
@@ -429,11 +509,12 @@ pub fn render_tree(trajectory: &Trajectory, max_text: usize) -> String {
     }
     if let Some(s) = &trajectory.summary {
         out.push_str(&format!(
-            "outcome: {} (score {:.2}: {}); {} steps, {} llm calls, {}+{} tokens, ${:.4}, {}ms\n",
+            "outcome: {} (score {:.2}: {}); {} steps (actions), {} calls, {} llm calls, {}+{} tokens, ${:.4}, {}ms\n",
             if s.success { "success" } else { "failure" },
             s.score,
             s.reason,
             s.steps,
+            s.calls,
             s.llm_calls,
             s.tokens_in,
             s.tokens_out,
@@ -506,7 +587,15 @@ mod tests {
             "llm",
             serde_json::json!("prompt"),
         );
-        rec.charge(llm, 10, 5, 0.001);
+        rec.charge(
+            llm,
+            hyperagents_llm::Usage {
+                input_tokens: 10,
+                output_tokens: 5,
+                cached_input_tokens: 4,
+            },
+            0.001,
+        );
         rec.finish(llm, Ok(serde_json::json!("click 3")));
         let skill = rec.start(
             Some(task),
@@ -552,12 +641,20 @@ mod tests {
             failure: first_failure(&spans),
             stopped: None,
             steps: 1,
+            calls: 2,
             llm_calls: 1,
             tokens_in: 10,
             tokens_out: 5,
             cost: 0.001,
             duration_ms: 12,
             files_used: vec!["hyper/main.py".into(), "skills/click/prompt.md".into()],
+            timing: EpisodeTiming {
+                reset_ms: 1.5,
+                llm_ms: 7.25,
+                prompt_tokens_computed: 8,
+                prompt_tokens_reused: 2,
+                ..EpisodeTiming::default()
+            },
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t1/3.jsonl.gz");

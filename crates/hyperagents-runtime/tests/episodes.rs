@@ -159,13 +159,13 @@ async fn a_spent_step_budget_stops_the_episode_and_a_greedy_program_is_capped() 
     let manifest = std::fs::read_to_string(program_dir.join("hyperagent.toml")).unwrap();
     std::fs::write(
         program_dir.join("hyperagent.toml"),
-        manifest.replace("max_steps = 40", "max_steps = 100000"),
+        manifest.replace("max_steps = 12", "max_steps = 100000"),
     )
     .unwrap();
-    // The answerer is made to loop on its reasoning skill.
+    // The answerer is made to use its tool over and over: each use is an action.
     std::fs::write(
         program_dir.join("tasks/answerer/policy.py"),
-        "while True:\n    skill(\"reason\", {\"question\": goal})\n",
+        "while True:\n    tool(\"calculator\", {\"expression\": \"2+2\"})\n",
     )
     .unwrap();
     let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
@@ -177,7 +177,93 @@ async fn a_spent_step_budget_stops_the_episode_and_a_greedy_program_is_capped() 
     assert!(!s.success);
     assert_eq!(s.steps, 3, "{s:?}");
     let stopped = s.stopped.as_deref().unwrap_or_default();
-    assert!(stopped.contains("step budget spent (3 of 3)"), "{s:?}");
+    assert!(
+        stopped.contains("step budget spent (3 of 3 actions)"),
+        "{s:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skills_are_calls_not_steps_and_spend_their_own_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    let manifest = std::fs::read_to_string(program_dir.join("hyperagent.toml")).unwrap();
+    std::fs::write(
+        program_dir.join("hyperagent.toml"),
+        manifest.replace("max_calls = 60", "max_calls = 9"),
+    )
+    .unwrap();
+    // The answerer loops on its reasoning skill (a skill call and an llm
+    // call each time) and never acts.
+    std::fs::write(
+        program_dir.join("tasks/answerer/policy.py"),
+        "while True:\n    skill(\"reason\", {\"question\": goal})\n",
+    )
+    .unwrap();
+    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
+    // The run allows 3 actions; skills take none of them.
+    let ctx = context(answering("4"), pool(1).await, 3, dir.path());
+    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
+        .await
+        .unwrap();
+    let s = &outcome.summary;
+    assert_eq!(s.steps, 0, "{s:?}");
+    // delegate (1), then (skill, llm) pairs until the ninth call is refused.
+    assert_eq!(s.calls, 9, "{s:?}");
+    assert_eq!(s.llm_calls, 4, "{s:?}");
+    let stopped = s.stopped.as_deref().unwrap_or_default();
+    assert!(stopped.contains("call budget spent (9 of 9"), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_agents_own_cap_counts_the_actions_its_skills_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    let manifest = std::fs::read_to_string(program_dir.join("hyperagent.toml")).unwrap();
+    // The answerer may take 2 actions of the run's 10; it answers through
+    // a skill, so the actions happen one level down.
+    let manifest = manifest.replace(
+        "skills = [\"reason\", \"extract_answer\"]\nmax_steps = 6",
+        "skills = [\"reason\", \"extract_answer\"]\nmax_steps = 2",
+    );
+    assert!(
+        manifest.contains("max_steps = 2"),
+        "the seed's answerer caps its steps"
+    );
+    std::fs::write(program_dir.join("hyperagent.toml"), manifest).unwrap();
+    std::fs::write(
+        program_dir.join("skills/extract_answer/skill.py"),
+        "tool(\"calculator\", {\"expression\": \"2+2\"})\n",
+    )
+    .unwrap();
+    std::fs::write(
+        program_dir.join("tasks/answerer/policy.py"),
+        "left = []\nwhile True:\n    left.append(budget()[\"steps_left\"])\n    log(str(left))\n    skill(\"extract_answer\", {\"question\": goal, \"reasoning\": \"\"})\n",
+    )
+    .unwrap();
+    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
+    let ctx = context(answering("4"), pool(1).await, 10, dir.path());
+    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
+        .await
+        .unwrap();
+    let s = &outcome.summary;
+    assert_eq!(s.steps, 2, "{s:?}");
+    let failure = s.failure.as_ref().expect("the third action is refused");
+    assert!(
+        failure
+            .error
+            .contains("task agent `answerer` used all 2 of its steps"),
+        "{failure:?}"
+    );
+    // budget() shows the agent's own cap, the tighter one.
+    let trajectory = read_trajectory(&outcome.trajectory).unwrap();
+    let logs: Vec<String> = trajectory
+        .spans
+        .iter()
+        .filter(|span| span.name == "log")
+        .map(|span| span.input.to_string())
+        .collect();
+    assert!(logs.iter().any(|l| l.contains("[2, 1, 0]")), "{logs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

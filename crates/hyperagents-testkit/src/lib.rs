@@ -1,9 +1,12 @@
 //! Test doubles and fixtures shared by the workspace's tests: a scripted
 //! chat model (a stand-in for loop mechanics only; the product never uses
-//! it), a pool on the real sandbox worker, and a copy of the seed program.
-//! Only `[dev-dependencies]` may name this crate.
+//! it), a pool on the real sandbox worker, a copy of the seed program, and
+//! [`inputs::require`] for inputs read from the machine (models, benchmark
+//! data). Only `[dev-dependencies]` may name this crate.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod inputs;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -105,12 +108,14 @@ impl ChatModel for ScriptedModel {
             usage: Usage {
                 input_tokens: 20,
                 output_tokens: text.len() as u64 / 4 + 1,
+                cached_input_tokens: 0,
             },
             text,
             tool_calls: vec![],
             finish_reason: FinishReason::Stop,
             latency: Duration::from_millis(1),
             cache_hit: false,
+            timing: None,
         })
     }
 }
@@ -127,6 +132,7 @@ pub async fn pool(workers: usize) -> Arc<ScriptPool> {
 pub fn caps(steps: u32) -> RunCaps {
     RunCaps {
         max_steps: steps,
+        max_calls: 1_000,
         max_tokens: 100_000,
         max_wall: Duration::from_secs(120),
     }

@@ -23,6 +23,7 @@ const REFERENCE_GEN4_TPS: f64 = 148.0;
 pub async fn run(settings: Settings, command: BenchCommand) -> Result<ExitCode> {
     match command {
         BenchCommand::Runtime(args) => super::bench_runtime::run(settings, args).await,
+        BenchCommand::Episodes(args) => super::bench_episodes::run(settings, args).await,
         BenchCommand::Miniwob {
             episodes,
             windows,

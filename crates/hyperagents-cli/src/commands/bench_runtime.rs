@@ -57,10 +57,12 @@ impl ChatModel for FixedLatencyModel {
             usage: Usage {
                 input_tokens: 50,
                 output_tokens: 8,
+                cached_input_tokens: 0,
             },
             finish_reason: FinishReason::Stop,
             latency: self.latency,
             cache_hit: false,
+            timing: None,
         })
     }
 }
@@ -146,12 +148,14 @@ pub async fn run(settings: Settings, args: BenchRuntimeArgs) -> Result<ExitCode>
         failure: None,
         stopped: None,
         steps: 0,
+        calls: 50,
         llm_calls: 50,
         tokens_in: 0,
         tokens_out: 0,
         cost: 0.0,
         duration_ms: 0,
         files_used: Vec::new(),
+        timing: Default::default(),
     };
     let writes = 50u32;
     let spans = recorder.spans();
@@ -194,6 +198,7 @@ pub async fn run(settings: Settings, args: BenchRuntimeArgs) -> Result<ExitCode>
             pool: pool.clone(),
             caps: RunCaps {
                 max_steps: 50,
+                max_calls: 200,
                 max_tokens: 1_000_000,
                 max_wall: Duration::from_secs(600),
             },

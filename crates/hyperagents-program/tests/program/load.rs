@@ -114,16 +114,18 @@ fn budgets_are_requests_capped_by_the_run() {
     let program = load(dir.path()).unwrap();
     let request = program.budgets();
     assert_eq!(request.max_steps, Some(40));
+    assert_eq!(request.max_calls, Some(100));
     assert_eq!(request.max_wall, Some(Duration::from_secs(120)));
     let tight = RunCaps {
         max_steps: 10,
+        max_calls: 30,
         max_tokens: 1_000_000,
         max_wall: Duration::from_secs(30),
     };
     let got = request.cap(&tight);
     assert_eq!(
-        (got.max_steps, got.max_tokens, got.max_wall),
-        (10, 20_000, Duration::from_secs(30))
+        (got.max_steps, got.max_calls, got.max_tokens, got.max_wall),
+        (10, 30, 20_000, Duration::from_secs(30))
     );
     let web = program.agent("web").unwrap();
     assert_eq!(got.steps_for_agent(web.max_steps), 10);
@@ -329,6 +331,7 @@ fn invalid_budgets_and_names() {
     let (dir, m) = seed_with_manifest(|m| {
         let m = edit(m, "max_wall_secs = 120.0", "max_wall_secs = -1.0");
         let m = edit(&m, "max_steps = 20", "max_steps = 0");
+        let m = edit(&m, "max_calls = 100", "max_calls = 0");
         edit(&m, "[skills.click]", "[skills.\"cl ick\"]")
     });
     let errors = load_errors(dir.path());
@@ -339,6 +342,10 @@ fn invalid_budgets_and_names() {
     assert!(errors.contains(&format!(
         "hyperagent.toml:{}: `max_steps` must be at least 1",
         pos_in(&m, "max_steps = 0", "0")
+    )));
+    assert!(errors.contains(&format!(
+        "hyperagent.toml:{}: `max_calls` must be at least 1",
+        pos_in(&m, "max_calls = 0", "0")
     )));
     assert!(
         errors.iter().any(|e| e.starts_with(&format!(

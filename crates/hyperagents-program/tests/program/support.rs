@@ -13,6 +13,7 @@ description = "A minimal web agent"
 
 [budgets]
 max_steps = 40
+max_calls = 100
 max_tokens = 20000
 max_wall_secs = 120.0
 

@@ -1,35 +1,30 @@
 //! Helpers shared by the integration tests.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use hyperagents_domain::DomainError;
 use hyperagents_domain::judge::{Judge, Verdict};
+use hyperagents_testkit::inputs;
 use hyperagents_webarena::{Dataset, EvalPage, PageError, SiteConfig, WebArenaSuite};
 use serde_json::Value;
 
-/// The unpacked webarena-verified package (`HYPERAGENTS_WEBARENA_DIR`, or
-/// the layout the project's setup creates). `None`, with the reason
-/// printed, when it is not there.
+/// The unpacked webarena-verified package: `HYPERAGENTS_WEBARENA_DIR`, else
+/// `benchmarks/webarena-verified-1.2.3` in the cache dir. Missing, the test
+/// fails (or skips, see [`inputs::require`]).
 pub fn package_root() -> Option<PathBuf> {
-    let dir = std::env::var_os("HYPERAGENTS_WEBARENA_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| {
-                Path::new(&home).join(".cache/hyperagents/benchmarks/webarena-verified-1.2.3")
-            })
-        })?;
-    if dir.join("webarena_verified/assets/dataset").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: webarena-verified package not found at {} (set HYPERAGENTS_WEBARENA_DIR)",
-            dir.display()
-        );
-        None
-    }
+    let dir = std::env::var_os("HYPERAGENTS_WEBARENA_DIR").map_or_else(
+        || inputs::cache_dir().join("benchmarks/webarena-verified-1.2.3"),
+        PathBuf::from,
+    );
+    let present = dir.join("webarena_verified/assets/dataset").is_dir();
+    inputs::require(
+        present.then(|| dir.clone()),
+        format_args!("the webarena-verified package at {}", dir.display()),
+        "`hyperagents data pull` (run by scripts/test.sh)",
+    )
 }
 
 /// A configuration with every site on `base` (paths keep them apart).

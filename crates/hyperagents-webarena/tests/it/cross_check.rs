@@ -3,11 +3,10 @@
 //! `tests/webarena_verified_oracle.py` runs the package's
 //! `AgentResponseEvaluator` offline on the same tasks and answers. It needs
 //! the package's Python dependencies: the test uses
-//! `HYPERAGENTS_WEBARENA_PYTHON`, else `~/.cache/hyperagents/venv/bin/python`
-//! (create it with `python3 -m venv` and `pip install` the package's
-//! requirements, e.g. pydantic, unidecode, word2number, price-parser,
-//! python-dateutil, pint, usaddress-scourgify, …; nltk for the tokenizer
-//! check), else `python3`; it skips, saying why, when none can import it.
+//! `HYPERAGENTS_WEBARENA_PYTHON`, else `venv/bin/python` in the cache dir
+//! (`scripts/test.sh` creates it: `pip install webarena-verified nltk`; nltk
+//! for the tokenizer check), else `python3`; it fails, saying why, when that
+//! cannot import them (see [`inputs::require`]).
 //!
 //! The hand-written cases also carry the verdict read from the package's
 //! code, checked on the Rust side even when Python is absent.
@@ -17,6 +16,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use hyperagents_testkit::inputs;
 use hyperagents_webarena::{
     Dataset, EvalOptions, Site, SiteConfig, TaskEval, VerifiedEvaluator, WebArenaSuite,
     ensure_evaluable, evaluate,
@@ -516,15 +516,18 @@ fn python() -> PathBuf {
     if let Some(path) = std::env::var_os("HYPERAGENTS_WEBARENA_PYTHON") {
         return path.into();
     }
-    let venv = std::env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join(".cache/hyperagents/venv/bin/python"));
-    match venv {
-        Some(venv) if venv.exists() => venv,
-        _ => "python3".into(),
+    let venv = inputs::cache_dir().join("venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
     }
 }
 
-/// Runs the oracle; `None` (reason printed) when it cannot run.
+/// What provides the reference evaluator's Python and its dependencies.
+const REFERENCE_VENV: &str = "scripts/test.sh (its `venv` phase)";
+
+/// Runs the oracle; `None` when it cannot run and missing inputs may skip.
 fn oracle(package: &std::path::Path, cases: &[Case], tokenize: &[&str]) -> Option<Value> {
     let script = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
@@ -549,7 +552,8 @@ fn oracle(package: &std::path::Path, cases: &[Case], tokenize: &[&str]) -> Optio
     {
         Ok(child) => child,
         Err(error) => {
-            eprintln!("SKIP: cannot run {}: {error}", python.display());
+            let what = format!("a runnable Python at {} ({error})", python.display());
+            inputs::missing(what, REFERENCE_VENV);
             return None;
         }
     };
@@ -561,7 +565,9 @@ fn oracle(package: &std::path::Path, cases: &[Case], tokenize: &[&str]) -> Optio
         .unwrap();
     let output = child.wait_with_output().unwrap();
     if output.status.code() == Some(3) {
-        eprintln!("SKIP: {}", String::from_utf8_lossy(&output.stderr).trim());
+        let why = String::from_utf8_lossy(&output.stderr);
+        let what = format!("webarena-verified in {} ({})", python.display(), why.trim());
+        inputs::missing(what, REFERENCE_VENV);
         return None;
     }
     assert!(
@@ -609,18 +615,20 @@ async fn hand_written_cases_match_the_package() {
             case.name
         );
     }
-    match answer["tokens"].as_object() {
-        None => eprintln!("SKIP: nltk is not installed; tokenizer not cross-checked"),
-        Some(tokens) => {
-            for text in tokenize {
-                let theirs: Vec<String> = serde_json::from_value(tokens[text].clone()).unwrap();
-                assert_eq!(
-                    hyperagents_webarena::word_tokenize(text),
-                    theirs,
-                    "`{text}`"
-                );
-            }
-        }
+    let Some(tokens) = inputs::require(
+        answer["tokens"].as_object(),
+        format_args!("nltk in {}", python().display()),
+        REFERENCE_VENV,
+    ) else {
+        return;
+    };
+    for text in tokenize {
+        let theirs: Vec<String> = serde_json::from_value(tokens[text].clone()).unwrap();
+        assert_eq!(
+            hyperagents_webarena::word_tokenize(text),
+            theirs,
+            "`{text}`"
+        );
     }
 }
 
