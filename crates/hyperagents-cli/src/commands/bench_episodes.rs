@@ -85,6 +85,29 @@ struct BatchSetup {
     max_steps: u32,
     task_model: String,
     threads: usize,
+    /// The embedded engine's sequence slots (KV caches kept side by side).
+    #[serde(default)]
+    slots: u32,
+}
+
+impl BatchSetup {
+    /// Whether two batches ran the same workload (they may differ in
+    /// program, concurrency, threads and slots).
+    fn same_workload(&self, other: &BatchSetup) -> bool {
+        self.suite == other.suite
+            && self.tasks == other.tasks
+            && self.seeds == other.seeds
+            && self.max_steps == other.max_steps
+            && self.task_model == other.task_model
+    }
+
+    /// Whether two batches differ only in their program.
+    fn same_machine_setup(&self, other: &BatchSetup) -> bool {
+        self.same_workload(other)
+            && self.concurrency == other.concurrency
+            && self.threads == other.threads
+            && self.slots == other.slots
+    }
 }
 
 pub async fn run(mut settings: Settings, args: BenchEpisodesArgs) -> Result<ExitCode> {
@@ -139,6 +162,7 @@ pub async fn run(mut settings: Settings, args: BenchEpisodesArgs) -> Result<Exit
                     max_steps: args.max_steps,
                     task_model: task_model.clone(),
                     threads: settings.embedded.threads,
+                    slots: settings.embedded.n_seq,
                 },
             ));
         }
@@ -158,9 +182,21 @@ pub async fn run(mut settings: Settings, args: BenchEpisodesArgs) -> Result<Exit
         let measured = measure(&settings, &args, dir, setup, &results).await?;
         rows.extend(measured);
     }
-    let batches: Vec<(BatchRow, Vec<EpisodeRow>)> = setups
+    // Every setup measured on this workload, the latest batch of each: other
+    // thread and slot settings measured by earlier invocations stay listed.
+    let mut measured: Vec<BatchSetup> = Vec::new();
+    for row in &rows {
+        if let Row::Batch(b) = row
+            && setups.iter().any(|(_, s)| s.same_workload(&b.setup))
+            && !measured.contains(&b.setup)
+        {
+            measured.push(b.setup.clone());
+        }
+    }
+    measured.sort_by_key(|s| (s.threads, s.slots, s.concurrency));
+    let batches: Vec<(BatchRow, Vec<EpisodeRow>)> = measured
         .iter()
-        .filter_map(|(_, setup)| closed_batch(&rows, setup))
+        .filter_map(|setup| closed_batch(&rows, setup))
         .collect();
     let text = render(&args, &batches, &results);
     print!("{text}");
@@ -504,10 +540,10 @@ fn render(
     let first = batches.first().map(|(b, _)| &b.setup);
     let _ = writeln!(
         text,
-        "Written by `hyperagents bench episodes --program {} --suite {} --split {} --seeds {} --concurrency {} --max-steps {}`{}. \
+        "Written by `hyperagents bench episodes --program {} --suite {} --split {} --seeds {} --concurrency {} --max-steps {}{}`. \
          The response cache is off and every episode runs again (a scratch results store), so every prompt token is either \
-         computed or reused from the engine's KV cache. Task model: `{}`, {} embedded thread(s); episodes end after {} \
-         environment actions. Per-episode rows: `{}`.\n",
+         computed or reused from the engine's KV cache. Task model: `{}`; episodes end after {} environment actions; \
+         `threads/slots`: the embedded engine's threads and sequence slots. Per-episode rows: `{}`.\n",
         programs.join(" --program "),
         args.suite,
         args.split,
@@ -524,7 +560,6 @@ fn render(
             format!(" --tasks {}", args.tasks.join(","))
         },
         first.map_or("-", |s| s.task_model.as_str()),
-        first.map_or(0, |s| s.threads),
         args.max_steps,
         results.display(),
     );
@@ -538,17 +573,19 @@ fn render(
         .collect();
     let _ = writeln!(
         text,
-        "| program | concurrency | episodes | success | errors | wall s | episodes/hour | model busy | actions/ep | llm calls/ep | prompt tokens computed/ep | reused/ep | generated/ep |"
+        "| program | threads/slots | concurrency | episodes | success | errors | wall s | episodes/hour | model busy | actions/ep | llm calls/ep | prompt tokens computed/ep | reused/ep | generated/ep |"
     );
     let _ = writeln!(
         text,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (b, _, f) in &figures {
         let _ = writeln!(
             text,
-            "| {} | {} | {} | {} ({:.1}%) | {} | {:.1} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} |",
+            "| {} | {}/{} | {} | {} | {} ({:.1}%) | {} | {:.1} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} |",
             b.setup.program,
+            b.setup.threads,
+            b.setup.slots,
             b.setup.concurrency,
             f.episodes,
             f.successes,
@@ -573,17 +610,19 @@ fn render(
     );
     let _ = writeln!(
         text,
-        "| program | c | episode | llm | prompt | generate | queued | lock wait | reset | observe | act | score | sandbox | trace write | store | framework share |"
+        "| program | threads/slots | c | episode | llm | prompt | generate | queued | lock wait | reset | observe | act | score | sandbox | trace write | store | framework share |"
     );
     let _ = writeln!(
         text,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (b, _, f) in &figures {
         let _ = writeln!(
             text,
-            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}% |",
+            "| {} | {}/{} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}% |",
             b.setup.program,
+            b.setup.threads,
+            b.setup.slots,
             b.setup.concurrency,
             f.total_ms,
             f.llm_ms,
@@ -608,8 +647,7 @@ fn render(
             continue;
         }
         let Some((_, base_episodes, base)) = figures.iter().find(|(o, _, _)| {
-            Some(&o.setup.program) == baseline.as_ref()
-                && o.setup.concurrency == b.setup.concurrency
+            Some(&o.setup.program) == baseline.as_ref() && o.setup.same_machine_setup(&b.setup)
         }) else {
             continue;
         };
@@ -618,11 +656,11 @@ fn render(
         };
         let _ = writeln!(
             comparisons,
-            "| {} vs {} | {} | {:.2}x | {:.2}x | {:+.1} pp [{:+.1}, {:+.1}] ({pairs} pairs) |",
+            "| {} vs {} | {}/{} | {} | {:.2}x | {:.2}x | {:+.1} pp [{:+.1}, {:+.1}] ({pairs} pairs) |",
             b.setup.program,
-            base_episodes
-                .first()
-                .map_or("", |_| baseline.as_deref().unwrap_or("")),
+            baseline.as_deref().unwrap_or(""),
+            b.setup.threads,
+            b.setup.slots,
             b.setup.concurrency,
             f.per_hour / base.per_hour.max(f64::MIN_POSITIVE),
             f.computed / base.computed.max(f64::MIN_POSITIVE),
@@ -634,14 +672,14 @@ fn render(
     if !comparisons.is_empty() {
         let _ = writeln!(
             text,
-            "\nAgainst the first program at the same concurrency; success paired by (task, seed), 95% interval of the mean \
-             difference (normal approximation).\n"
+            "\nAgainst the first program with the same threads, slots and concurrency; success paired by (task, seed), 95% \
+             interval of the mean difference (normal approximation).\n"
         );
         let _ = writeln!(
             text,
-            "| comparison | concurrency | episodes/hour | prompt tokens computed/ep | success difference |"
+            "| comparison | threads/slots | concurrency | episodes/hour | prompt tokens computed/ep | success difference |"
         );
-        let _ = writeln!(text, "|---|---:|---:|---:|---|");
+        let _ = writeln!(text, "|---|---|---:|---:|---:|---|");
         text.push_str(&comparisons);
     }
     text.push('\n');
@@ -707,6 +745,7 @@ mod tests {
             max_steps: 4,
             task_model: "smollm2-135m".into(),
             threads: 2,
+            slots: 4,
         };
         let closing = |batch: &str| {
             Row::Batch(BatchRow {
