@@ -235,8 +235,9 @@ pub struct EvolveArgs {
     #[arg(long)]
     #[serde(default)]
     pub no_repair: bool,
-    /// `quick_eval(tasks)` calls a meta step may make (0 disables it).
-    #[arg(long, default_value_t = 2)]
+    /// `quick_eval(tasks)` calls a meta step may make (0 disables it): the seed's meta agent
+    /// tries each candidate edit with one.
+    #[arg(long, default_value_t = 4)]
     #[serde(default)]
     pub quick_eval_calls: u64,
     /// Train tasks per `quick_eval` call.
@@ -403,6 +404,10 @@ pub enum BenchCommand {
     /// suite's split at several concurrencies, response cache off, compared
     /// paired by (task, seed) against the first program.
     Episodes(BenchEpisodesArgs),
+    /// How often a meta agent's edits land and change episodes: the parent on small samples
+    /// of train tasks (recorded once), then one live meta step per sample for each measured
+    /// meta agent, its child run again on the parent's failed episodes.
+    Meta(BenchMetaArgs),
     /// MiniWoB++ in headless Chromium with scripted reference policies:
     /// episodes/s at 1, 2 and 4 windows, browser start, per-action latency.
     Miniwob {
@@ -459,8 +464,52 @@ pub struct BenchEpisodesArgs {
     /// Environment actions per episode.
     #[arg(long, default_value_t = 4)]
     pub max_steps: u32,
+    /// Names what else differs in how this process runs (an environment variable such as
+    /// OMP_WAIT_POLICY, a process priority); batches of different variants are kept apart.
+    #[arg(long, default_value = "")]
+    pub variant: String,
     /// Per-episode rows, appended as measured; a rerun skips batches already in it
     /// (default: <cache dir>/bench/episodes.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
+    /// Where to write the report section.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMetaArgs {
+    /// The program whose episodes are the evidence; every measured meta agent is put on it.
+    #[arg(long, default_value = "programs/seed")]
+    pub parent: PathBuf,
+    /// Programs whose `meta/` is measured.
+    #[arg(long = "meta", default_values = ["programs/seed-v1", "programs/seed"])]
+    pub meta: Vec<PathBuf>,
+    /// Evidence contexts: samples of train tasks the parent runs on.
+    #[arg(long, default_value_t = 20)]
+    pub contexts: usize,
+    #[arg(long, default_value_t = 4)]
+    pub tasks_per_context: usize,
+    /// Episode seeds per task in each context (0..N).
+    #[arg(long, default_value_t = 2)]
+    pub seeds: u64,
+    #[arg(long, default_value = "miniwob")]
+    pub suite: String,
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Environment actions per episode.
+    #[arg(long, default_value_t = 4)]
+    pub max_steps: u32,
+    /// Episodes in flight.
+    #[arg(long, default_value_t = 2)]
+    pub concurrency: usize,
+    /// `quick_eval` calls each meta step may make, and tasks per call.
+    #[arg(long, default_value_t = 4)]
+    pub quick_eval_calls: u64,
+    #[arg(long, default_value_t = 4)]
+    pub quick_eval_tasks: usize,
+    /// One row per (meta agent, context), appended as measured; a rerun skips rows already
+    /// in it (default: <cache dir>/bench/meta.jsonl).
     #[arg(long, value_name = "FILE")]
     pub results: Option<PathBuf>,
     /// Where to write the report section.

@@ -1,7 +1,12 @@
 //! `hyperagents`: the command-line entry point.
 //!
 //! Exit codes: 0 success; 1 any error (printed with its chain of causes);
-//! 2 bad usage (from clap); 3 a budget ran out before the work was done.
+//! 2 bad usage (from clap); 3 a budget ran out before the work was done
+//! (any error whose chain holds `LlmError::BudgetExhausted`: `eval` and
+//! `evolve` stop at their next safe point with one); 130 or 143: `eval` or
+//! `evolve` stopped by SIGINT or SIGTERM (128 + the signal's number, as a
+//! shell reports it). A run stopped either way stored nothing cut short
+//! and can be continued (`eval` again, `resume`).
 
 mod cli;
 mod commands;

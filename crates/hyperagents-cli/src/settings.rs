@@ -253,6 +253,12 @@ impl Default for Settings {
                     name: "qwen2.5-coder-1.5b".into(),
                 },
             ),
+            (
+                "qwen2.5-coder-0.5b".to_string(),
+                ModelSettings::Embedded {
+                    name: "qwen2.5-coder-0.5b".into(),
+                },
+            ),
         ]);
         let roles = BTreeMap::from([
             ("task".to_string(), "smollm2-135m".to_string()),

@@ -8,17 +8,20 @@
 //! [`evaluate`] for its staged evaluations.
 
 pub mod benchmarks_file;
+pub mod ledger;
 pub mod table;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use hyperagents_domain::{Domain, DomainError};
 use hyperagents_llm::ChatModel;
 use hyperagents_program::Program;
+pub use hyperagents_runtime::Interruption;
 use hyperagents_runtime::trace::EpisodeTiming;
 use hyperagents_runtime::{EpisodeError, RunContext, run_episode};
 use hyperagents_store::{
@@ -120,11 +123,45 @@ pub enum EvalError {
         #[source]
         source: hyperagents_llm::LlmError,
     },
+    /// The evaluation stopped before its plan was done. Episodes cut short
+    /// were not stored; those that finished were, so the same evaluation
+    /// run again computes only the rest.
+    #[error("the evaluation stopped before it was done")]
+    Interrupted(#[source] Interruption),
+}
+
+impl EvalError {
+    /// Why the evaluation was cut short, if it was.
+    pub fn interruption(&self) -> Option<&Interruption> {
+        match self {
+            EvalError::Interrupted(cause) => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// Why the run of `ctx` may start no more work, if it may not: it was asked
+/// to stop, or a role's run-level budget is spent. Callers ask at their
+/// safe points.
+pub fn run_limit(ctx: &RunContext) -> Option<Interruption> {
+    if let Some(reason) = ctx.router.ledger().stop_requested() {
+        return Some(Interruption::Stop(reason));
+    }
+    ctx.router
+        .roles()
+        .find_map(|role| ctx.router.model(role).ok()?.budget_spent())
+        .map(Interruption::Budget)
 }
 
 /// Runs `plan` for the target's program on its domain, storing each result in `store` as
 /// part of eval run `run` the moment it is known. `on_episode` sees each
 /// record as it completes (for progress bars).
+///
+/// The evaluation stops early with [`EvalError::Interrupted`] when the run
+/// must stop: a stop request (see [`hyperagents_llm::accounting::Ledger`])
+/// abandons the episodes in flight at once; a spent run-level budget lets
+/// them finish or be cut at their next model call, and starts no more.
+/// Either way only episodes that ended on their own are stored.
 pub async fn evaluate(
     ctx: &RunContext,
     target: &EvalTarget,
@@ -148,6 +185,9 @@ pub async fn evaluate(
             suite: suite.name.clone(),
             task: task.clone(),
         });
+    }
+    if let Some(cause) = run_limit(ctx) {
+        return Err(EvalError::Interrupted(cause));
     }
     let base_key = KeyTemplate::new(ctx, program, suite)?;
     let jobs: Vec<(String, u64)> = plan
@@ -177,16 +217,64 @@ pub async fn evaluate(
     }
 
     let domain_ref: &dyn Domain = domain.as_ref();
+    // Cleared once the run must stop: episodes not yet begun are skipped.
+    let launching = AtomicBool::new(true);
+    let launching = &launching;
     let mut results = futures::stream::iter(pending)
         .map(|(task, seed, key)| {
             let program = program.clone();
             async move {
+                if !launching.load(Ordering::SeqCst) {
+                    return (task, seed, key, None);
+                }
                 let outcome = run_episode(ctx, program, domain_ref, &task, seed).await;
-                (task, seed, key, outcome)
+                (task, seed, key, Some(outcome))
             }
         })
         .buffer_unordered(plan.concurrency.max(1));
-    while let Some((task, seed, key, outcome)) = results.next().await {
+    let ledger = ctx.router.ledger().clone();
+    let stop_requested = ledger.stopped();
+    tokio::pin!(stop_requested);
+    // Why no more episodes start, once that is so.
+    let mut stopping: Option<Interruption> = None;
+    // Set once an episode of the plan was skipped or cut short.
+    let mut unfinished = false;
+    loop {
+        let next = tokio::select! {
+            biased;
+            // Episodes in flight are abandoned: a Ctrl-C has likely killed
+            // their workers, and their ends would say nothing.
+            reason = &mut stop_requested => {
+                stopping = Some(Interruption::Stop(reason));
+                unfinished = true;
+                break;
+            }
+            next = results.next() => next,
+        };
+        let Some((task, seed, key, outcome)) = next else {
+            break;
+        };
+        let Some(outcome) = outcome else {
+            unfinished = true;
+            continue;
+        };
+        // An episode that ended after a stop request may have ended because
+        // of it (its worker killed by the same Ctrl-C).
+        if let Some(reason) = ledger.stop_requested() {
+            stopping = Some(Interruption::Stop(reason));
+            unfinished = true;
+            break;
+        }
+        let outcome = match outcome {
+            Err(EpisodeError::Interrupted { cause, .. }) => {
+                tracing::info!(%task, seed, %cause, "episode cut short; not stored");
+                launching.store(false, Ordering::SeqCst);
+                stopping.get_or_insert(cause);
+                unfinished = true;
+                continue;
+            }
+            other => other,
+        };
         let mut breakdown = None;
         let result = match outcome {
             Ok(outcome) => {
@@ -239,6 +327,16 @@ pub async fn evaluate(
                 }
             }
         };
+        // A failure to run while the run is over its limits (a judge
+        // refused by a spent budget, say) is the limit's doing.
+        if result.status == EvalStatus::Error
+            && let Some(cause) = run_limit(ctx)
+        {
+            launching.store(false, Ordering::SeqCst);
+            stopping.get_or_insert(cause);
+            unfinished = true;
+            continue;
+        }
         // Durable before it counts.
         let storing = Instant::now();
         store.record_in_run(run, &key, &result)?;
@@ -249,6 +347,17 @@ pub async fn evaluate(
         record.breakdown = breakdown;
         on_episode(&record);
         records.push(record);
+        // A safe point: once a run-level budget is spent, no episode starts.
+        if stopping.is_none()
+            && let Some(cause) = run_limit(ctx)
+        {
+            launching.store(false, Ordering::SeqCst);
+            stopping = Some(cause);
+        }
+    }
+    drop(results);
+    if unfinished && let Some(cause) = stopping {
+        return Err(EvalError::Interrupted(cause));
     }
     records.sort_by(|a, b| (a.task.as_str(), a.seed).cmp(&(b.task.as_str(), b.seed)));
     Ok(EvalReport {

@@ -26,19 +26,24 @@
 //! `context()["repair"]`. Tokens spent by the run (meta steps, episodes,
 //! smoke and quick evaluations) are summed from the store, so an equal-budget
 //! stop survives a resume.
+//!
+//! A run also stops, with [`EvolveError::Interrupted`], when it must: a
+//! role's run-level budget is spent or the run was asked to stop (a
+//! signal). Nothing cut short is stored — no episode, no node — and the
+//! run is marked stopped with a `stopped` event, so `resume` redoes exactly
+//! the unfinished work.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use hyperagents_domain::Domain;
-use hyperagents_eval::{EvalPlan, EvalReport, EvalTarget, SuiteIdentity, evaluate};
+use hyperagents_eval::{EvalPlan, EvalReport, EvalTarget, SuiteIdentity, evaluate, run_limit};
 use hyperagents_program::{DiffKind, Program, copy_program};
-use hyperagents_runtime::improve::{ImproveConfig, QuickEval, QuickEvalHandle, improve};
-use hyperagents_runtime::{RunContext, SandboxChecker};
+use hyperagents_runtime::improve::{ImproveConfig, QuickEvalHandle, improve};
+use hyperagents_runtime::{Interruption, RunContext, SandboxChecker, killed_from_outside};
 use hyperagents_sandbox::{HostError, HostFunctions, ScriptSource, ScriptValue};
 use hyperagents_store::{
     DiffKind as StoredDiffKind, EvalRunId, NewEvalRun, NewEvolutionRun, NewNode, NodeRecord,
@@ -48,6 +53,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 
+use crate::quick::{QuickEvalEvents, TrainQuickEval, clip_chars, program_defect};
 use crate::select::{Candidate, NodeId, SelectError, SelectionPolicy, select_parents};
 
 /// The seed node's id.
@@ -64,24 +70,6 @@ pub const TEST: &str = "test";
 pub const STOP_FILE: &str = "STOP";
 /// The one episode a new child runs before its staged evaluation.
 pub const SMOKE: &str = "smoke";
-
-/// Exception types that mean the program's code is wrong, not that its model
-/// answered badly: a smoke episode ending in one of them rejects the child.
-/// A prompt that names a variable its script does not pass is one too (an
-/// evolved prompt's `{{ ref }}` failed every episode before its first model
-/// call, and only stage 1 caught it).
-const CODE_DEFECTS: [&str; 10] = [
-    "undefined variable",
-    "NameError",
-    "SyntaxError",
-    "syntax error",
-    "TypeError",
-    "AttributeError",
-    "UnboundLocalError",
-    "ImportError",
-    "NotImplementedError",
-    "recursion limit",
-];
 
 /// How a run evolves.
 #[derive(Debug, Clone)]
@@ -147,7 +135,7 @@ impl Default for EvolveSettings {
             program_selection: false,
             smoke: true,
             repair: true,
-            quick_eval_calls: 2,
+            quick_eval_calls: 4,
             quick_eval_tasks: 4,
             launch: serde_json::Value::Null,
         }
@@ -213,6 +201,21 @@ pub enum EvolveError {
         stored: String,
         found: String,
     },
+    /// The run stopped before it was done (see the module's documentation);
+    /// `resume` continues it.
+    #[error("the run stopped before it was done; resume it to continue")]
+    Interrupted(#[source] Interruption),
+}
+
+impl EvolveError {
+    /// Why the run was cut short, if it was (here or in an evaluation).
+    pub fn interruption(&self) -> Option<&Interruption> {
+        match self {
+            EvolveError::Interrupted(cause) => Some(cause),
+            EvolveError::Eval(error) => error.interruption(),
+            _ => None,
+        }
+    }
 }
 
 /// A run of the loop.
@@ -232,6 +235,71 @@ pub struct Evolution {
 impl Evolution {
     /// Runs (or resumes) every generation and returns their statistics.
     pub async fn run(&self, seed_program: &Path) -> Result<Vec<GenerationStats>, EvolveError> {
+        let outcome = self.run_generations(seed_program).await;
+        if let Err(error) = &outcome
+            && let Some(cause) = error.interruption()
+            && let Err(recording) = self.record_interruption(cause)
+        {
+            // The interruption is what the caller must hear about.
+            tracing::warn!(error = %recording, "cannot mark the interrupted run stopped");
+        }
+        outcome
+    }
+
+    /// Marks the run stopped, with a `stopped` event saying why.
+    fn record_interruption(&self, cause: &Interruption) -> Result<(), EvolveError> {
+        let run = &self.settings.run_id;
+        let mut message = cause.to_string();
+        let mut source = std::error::Error::source(cause);
+        while let Some(inner) = source {
+            message.push_str(": ");
+            message.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        let kind = match cause {
+            Interruption::Budget(_) => "budget",
+            Interruption::Stop(_) => "signal",
+            Interruption::Host(_) => "host",
+        };
+        self.store.append_event(
+            run,
+            "stopped",
+            &json!({"interrupted": kind, "message": message}),
+        )?;
+        let done = self.recorded_generations()?.finished.len();
+        self.store
+            .set_run_state(run, RunStatus::Stopped, &json!({"generations_done": done}))?;
+        Ok(())
+    }
+
+    /// Why the run may start no more work, if it may not: a stop request or
+    /// a spent run-level budget, of the episodes' models or the meta model.
+    fn run_limit(&self) -> Option<Interruption> {
+        run_limit(&self.episodes).or_else(|| run_limit(&self.meta))
+    }
+
+    /// A safe point: an error once the run may start no more work.
+    fn check_run_limit(&self) -> Result<(), EvolveError> {
+        match self.run_limit() {
+            Some(cause) => Err(EvolveError::Interrupted(cause)),
+            None => Ok(()),
+        }
+    }
+
+    /// Completes, with the reason, once the run is asked to stop.
+    async fn stop_requested(&self) -> String {
+        let episodes = self.episodes.router.ledger().stopped();
+        let meta = self.meta.router.ledger().stopped();
+        futures::future::select(std::pin::pin!(episodes), std::pin::pin!(meta))
+            .await
+            .factor_first()
+            .0
+    }
+
+    async fn run_generations(
+        &self,
+        seed_program: &Path,
+    ) -> Result<Vec<GenerationStats>, EvolveError> {
         let s = &self.settings;
         if s.stage1_tasks.is_empty() {
             return Err(EvolveError::NoTasks(STAGE1));
@@ -272,6 +340,9 @@ impl Evolution {
             // (replayed from the store), so a resumed run ends where an
             // uninterrupted one would have, and keeps every generation's stats.
             let begun = history.begun.contains(&generation);
+            if !begun {
+                self.check_run_limit()?;
+            }
             if !begun && self.dir.join(STOP_FILE).exists() {
                 self.store.append_event(
                     &s.run_id,
@@ -494,7 +565,7 @@ impl Evolution {
 
     /// One episode of the first stage-1 task, before any staged evaluation:
     /// the child's errors if the episode failed to run or ended in a code
-    /// defect (see [`CODE_DEFECTS`]); an agent that merely fails the task
+    /// defect (see [`crate::quick::CODE_DEFECTS`]); an agent that merely fails the task
     /// passes. The result is stored like any evaluation, so stage 1 reuses it.
     async fn smoke(&self, generation: u64, child: &str) -> Result<Vec<String>, EvolveError> {
         let dir = self.node_dir(child);
@@ -764,17 +835,25 @@ impl Evolution {
             .collect();
         // Children run side by side: one child's meta step overlaps another's
         // evaluation; the model's own concurrency limit bounds the calls.
-        let outcomes: Vec<_> = futures::stream::iter(attempts)
-            .buffer_unordered(self.settings.parallel_children.max(1))
-            .collect()
-            .await;
+        let mut outcomes = futures::stream::iter(attempts)
+            .buffer_unordered(self.settings.parallel_children.max(1));
         let mut valid = 0;
         let mut failed = 0;
-        for outcome in outcomes {
-            match outcome? {
-                NodeStatus::Valid => valid += 1,
-                _ => failed += 1,
+        let mut first_error = None;
+        while let Some(outcome) = outcomes.next().await {
+            match outcome {
+                Ok(NodeStatus::Valid) => valid += 1,
+                Ok(_) => failed += 1,
+                // The run must stop: attempts still in flight are abandoned
+                // (redone on resume, as after a kill) rather than finished.
+                Err(error) if error.interruption().is_some() => return Err(error),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
             }
+        }
+        if let Some(error) = first_error {
+            return Err(error);
         }
         let after = self.candidates(generation + 1)?;
         let scores: Vec<f64> = after.iter().filter(|c| c.valid).map(|c| c.score).collect();
@@ -843,6 +922,7 @@ impl Evolution {
             }
             return Ok(existing.status);
         }
+        self.check_run_limit()?;
         let mut made = self.make_child(generation, parent, child, None).await?;
         if made.errors.is_empty() && self.settings.smoke {
             made.errors = self.smoke(generation, child).await?;
@@ -877,6 +957,9 @@ impl Evolution {
             }
             made.label = format!("{} (repaired)", made.label);
         }
+        // The last safe point before the attempt is stored: a meta step or
+        // smoke episode refused by a spent budget is not the child's fault.
+        self.check_run_limit()?;
         let status = if made.errors.is_empty() {
             NodeStatus::Valid
         } else {
@@ -1025,6 +1108,19 @@ impl Evolution {
             "quick_eval": {
                 "calls": self.settings.quick_eval_calls,
                 "tasks_per_call": self.settings.quick_eval_tasks,
+                // The episode seed quick_eval runs: the parent's results on
+                // it are the ones a child's are paired with.
+                "seed": self.settings.seeds.first().copied().unwrap_or(0),
+            },
+            // What this run's mode lets an edit change; the engine refuses
+            // anything else, so meta agents need not know the modes.
+            "editable": {
+                "meta": !matches!(self.settings.mode, RunMode::FixedMeta | RunMode::PromptOnly),
+                "only_extensions": match self.settings.mode {
+                    RunMode::PromptOnly => json!([".md", ".txt", ".jinja", ".j2"]),
+                    _ => serde_json::Value::Null,
+                },
+                "select": self.settings.program_selection && self.settings.mode == RunMode::Hyper,
             },
         }))
     }
@@ -1182,32 +1278,52 @@ impl Evolution {
             });
         }
         if self.settings.quick_eval_calls > 0 {
-            config.quick_eval = Some(QuickEvalHandle(Arc::new(QuickEvaluator {
-                ctx: self.episodes.clone(),
-                store: self.store.clone(),
-                target_domain: self.domain.clone(),
-                suite: self.suite.clone(),
-                run_id: self.settings.run_id.clone(),
-                node: child.to_string(),
-                train: self.settings.full_tasks.iter().cloned().collect(),
-                seed: self
-                    .seeds_for(generation, child)
+            let quick = TrainQuickEval::new(
+                self.episodes.clone(),
+                self.store.clone(),
+                self.domain.clone(),
+                self.suite.clone(),
+                self.settings.full_tasks.iter().cloned().collect(),
+                self.seeds_for(generation, child)
                     .first()
                     .copied()
                     .unwrap_or(0),
-                concurrency: self.settings.concurrency,
-                traces: self.dir.join("traces").join(child),
-                max_tasks: self.settings.quick_eval_tasks.max(1),
-                max_calls: self.settings.quick_eval_calls,
-                calls: AtomicU64::new(0),
-            })));
+                self.settings.concurrency,
+                self.dir.join("traces").join(child),
+                self.settings.quick_eval_tasks,
+                self.settings.quick_eval_calls,
+            )
+            .recording(QuickEvalEvents {
+                run_id: self.settings.run_id.clone(),
+                node: child.to_string(),
+            });
+            config.quick_eval = Some(QuickEvalHandle(Arc::new(quick)));
         }
-        let outcome = improve(&self.meta, &meta_source, &failures, &child_dir, &config)
-            .await
+        // A stop request abandons the meta step at once; it is redone on resume.
+        let improving = improve(&self.meta, &meta_source, &failures, &child_dir, &config);
+        let stop = self.stop_requested();
+        let outcome =
+            match futures::future::select(std::pin::pin!(improving), std::pin::pin!(stop)).await {
+                futures::future::Either::Left((outcome, _)) => outcome,
+                futures::future::Either::Right((reason, _)) => {
+                    return Err(EvolveError::Interrupted(Interruption::Stop(reason)));
+                }
+            }
             .map_err(|e| EvolveError::Io {
                 path: child_dir.clone(),
                 message: e.to_string(),
             })?;
+        // A meta agent whose worker was killed by a signal from outside (a
+        // Ctrl-C reaches the workers too) did not fail on its own.
+        if let Some(script) = outcome
+            .script_error
+            .as_deref()
+            .filter(|e| killed_from_outside(e))
+        {
+            return Err(EvolveError::Interrupted(Interruption::Host(
+                script.to_string(),
+            )));
+        }
         // The meta step's span tree, for people and for tests of the loop; a
         // repair round's follows the first round's.
         let trace_path = self.dir.join("nodes").join(format!("{child}.meta.txt"));
@@ -1410,125 +1526,6 @@ impl HostFunctions for SelectHost {
     }
 }
 
-/// `quick_eval(tasks)` for one meta step: a few train tasks, one episode
-/// seed, results stored (so staged evaluation may reuse them) and their
-/// tokens recorded in a `quick_eval` event.
-struct QuickEvaluator {
-    ctx: RunContext,
-    store: ResultsStore,
-    target_domain: Arc<dyn Domain>,
-    suite: SuiteIdentity,
-    run_id: String,
-    node: String,
-    train: BTreeSet<String>,
-    seed: u64,
-    concurrency: usize,
-    traces: PathBuf,
-    max_tasks: usize,
-    max_calls: u64,
-    calls: AtomicU64,
-}
-
-#[async_trait]
-impl QuickEval for QuickEvaluator {
-    async fn quick_eval(
-        &self,
-        program: Program,
-        tasks: Vec<String>,
-    ) -> Result<serde_json::Value, String> {
-        if self.calls.load(Ordering::Relaxed) >= self.max_calls {
-            return Err(format!(
-                "quick_eval may be called {} times per meta step",
-                self.max_calls
-            ));
-        }
-        let mut unique: Vec<String> = Vec::new();
-        for task in tasks {
-            if !unique.contains(&task) {
-                unique.push(task);
-            }
-        }
-        if unique.is_empty() {
-            return Err("quick_eval() needs at least one train task".into());
-        }
-        if unique.len() > self.max_tasks {
-            return Err(format!(
-                "quick_eval runs at most {} tasks per call",
-                self.max_tasks
-            ));
-        }
-        // Train tasks only: a held-out task is refused like an unknown one.
-        if let Some(unknown) = unique.iter().find(|t| !self.train.contains(*t)) {
-            return Err(format!(
-                "`{unknown}` is not a train task; quick_eval runs train tasks only"
-            ));
-        }
-        // Only calls that run count against the limit.
-        let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        let program = Arc::new(program);
-        let eval_run = self
-            .store
-            .create_run(&NewEvalRun {
-                program_hash: program.content_hash().to_hex(),
-                suite: self.suite.name.clone(),
-                split: "train".into(),
-                config: json!({"evolution": self.run_id, "node": self.node, "stage": "quick", "call": call}),
-            })
-            .map_err(|e| e.to_string())?;
-        let report = run_plan(
-            &self.ctx,
-            &self.store,
-            EvalTarget {
-                program,
-                domain: self.target_domain.clone(),
-                suite: self.suite.clone(),
-            },
-            EvalPlan {
-                tasks: unique.clone(),
-                seeds: vec![self.seed],
-                concurrency: self.concurrency,
-                reuse_cached: true,
-            },
-            eval_run,
-            self.traces.join(format!("quick-{call}")),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        self.store
-            .append_event(
-                &self.run_id,
-                "quick_eval",
-                &json!({
-                    "node": self.node,
-                    "call": call,
-                    "tasks": unique,
-                    "eval_run": report.run.0,
-                    "tokens": report.summary.tokens_in + report.summary.tokens_out,
-                    "success_rate": report.summary.success_rate(),
-                }),
-            )
-            .map_err(|e| e.to_string())?;
-        // In the order asked for.
-        let mut records: Vec<&hyperagents_eval::EpisodeRecord> = report.records.iter().collect();
-        records.sort_by_key(|r| unique.iter().position(|t| *t == r.task));
-        Ok(serde_json::Value::Array(
-            records
-                .into_iter()
-                .map(|r| {
-                    json!({
-                        "task": r.task,
-                        "success": r.success,
-                        "score": r.score,
-                        "status": r.status.as_str(),
-                        "reason": clip_chars(&r.reason, 300),
-                        "defect": program_defect(r),
-                    })
-                })
-                .collect(),
-        ))
-    }
-}
-
 async fn run_plan(
     ctx: &RunContext,
     store: &ResultsStore,
@@ -1545,53 +1542,6 @@ async fn run_plan(
 /// Why a smoke episode rejects its child, if it does.
 fn smoke_errors(report: &EvalReport) -> Vec<String> {
     report.records.iter().filter_map(program_defect).collect()
-}
-
-/// The program's fault in one episode, if any: the episode failed to run,
-/// ended in a code defect (see [`CODE_DEFECTS`]), or killed its worker. An
-/// agent that merely fails the task has none.
-fn program_defect(record: &hyperagents_eval::EpisodeRecord) -> Option<String> {
-    match record.status {
-        hyperagents_store::EvalStatus::Error => Some(format!(
-            "the episode of `{}` failed to run: {}",
-            record.task,
-            clip_chars(&record.reason, 600)
-        )),
-        hyperagents_store::EvalStatus::Unsupported => None,
-        hyperagents_store::EvalStatus::Ok => {
-            let trajectory = record.trajectory.as_ref()?;
-            let sidecar = PathBuf::from(format!("{}.summary.json", trajectory.display()));
-            let text = std::fs::read_to_string(&sidecar).ok()?;
-            let summary: hyperagents_runtime::trace::EpisodeSummary =
-                serde_json::from_str(&text).ok()?;
-            if let Some(failure) = summary
-                .failure
-                .as_ref()
-                .filter(|f| CODE_DEFECTS.iter().any(|d| f.error.contains(d)))
-            {
-                return Some(format!(
-                    "the episode of `{}` hit a code defect at {}: {}",
-                    record.task,
-                    failure.path,
-                    clip_chars(&failure.error, 600)
-                ));
-            }
-            summary
-                .stopped
-                .filter(|s| s.contains("worker died") || s.contains("memory limit"))
-                .map(|stopped| format!("the episode of `{}` stopped: {stopped}", record.task))
-        }
-    }
-}
-
-/// At most `max` characters of `text`, marked when cut.
-fn clip_chars(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max).collect();
-    out.push('…');
-    out
 }
 
 fn load(dir: &Path) -> Result<Program, String> {

@@ -13,8 +13,11 @@
 //!   selection script), the parent's own meta agent on a copy with archive context and
 //!   `quick_eval`, validation (including the mode's limits and a smoke episode), one repair
 //!   round, staged evaluation, insertion, token budgets, and resume from the store.
+//! - [`quick`] — `quick_eval(tasks)` for meta agents on train tasks, and how a program's own
+//!   defect is told from a failed task.
 
 pub mod engine;
+pub mod quick;
 pub mod select;
 
 pub use engine::{Evolution, EvolveError, EvolveSettings, GenerationStats, TokensSpent};

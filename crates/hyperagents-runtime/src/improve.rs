@@ -8,8 +8,11 @@
 //! |---|---|
 //! | `list_files(dir="")`, `read_file(path)`, `search(pattern, regex=False)` | read the child program |
 //! | `replace(path, old, new)`, `insert(path, line, text)`, `write_file(path, content)`, `delete_file(path)` | edit it (only inside the child's directory; size and edit caps) |
-//! | `failures()` | summaries of the failed episodes: task, error path, error, reason, and `files` (the program files the episode ran through: scripts run, prompts rendered) |
-//! | `trajectory(task)` | one failed episode's span tree as text |
+//! | `failures()` | summaries of the failed episodes: task, seed, error path, error, reason, and `files` (the program files the episode ran through: scripts run, prompts rendered) |
+//! | `successes()` | the same for the episodes that succeeded |
+//! | `trajectory(task, seed=None)` | one episode's span tree as text (a failed one first) |
+//! | `steps(task, seed=None)` | one episode step by step: goal, outcome, and per action what the agent saw around the element, chose, got back, and whether the page changed |
+//! | `parse_edits(text)` | the whole-file and search/replace blocks of a model's reply: `{path, operation, old, new}` each, and `problems` |
 //! | `check()` | validate the child now: a list of `file:line: message` errors |
 //! | `llm(...)`, `prompt(**vars)` | the meta model, and the meta prompt rendered |
 //! | `language_gaps()` | what the script language lacks |
@@ -26,7 +29,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use hyperagents_program::{ChildProgram, EditError, EditLimits, Pattern, Program, ProgramDiff};
+use hyperagents_program::{
+    ChildProgram, EditError, EditLimits, ParsedChange, Pattern, Program, ProgramDiff, parse_edits,
+};
 use hyperagents_sandbox::{HostError, HostFunctions, LANGUAGE_GAPS, ScriptSource, ScriptValue};
 use serde_json::{Map, Value, json};
 use tokio::sync::Mutex;
@@ -34,6 +39,7 @@ use tokio::sync::Mutex;
 use crate::SandboxChecker;
 use crate::episode::RunContext;
 use crate::host::{arg, as_text, call_llm, clip, llm_request, raise};
+use crate::steps::episode_steps;
 use crate::trace::{EpisodeSummary, Recorder, SpanKind, read_trajectory, render_tree};
 
 /// Limits of one meta step.
@@ -104,6 +110,9 @@ pub struct ImproveOutcome {
     pub errors: Vec<String>,
     /// The meta script's own failure, if it failed.
     pub script_error: Option<String>,
+    /// What the meta script returned (the seed's: which candidate it kept
+    /// and what became of each), for the engine's records.
+    pub result: Option<Value>,
     /// The meta step's span tree.
     pub trace: String,
     /// Tokens the meta agent's model calls spent (in and out).
@@ -146,7 +155,7 @@ pub async fn improve(
                 .join("\n"),
         }
     })?;
-    let failures = read_failures(failures_dir, config.max_failures)?;
+    let (failures, successes) = read_episodes(failures_dir, config.max_failures)?;
     let base = config.base.as_deref().unwrap_or(parent_dir);
     let child = ChildProgram::from_parent(base, out, config.edit_limits.clone())?;
     let recorder = Recorder::new();
@@ -160,6 +169,7 @@ pub async fn improve(
         parent: Arc::new(parent),
         child: Mutex::new(child),
         failures,
+        successes,
         failures_dir: failures_dir.to_path_buf(),
         ctx: ctx.clone(),
         recorder: recorder.clone(),
@@ -226,7 +236,8 @@ pub async fn improve(
         diff,
         diff_path,
         errors,
-        script_error: result.err().map(|e| e.to_string()),
+        script_error: result.as_ref().err().map(|e| e.to_string()),
+        result: result.ok(),
         trace,
         meta_tokens,
         meta_cost,
@@ -240,9 +251,17 @@ pub fn diff_file(child: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The failed episodes' summaries under `dir` (`*.summary.json`, any depth).
-fn read_failures(dir: &Path, max: usize) -> Result<Vec<(PathBuf, EpisodeSummary)>, ImproveError> {
-    let mut found = Vec::new();
+/// A trajectory and its summary.
+type EpisodeFile = (PathBuf, EpisodeSummary);
+
+/// The failed and the successful episodes' summaries under `dir`
+/// (`*.summary.json`, any depth), at most `max` of each.
+fn read_episodes(
+    dir: &Path,
+    max: usize,
+) -> Result<(Vec<EpisodeFile>, Vec<EpisodeFile>), ImproveError> {
+    let mut failed = Vec::new();
+    let mut succeeded = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
         let entries = fs_err::read_dir(&current).map_err(|e| ImproveError::Failures {
@@ -264,22 +283,42 @@ fn read_failures(dir: &Path, max: usize) -> Result<Vec<(PathBuf, EpisodeSummary)
                         path: path.clone(),
                         message: e.to_string(),
                     })?;
-                if !summary.success {
-                    let trajectory =
-                        PathBuf::from(path.to_string_lossy().trim_end_matches(".summary.json"));
-                    found.push((trajectory, summary));
+                let trajectory =
+                    PathBuf::from(path.to_string_lossy().trim_end_matches(".summary.json"));
+                if summary.success {
+                    succeeded.push((trajectory, summary));
+                } else {
+                    failed.push((trajectory, summary));
                 }
             }
         }
     }
-    found.truncate(max);
-    Ok(found)
+    failed.truncate(max);
+    succeeded.truncate(max);
+    Ok((failed, succeeded))
+}
+
+/// What a meta agent is told of an episode.
+fn episode_brief(summary: &EpisodeSummary) -> Value {
+    json!({
+        "task": summary.task,
+        "seed": summary.seed,
+        "success": summary.success,
+        "reason": summary.reason,
+        "stopped": summary.stopped,
+        "failed_at": summary.failure.as_ref().map(|f| f.path.clone()),
+        "error": summary.failure.as_ref().map(|f| clip(&f.error, 600)),
+        "steps": summary.steps,
+        "llm_calls": summary.llm_calls,
+        "files": summary.files_used,
+    })
 }
 
 struct MetaHost {
     parent: Arc<Program>,
     child: Mutex<ChildProgram>,
-    failures: Vec<(PathBuf, EpisodeSummary)>,
+    failures: Vec<EpisodeFile>,
+    successes: Vec<EpisodeFile>,
     failures_dir: PathBuf,
     ctx: RunContext,
     recorder: Recorder,
@@ -292,6 +331,26 @@ struct MetaHost {
 }
 
 impl MetaHost {
+    /// The trajectory of `task` (and `seed`, when given): a failed episode
+    /// first, else a successful one.
+    fn episode_file(&self, task: &str, seed: Option<u64>) -> Result<&PathBuf, HostError> {
+        self.failures
+            .iter()
+            .chain(&self.successes)
+            .find(|(_, s)| s.task == task && seed.is_none_or(|seed| s.seed == seed))
+            .map(|(path, _)| path)
+            .ok_or_else(|| {
+                raise(
+                    "ValueError",
+                    format!(
+                        "no episode of task `{task}`{} under {}",
+                        seed.map(|s| format!(" with seed {s}")).unwrap_or_default(),
+                        self.failures_dir.display()
+                    ),
+                )
+            })
+    }
+
     fn text_arg(
         args: &[Value],
         kwargs: &Map<String, Value>,
@@ -354,7 +413,10 @@ impl HostFunctions for MetaHost {
             "write_file",
             "delete_file",
             "failures",
+            "successes",
             "trajectory",
+            "steps",
+            "parse_edits",
             "check",
             "llm",
             "prompt",
@@ -457,35 +519,57 @@ impl MetaHost {
             "failures" => Ok(Value::Array(
                 self.failures
                     .iter()
-                    .map(|(_, s)| {
-                        json!({
-                            "task": s.task,
-                            "seed": s.seed,
-                            "reason": s.reason,
-                            "stopped": s.stopped,
-                            "failed_at": s.failure.as_ref().map(|f| f.path.clone()),
-                            "error": s.failure.as_ref().map(|f| clip(&f.error, 600)),
-                            "steps": s.steps,
-                            "llm_calls": s.llm_calls,
-                            "files": s.files_used,
-                        })
-                    })
+                    .map(|(_, s)| episode_brief(s))
+                    .collect(),
+            )),
+            "successes" => Ok(Value::Array(
+                self.successes
+                    .iter()
+                    .map(|(_, s)| episode_brief(s))
                     .collect(),
             )),
             "trajectory" => {
                 let task = Self::text_arg(args, kwargs, 0, "task")?;
-                let Some((path, _)) = self.failures.iter().find(|(_, s)| s.task == task) else {
-                    return Err(raise(
-                        "ValueError",
-                        format!(
-                            "no failed episode of task `{task}` under {}",
-                            self.failures_dir.display()
-                        ),
-                    ));
-                };
+                let seed = arg(args, kwargs, 1, "seed").and_then(Value::as_u64);
+                let path = self.episode_file(&task, seed)?;
                 let trajectory =
                     read_trajectory(path).map_err(|e| raise("ValueError", e.to_string()))?;
                 Ok(Value::String(clip(&render_tree(&trajectory, 200), 12_000)))
+            }
+            "steps" => {
+                let task = Self::text_arg(args, kwargs, 0, "task")?;
+                let seed = arg(args, kwargs, 1, "seed").and_then(Value::as_u64);
+                let path = self.episode_file(&task, seed)?;
+                let trajectory =
+                    read_trajectory(path).map_err(|e| raise("ValueError", e.to_string()))?;
+                serde_json::to_value(episode_steps(&trajectory))
+                    .map_err(|e| raise("RuntimeError", e.to_string()))
+            }
+            "parse_edits" => {
+                let text = Self::text_arg(args, kwargs, 0, "text")?;
+                let reply = parse_edits(&text);
+                let edits: Vec<Value> = reply
+                    .edits
+                    .iter()
+                    .map(|edit| match &edit.change {
+                        ParsedChange::Write { content } => json!({
+                            "path": edit.path,
+                            "operation": "write",
+                            "old": "",
+                            "new": content,
+                        }),
+                        ParsedChange::Replace { old, new } => json!({
+                            "path": edit.path,
+                            "operation": "replace",
+                            "old": old,
+                            "new": new,
+                        }),
+                    })
+                    .collect();
+                Ok(json!({
+                    "edits": edits,
+                    "problems": reply.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }))
             }
             "check" => {
                 let root = self.child.lock().await.root().to_path_buf();

@@ -10,7 +10,12 @@ mod checker;
 mod episode;
 mod host;
 pub mod improve;
+pub mod recall;
+pub mod steps;
 pub mod trace;
 
 pub use checker::SandboxChecker;
-pub use episode::{EpisodeError, EpisodeOutcome, RunContext, run_episode};
+pub use episode::{
+    EpisodeError, EpisodeOutcome, Interruption, RunContext, killed_from_outside, run_episode,
+    trajectory_file_name,
+};

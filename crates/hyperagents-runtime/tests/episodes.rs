@@ -372,3 +372,70 @@ async fn tools_answer_through_the_environment_and_are_traced() {
     assert_eq!(tool.name, "calculator");
     assert_eq!(tool.output, Some(serde_json::json!("4")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_read_their_own_files_and_recall_similar_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    std::fs::create_dir_all(program_dir.join("demos")).unwrap();
+    std::fs::write(
+        program_dir.join("demos/exemplars.jsonl"),
+        "{\"goal\": \"What is 3+5?\", \"steps\": [\"answer 8\"]}\n{\"goal\": \"Name a river\", \"steps\": [\"answer Nile\"]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        program_dir.join("tasks/answerer/rules.md"),
+        "Answer with a number.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        program_dir.join("tasks/answerer/policy.py"),
+        concat!(
+            "rules = read_file(\"tasks/answerer/rules.md\")\n",
+            "missing = read_file(\"tasks/answerer/none.md\")\n",
+            "examples = recall(goal, 1)\n",
+            "log(rules + \"|\" + missing + \"|\" + examples[0][\"steps\"][0])\n",
+            "try:\n",
+            "    read_file(\"meta/prompt.md\")\n",
+            "    log(\"meta readable\")\n",
+            "except Exception as error:\n",
+            "    log(\"refused: \" + str(error))\n",
+            "answer(\"4\")\n",
+        ),
+    )
+    .unwrap();
+    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
+    let ctx = context(answering("4"), pool(1).await, 10, dir.path());
+    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
+        .await
+        .unwrap();
+    let s = &outcome.summary;
+    assert!(s.success, "{s:?}");
+    let trajectory = read_trajectory(&outcome.trajectory).unwrap();
+    let logs: Vec<String> = trajectory
+        .spans
+        .iter()
+        .filter(|span| span.name == "log")
+        .map(|span| span.input.as_str().unwrap_or_default().to_string())
+        .collect();
+    // The hyperagent logs its delegation first.
+    assert_eq!(logs[1], "Answer with a number.\n||answer 8", "{logs:?}");
+    assert!(
+        logs[2].starts_with("refused:") && logs[2].contains("outside meta/ and memory/"),
+        "{logs:?}"
+    );
+    // Files read count as used, so meta agents see them behind a failure.
+    assert!(
+        s.files_used
+            .contains(&"tasks/answerer/rules.md".to_string()),
+        "{s:?}"
+    );
+    assert!(
+        s.files_used.contains(&"demos/exemplars.jsonl".to_string()),
+        "{s:?}"
+    );
+    assert!(
+        !s.files_used.contains(&"tasks/answerer/none.md".to_string()),
+        "{s:?}"
+    );
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use hyperagents_domain::JsonlSuite;
 use hyperagents_llm::ResponseFormat;
 use hyperagents_program::{DiffKind, Program};
-use hyperagents_runtime::improve::{ImproveConfig, improve};
+use hyperagents_runtime::improve::{ImproveConfig, QuickEval, QuickEvalHandle, improve};
 use hyperagents_runtime::{RunContext, SandboxChecker, run_episode};
 use support::{ScriptedModel, context, pool, seed_dir};
 
@@ -34,17 +34,31 @@ async fn failures(dir: &Path) -> std::path::PathBuf {
 }
 
 /// A meta model that always proposes `edit`.
-fn proposing(edit: serde_json::Value) -> Arc<ScriptedModel> {
-    ScriptedModel::new(move |_| edit.to_string())
+fn proposing(edit: String) -> Arc<ScriptedModel> {
+    ScriptedModel::new(move |_| edit.clone())
 }
 
-/// An edit as the meta model writes it: `replace` `old` with `new` in `path`,
-/// or, with `old` empty, `write` `new` as the whole file.
-fn edit(reason: &str, path: &str, old: &str, new: &str) -> serde_json::Value {
-    let operation = if old.is_empty() { "write" } else { "replace" };
-    serde_json::json!({
-        "reason": reason, "path": path, "operation": operation, "old": old, "new": new
-    })
+/// An edit as the meta model writes it: with `old` empty, `new` as the
+/// whole file in a fenced block under its path; else a SEARCH/REPLACE block
+/// swapping `old` for `new`.
+fn edit(reason: &str, path: &str, old: &str, new: &str) -> String {
+    if old.is_empty() {
+        format!("{reason}.\n\n{path}\n```\n{new}\n```\n")
+    } else {
+        format!("{reason}.\n\n{path}\n<<<<<<< SEARCH\n{old}\n=======\n{new}\n>>>>>>> REPLACE\n")
+    }
+}
+
+/// The last line of the meta agent's first request: what it asked for.
+fn focus(model: &ScriptedModel) -> String {
+    let requests = model.requests.lock().unwrap();
+    requests[0].messages[0]
+        .content
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The meta agent's run context, answered by `model`.
@@ -122,10 +136,11 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
                 .unwrap()
                 .contains("+++")
         );
-        // The meta agent saw the failure, not the expected answer.
+        // The meta agent saw the failure step by step, not the expected answer.
         let prompt = serde_json::to_string(&model.requests.lock().unwrap()[0].messages).unwrap();
-        assert!(prompt.contains("task add"), "{prompt}");
+        assert!(prompt.contains("Task add (seed 0): failed"), "{prompt}");
         assert!(prompt.contains("no number in the answer"), "{prompt}");
+        assert!(prompt.contains("Goal: What is 2+2?"), "{prompt}");
         // It was told which files the failed episode ran through, and those
         // come first among the contents it was shown.
         let text = model.requests.lock().unwrap()[0].messages[0]
@@ -139,22 +154,18 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
             text.contains("- tasks/operator/policy.py (not used by the failed episodes)"),
             "{text}"
         );
-        // Only files the failed episode used, most used first, and the
-        // manifest may be edited.
-        assert_eq!(
-            offered_paths(&model),
-            [
-                "hyper/main.py",
-                "tasks/answerer/policy.py",
-                "skills/reason/prompt.md",
-                "skills/extract_answer/skill.py",
-                "skills/extract_answer/prompt.md",
-                "hyperagent.toml",
-            ]
+        // The files the failed episode used, in the order it used them, are
+        // the ones it is asked to change.
+        assert!(
+            focus(&model).contains(
+                "hyper/main.py, tasks/answerer/policy.py, skills/reason/prompt.md, skills/extract_answer/skill.py"
+            ),
+            "{}",
+            focus(&model)
         );
         let first_shown = text.find("### ").map(|at| &text[at..]).unwrap_or_default();
         assert!(
-            first_shown.starts_with("### hyper/main.py"),
+            first_shown.starts_with("### hyper/main.py (whole file)"),
             "{first_shown}"
         );
         let reason_prompt = text.find("### skills/reason/prompt.md").unwrap();
@@ -180,8 +191,10 @@ async fn edits_outside_the_child_are_refused_and_broken_edits_reverted() {
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(!dir.path().join("escape.txt").exists());
     assert!(outcome.diff.is_empty(), "{}", outcome.diff.unified());
-    assert_eq!(escape.request_count(), 3, "three attempts, each refused");
-    assert!(outcome.trace.contains("escape"), "{}", outcome.trace);
+    // Two candidates of two tries each, every one refused: no path that
+    // leaves the program is read as a file's name.
+    assert_eq!(escape.request_count(), 4);
+    assert!(outcome.trace.contains("name the file"), "{}", outcome.trace);
 
     // A syntactically broken script is rejected by check() and reverted.
     let broken = proposing(edit(
@@ -196,16 +209,6 @@ async fn edits_outside_the_child_are_refused_and_broken_edits_reverted() {
     assert!(outcome.diff.is_empty(), "{}", outcome.diff.unified());
     assert!(outcome.errors.is_empty());
     assert!(outcome.trace.contains("invalid"), "{}", outcome.trace);
-}
-
-/// The files the meta agent's first request lets the model edit (the
-/// schema's `path` enum).
-fn offered_paths(model: &ScriptedModel) -> Vec<String> {
-    let requests = model.requests.lock().unwrap();
-    let ResponseFormat::JsonSchema { schema, .. } = &requests[0].response_format else {
-        panic!("the meta agent asks for a schema");
-    };
-    serde_json::from_value(schema["properties"]["path"]["enum"].clone()).unwrap()
 }
 
 /// What the evolution engine tells a hyper-mode meta agent after `tried`
@@ -236,8 +239,8 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
     let meta_edit = edit(
         "name the files the failures used",
         "meta/prompt.md",
-        "Propose ONE edit",
-        "Prefer files marked as used. Propose ONE edit",
+        "Keep every",
+        "Prefer files marked as used. Keep every",
     );
 
     // Two edits evaluated, none accepted, the parent changed a prompt: a meta turn.
@@ -253,12 +256,19 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
         .unwrap();
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    assert_eq!(offered_paths(&model), ["meta/prompt.md", "meta/improve.py"]);
+    assert!(
+        focus(&model).contains("Edit one of: meta/prompt.md, meta/improve.py, meta/select.py."),
+        "{}",
+        focus(&model)
+    );
     let text = model.requests.lock().unwrap()[0].messages[0]
         .content
         .clone();
-    assert!(text.contains("improve the improver"), "{text}");
-    assert!(text.contains("### meta/improve.py"), "{text}");
+    assert!(text.contains("Improve the improver"), "{text}");
+    assert!(
+        text.contains("### meta/improve.py (start of the file)"),
+        "{text}"
+    );
     assert!(outcome.diff.kinds().contains(&DiffKind::Meta));
     let notes = std::fs::read_to_string(out.join("memory/notes.md")).unwrap();
     assert!(notes.contains("improved the improver"), "{notes}");
@@ -285,15 +295,15 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
             .await
             .unwrap();
         assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
-        let offered = offered_paths(&model);
         assert!(
-            offered.contains(&"skills/reason/prompt.md".to_string()),
-            "{offered:?}"
+            focus(&model).contains("skills/reason/prompt.md"),
+            "{}",
+            focus(&model)
         );
         let text = model.requests.lock().unwrap()[0].messages[0]
             .content
             .clone();
-        assert!(!text.contains("improve the improver"), "{text}");
+        assert!(!text.contains("Improve the improver"), "{text}");
     }
 }
 
@@ -322,15 +332,17 @@ async fn a_snippet_quoted_under_the_wrong_file_is_applied_where_it_occurs_once()
     assert!(
         outcome
             .trace
-            .contains("applied it to skills/extract_answer/skill.py")
+            .contains("applied it to skills/extract_answer/skill.py"),
+        "{}",
+        outcome.trace
     );
     let notes = std::fs::read_to_string(out.join("memory/notes.md")).unwrap();
     assert!(
         notes.contains("edited skills/extract_answer/skill.py"),
         "{notes}"
     );
-    // One model call: the edit was not sent back as a failure.
-    assert_eq!(model.request_count(), 1);
+    // One model call per candidate: the edit was not sent back as a failure.
+    assert_eq!(model.request_count(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,7 +363,7 @@ async fn a_prompt_longer_than_the_meta_models_context_is_retried_with_less_evide
         .content
         .len();
 
-    let limited = ScriptedModel::with_context_chars(full - 1, move |_| brevity.to_string());
+    let limited = ScriptedModel::with_context_chars(full - 1, move |_| brevity.clone());
     let ctx = meta_context(limited.clone(), dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
@@ -359,8 +371,11 @@ async fn a_prompt_longer_than_the_meta_models_context_is_retried_with_less_evide
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     assert!(outcome.diff.kinds().contains(&DiffKind::Prompt));
     let requests = limited.requests.lock().unwrap();
-    assert_eq!(requests.len(), 2, "one refused request, one shorter retry");
+    // One refused request, a shorter retry, and the second candidate asked
+    // with the shorter evidence from the start.
+    assert_eq!(requests.len(), 3);
     assert!(requests[1].messages[0].content.len() < full);
+    assert!(requests[2].messages[0].content.len() < full);
     assert!(
         outcome.trace.contains("the meta model failed"),
         "{}",
@@ -384,7 +399,7 @@ async fn a_prompt_edit_that_drops_a_placeholder_is_undone_and_retried() {
         "",
         "Question: {{ question }}\nThink step by step, then state the answer as a number.",
     );
-    let model = ScriptedModel::queue(vec![blind.to_string(), kept.to_string()]);
+    let model = ScriptedModel::queue(vec![blind, kept]);
     let ctx = meta_context(model.clone(), dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
@@ -395,12 +410,13 @@ async fn a_prompt_edit_that_drops_a_placeholder_is_undone_and_retried() {
         "{prompt}"
     );
     let requests = model.requests.lock().unwrap();
-    assert_eq!(requests.len(), 2);
-    let retry = &requests[1].messages[0].content;
-    assert!(
-        retry.contains("removed the placeholders {{ question }}"),
-        "{retry}"
+    assert_eq!(
+        requests.len(),
+        3,
+        "a refused try, its retry, the second candidate"
     );
+    let retry = &requests[1].messages[0].content;
+    assert!(retry.contains("removed {{ question }}"), "{retry}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -415,22 +431,20 @@ async fn only_used_files_are_shown_and_a_missed_snippet_is_answered_with_the_fil
             "tasks/answerer/policy.py",
             "final = skill(\"extract\", goal)",
             logged,
-        )
-        .to_string(),
+        ),
         edit(
             "log the answer",
             "tasks/answerer/policy.py",
             "answer(final)",
             logged,
-        )
-        .to_string(),
+        ),
     ]);
     let ctx = meta_context(model.clone(), dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    assert_eq!(model.request_count(), 2);
+    assert_eq!(model.request_count(), 3);
     let requests = model.requests.lock().unwrap();
     let first = &requests[0].messages[0].content;
     // The answerer's episode used its policy, never the web operator's files.
@@ -463,22 +477,20 @@ async fn an_edit_that_only_reflows_a_prompt_is_undone_and_retried() {
             "skills/reason/prompt.md",
             sentence,
             "Think step by step in a few short\nsentences, then state the answer.",
-        )
-        .to_string(),
+        ),
         edit(
             "be brief",
             "skills/reason/prompt.md",
             sentence,
             "Think step by step in two short sentences, then state the answer.",
-        )
-        .to_string(),
+        ),
     ]);
     let ctx = meta_context(model.clone(), dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
-    assert_eq!(model.request_count(), 2);
+    assert_eq!(model.request_count(), 3);
     assert!(
         outcome.trace.contains("saying what it said"),
         "{}",
@@ -486,4 +498,160 @@ async fn an_edit_that_only_reflows_a_prompt_is_undone_and_retried() {
     );
     let prompt = std::fs::read_to_string(out.join("skills/reason/prompt.md")).unwrap();
     assert!(prompt.contains("in two short sentences"), "{prompt}");
+}
+
+/// Trajectories of the seed program under `dir`: `add` fails (the model
+/// says five), `word` succeeds (five is what it asks for).
+async fn failures_and_a_success(dir: &Path) -> std::path::PathBuf {
+    let traces = dir.join("traces");
+    let five = ScriptedModel::new(|request| match request.response_format {
+        ResponseFormat::JsonSchema { .. } => r#"{"answer": "five"}"#.into(),
+        ResponseFormat::Text => "It is five.".into(),
+    });
+    let ctx = context(five, pool(1).await, 40, &traces);
+    let suite = JsonlSuite::parse(
+        "jsonl:t",
+        "t.jsonl",
+        concat!(
+            r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}"#,
+            "\n",
+            r#"{"id": "word", "input": "Spell the number after four.", "expected": "five", "scorer": "contains"}"#,
+        ),
+    )
+    .unwrap();
+    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
+    for task in ["add", "word"] {
+        run_episode(&ctx, program.clone(), &suite, task, 0)
+            .await
+            .unwrap();
+    }
+    traces
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_file_in_a_fenced_block_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    let reply = "The reasoning prompt should ask for a number.\n\n**skills/reason/prompt.md**\n```markdown\nQuestion: {{ question }}\nGive the answer as a number.\n```\n";
+    let model = proposing(reply.to_string());
+    let ctx = meta_context(model, dir.path()).await;
+    let out = dir.path().join("child");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(
+        std::fs::read_to_string(out.join("skills/reason/prompt.md")).unwrap(),
+        "Question: {{ question }}\nGive the answer as a number.\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worked_examples_are_mined_from_successful_episodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures_and_a_success(dir.path()).await;
+    // A meta model that writes nothing usable: the mined examples are the
+    // only candidate.
+    let model = proposing("I am not sure what to change.".into());
+    let ctx = meta_context(model, dir.path()).await;
+    let out = dir.path().join("child");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let examples = std::fs::read_to_string(out.join("demos/exemplars.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = examples
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{examples}");
+    assert_eq!(lines[0]["goal"], "Spell the number after four.");
+    assert!(
+        lines[0]["steps"][0].as_str().unwrap().contains("five"),
+        "{examples}"
+    );
+    // Nothing of the failed task leaks into the examples.
+    assert!(!examples.contains("2+2"), "{examples}");
+    assert!(
+        outcome.trace.contains("kept exemplars"),
+        "{}",
+        outcome.trace
+    );
+}
+
+/// Scores a child by whether its reasoning prompt asks for a number: the
+/// failed task `add` succeeds with such a child.
+struct AsksForANumber {
+    calls: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl QuickEval for AsksForANumber {
+    async fn quick_eval(
+        &self,
+        program: Program,
+        tasks: Vec<String>,
+    ) -> Result<serde_json::Value, String> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prompt = program
+            .source("skills/reason/prompt.md")
+            .unwrap_or_default();
+        let success = prompt.contains("number");
+        Ok(serde_json::Value::Array(
+            tasks
+                .iter()
+                .map(|task| {
+                    serde_json::json!({"task": task, "seed": 0, "success": success, "defect": null})
+                })
+                .collect(),
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_are_tried_on_train_tasks_and_the_one_that_fixes_most_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    let vague = edit(
+        "be brief",
+        "skills/reason/prompt.md",
+        "",
+        "Question: {{ question }}\nAnswer briefly.",
+    );
+    let numeric = edit(
+        "ask for a number",
+        "skills/reason/prompt.md",
+        "",
+        "Question: {{ question }}\nAnswer with a number.",
+    );
+    let model = ScriptedModel::queue(vec![vague, numeric]);
+    let ctx = meta_context(model, dir.path()).await;
+    let judge = Arc::new(AsksForANumber {
+        calls: std::sync::atomic::AtomicU64::new(0),
+    });
+    let config = ImproveConfig {
+        context: serde_json::json!({
+            "mode": "hyper",
+            "quick_eval": {"calls": 4, "tasks_per_call": 4, "seed": 0},
+        }),
+        quick_eval: Some(QuickEvalHandle(judge.clone())),
+        ..ImproveConfig::default()
+    };
+    let out = dir.path().join("child");
+    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    assert_eq!(
+        judge.calls.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "each candidate tried once"
+    );
+    let prompt = std::fs::read_to_string(out.join("skills/reason/prompt.md")).unwrap();
+    assert!(prompt.contains("Answer with a number."), "{prompt}");
+    assert!(
+        outcome.trace.contains("edit 2: fixed 1, broke 0"),
+        "{}",
+        outcome.trace
+    );
 }

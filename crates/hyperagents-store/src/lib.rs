@@ -14,6 +14,8 @@
 //!   evaluation runs that scored each node per stage, and an event log.
 //! - [`report`] aggregates a run per task and overall, with Wilson score
 //!   intervals, and exports it as JSONL.
+//! - [`ledger`] keeps what a run's models spent per role and how long the
+//!   run has been going, so run-level budgets hold across resumes.
 //!
 //! The crate is plain data over SQLite: it knows nothing of models, the
 //! runtime or domains, which convert their own results into [`EvalResult`].
@@ -21,6 +23,7 @@
 mod error;
 pub mod evolution;
 mod key;
+pub mod ledger;
 pub mod report;
 mod store;
 
@@ -30,6 +33,7 @@ pub use evolution::{
     RunStatus,
 };
 pub use key::{EvalKey, EvalKeyHash, canonical_json, canonical_sha256};
+pub use ledger::{RoleSpend, StoredLedger};
 pub use report::{Interval, RunSummary, TaskStats, wilson_95, wilson_interval};
 pub use store::{
     APPLICATION_ID, EvalRecord, EvalResult, EvalRun, EvalRunId, EvalStatus, NewEvalRun, Recorded,

@@ -11,7 +11,8 @@
 //! `eval_runs` is a batch of evaluations of one program on one split;
 //! migration 2 adds the evolution archive (`runs`, `nodes`,
 //! `node_evaluations`, `events`) beside them, written by
-//! [`crate::evolution`].
+//! [`crate::evolution`]; migration 3 adds run ledgers (`ledgers`,
+//! `ledger_roles`), written by [`crate::ledger`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -118,6 +119,25 @@ const MIGRATIONS: &[&str] = &[
          payload_json TEXT NOT NULL
      );
      CREATE INDEX events_by_run ON events (run_id, seq);",
+    // 3: run ledgers: what a run's models spent per role and how long the
+    // run has been going, so budgets hold across sessions of a resumed run.
+    "CREATE TABLE ledgers (
+         scope         TEXT PRIMARY KEY NOT NULL,
+         wall_secs     REAL NOT NULL CHECK (wall_secs >= 0),
+         updated_at_ms INTEGER NOT NULL
+     );
+     CREATE TABLE ledger_roles (
+         scope               TEXT NOT NULL REFERENCES ledgers (scope),
+         role                TEXT NOT NULL,
+         calls               INTEGER NOT NULL,
+         cache_hits          INTEGER NOT NULL,
+         input_tokens        INTEGER NOT NULL,
+         output_tokens       INTEGER NOT NULL,
+         cached_input_tokens INTEGER NOT NULL,
+         dollars             REAL NOT NULL,
+         latency_secs        REAL NOT NULL,
+         PRIMARY KEY (scope, role)
+     ) WITHOUT ROWID;",
 ];
 
 /// The id of an evaluation run.

@@ -403,10 +403,11 @@ fn a_version_1_file_is_migrated_with_its_data() {
         .record_in_run(run, &key("prog-a", "t1", 1), &scored(true))
         .unwrap();
     drop(store);
-    // Take the file back to version 1: the tables of migration 2 gone.
+    // Take the file back to version 1: the tables of migrations 2 and 3 gone.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TABLE node_evaluations; DROP TABLE events; DROP TABLE nodes; DROP TABLE runs;
+         DROP TABLE ledger_roles; DROP TABLE ledgers;
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -421,13 +422,16 @@ fn a_version_1_file_is_migrated_with_its_data() {
     drop(conn);
 
     let store = ResultsStore::open(&path).unwrap();
-    assert_eq!(SCHEMA_VERSION, 2);
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(store.schema_version().unwrap(), 3);
     assert_eq!(store.run_summary(run).unwrap().successes, 1);
     store.create_evolution_run(&new_run("r1")).unwrap();
     store.insert_node(&node("r1", "n0", None, 0)).unwrap();
     store.append_event("r1", "started", &json!({})).unwrap();
     assert_eq!(store.nodes("r1").unwrap().len(), 1);
+    store
+        .save_ledger("evolution:r1", &hyperagents_store::StoredLedger::default())
+        .unwrap();
 }
 
 #[test]

@@ -174,3 +174,63 @@ pub fn seed_copy(dir: &Path) -> PathBuf {
     hyperagents_program::copy_program(&seed_dir(), &target).unwrap();
     target
 }
+
+/// Edits as a meta model writes them for the seed's meta agent, which reads
+/// plain text (`hyperagents_program::parse_edits`), never JSON.
+pub mod meta_reply {
+    /// `content` as the whole new text of `path`, in a fenced block.
+    pub fn whole_file(path: &str, content: &str) -> String {
+        let body = content.strip_suffix('\n').unwrap_or(content);
+        format!("Here is the new file.\n\n{path}\n```\n{body}\n```\n")
+    }
+
+    /// A SEARCH/REPLACE block swapping `old` for `new` in `path`.
+    pub fn search_replace(path: &str, old: &str, new: &str) -> String {
+        format!("{path}\n<<<<<<< SEARCH\n{old}\n=======\n{new}\n>>>>>>> REPLACE\n")
+    }
+}
+
+/// The seed program with its meta agent's worked-example mining turned off
+/// (`EXEMPLARS_MAX = 0`), for tests of the evolution loop's mechanics that
+/// want every child to be the scripted meta model's edit. Made once per
+/// version of the seed, under the temporary directory.
+pub fn seed_without_exemplars() -> PathBuf {
+    static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| {
+        let seed = seed_dir();
+        let hash = hyperagents_program::content_hash_dir(&seed)
+            .unwrap()
+            .to_hex();
+        let target =
+            std::env::temp_dir().join(format!("hyperagents-seed-no-exemplars-{}", &hash[..16]));
+        if !target.join("hyperagent.toml").exists() {
+            let partial = target.with_extension(format!("partial-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&partial);
+            hyperagents_program::copy_program(&seed, &partial).unwrap();
+            let script = partial.join("meta/improve.py");
+            let text = std::fs::read_to_string(&script).unwrap();
+            assert!(
+                text.contains("\nEXEMPLARS_MAX = "),
+                "the seed's meta agent names its EXEMPLARS_MAX"
+            );
+            let off: String = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("EXEMPLARS_MAX = ") {
+                        "EXEMPLARS_MAX = 0"
+                    } else {
+                        l
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            std::fs::write(&script, off + "\n").unwrap();
+            // Another test process may have made it first: either copy is the same.
+            if std::fs::rename(&partial, &target).is_err() {
+                let _ = std::fs::remove_dir_all(&partial);
+            }
+        }
+        target
+    })
+    .clone()
+}

@@ -1,279 +1,563 @@
-# The meta agent: read the failures, ask the meta model for one edit, apply it,
-# validate the child, and retry with the errors if it was rejected.
-# Host functions: failures, trajectory, list_files, read_file, search, replace,
-# write_file, insert, delete_file, check, llm, prompt, language_gaps, log, remember,
-# context (where this edit stands in the evolution run: generation, generations
-# left, the parent's train scores, the archive, what earlier edits of each kind
-# did, the budget, and under "repair" the errors of a rejected attempt), and
-# quick_eval (runs the edited child on a few train tasks).
+# The meta agent: makes one child of this program from its train episodes.
+# One function per phase: gather evidence, find patterns, choose targets,
+# propose candidate edits, apply and guard each, test them on train tasks,
+# keep the best. The policies are the constants below and the GUARDS list.
+# Host functions: failures, successes, steps, trajectory, list_files,
+# read_file, search, replace, write_file, insert, delete_file, check,
+# parse_edits, llm, prompt, language_gaps, log, remember, context, quick_eval.
+import json
 import re
 
-failed = failures()
-lines = []
-for f in failed[:6]:
-    lines.append("- task " + str(f["task"]) + ": " + str(f["reason"]) + "; failed at " + str(f["failed_at"]) + ": " + str(f["error"]))
-summary_text = "\n".join(lines)
-if summary_text == "":
-    summary_text = "(no failures were recorded)"
+# Failed episodes read step by step to find patterns, and shown in full.
+PATTERN_EPISODES = 12
+EPISODES_SHOWN = 3
+STEPS_SHOWN = 6
+# Files up to this long are shown whole and rewritten whole (small models
+# land whole files far more often than exact snippets); longer ones are
+# shown in part and edited with SEARCH/REPLACE blocks.
+WHOLE_FILE_CHARS = 2500
+SOURCES_CHARS = 6000
+# Candidates the meta model writes per step, their temperature, and the
+# tries each gets when an edit is refused (with the reason fed back).
+MODEL_CANDIDATES = 2
+TEMPERATURE = 0.7
+ATTEMPTS = 2
+MAX_REPLY_TOKENS = 1200
+# A reply needs room for the longest file it may rewrite (about 3
+# characters a token) and a few lines around it.
+REPLY_TOKENS_BESIDE_FILE = 200
+# Worked examples mined from successful episodes, for agents that recall().
+EXEMPLARS_FILE = "demos/exemplars.jsonl"
+EXEMPLARS_MAX = 40
+EXEMPLAR_STEPS = 6
+# The rules file a model-written rule candidate rewrites, if the program has one.
+RULES_SUFFIX = "rules.md"
+# Train tasks each candidate runs on: failures of the parent first, then
+# successes (an edit that breaks what worked shows there).
+TEST_FAILED = 3
+TEST_PASSED = 1
+# A tested candidate is kept only if it fixes at least this many more
+# episodes than it breaks.
+MIN_NET_FIXED = 0
+# Model-written candidates that fail to run when tested, sent back to the
+# meta model with the error for another try, per step.
+REPAIRS = 1
 
-detail = ""
-if len(failed) > 0:
-    try:
-        detail = trajectory(failed[0]["task"])[:2500]
-    except ValueError:
-        detail = ""
 
-situation = context()
-situation_text = ""
-repair = None
-quick_calls = 0
-if situation:
-    repair = situation.get("repair")
-    quick = situation.get("quick_eval")
-    if quick:
-        quick_calls = quick.get("calls", 0)
-    shown_situation = {}
-    for key in ["generation", "generations_left", "parent_train_success_by_task", "edit_effects", "budget"]:
-        if key in situation:
-            shown_situation[key] = situation[key]
-    situation_text = str(shown_situation)[:1500]
+def gather_evidence():
+    failed = failures()
+    passed = successes()
+    details = []
+    seen_tasks = []
+    for f in failed:
+        if len(details) >= PATTERN_EPISODES:
+            break
+        try:
+            details.append(steps(f["task"], f["seed"]))
+            seen_tasks.append(f["task"])
+        except ValueError as error:
+            log("no steps for " + str(f["task"]) + ": " + str(error)[:200])
+    return {"failed": failed, "passed": passed, "details": details}
 
-listing = list_files("")
-paths = [entry["path"] for entry in listing]
 
-# Which files the failed episodes ran through (scripts run, prompts rendered):
-# an edit anywhere else cannot change how those episodes went.
-uses = {}
-for f in failed:
-    for p in f.get("files", []):
-        uses[p] = uses.get(p, 0) + 1
-used_paths = sorted(uses.keys(), key=lambda p: -uses[p])
-file_lines = []
-for p in paths:
-    if p in uses:
-        file_lines.append("- " + p + " (used by " + str(uses[p]) + " failed episodes)")
-    elif len(uses) > 0 and p != "hyperagent.toml" and not p.startswith("meta/") and not p.startswith("memory/"):
-        file_lines.append("- " + p + " (not used by the failed episodes)")
-    else:
-        file_lines.append("- " + p)
-files_text = "\n".join(file_lines)
+def find_patterns(details):
+    # How the failed episodes went wrong, counted over their steps.
+    counts = {"no_effect": 0, "repeated": 0, "refused": 0, "no_action": 0, "ended_typing": 0}
+    for d in details:
+        s = d["steps"]
+        if len(s) == 0:
+            counts["no_action"] += 1
+            continue
+        if any(step.get("page_changed") == False for step in s):
+            counts["no_effect"] += 1
+        if any(s[i]["action"] == s[i - 1]["action"] and s[i]["args"] == s[i - 1]["args"] for i in range(1, len(s))):
+            counts["repeated"] += 1
+        if any(step.get("error") for step in s):
+            counts["refused"] += 1
+        if s[-1]["action"] == "type":
+            counts["ended_typing"] += 1
+    n = len(details)
+    said = {
+        "no_effect": "took an action that left the page unchanged",
+        "repeated": "repeated the same action on the same element",
+        "refused": "had an action refused by the environment",
+        "no_action": "ended without taking any action",
+        "ended_typing": "ended right after typing, without submitting",
+    }
+    lines = []
+    for key in ["repeated", "no_effect", "refused", "ended_typing", "no_action"]:
+        if counts[key] > 0:
+            lines.append("- " + str(counts[key]) + " of " + str(n) + " failed episodes " + said[key])
+    return lines
 
-# The files this run lets an edit touch: prompt-only runs edit prompts only,
-# fixed-meta runs leave meta/ alone; notes go through remember(), not edits.
-mode = ""
-if situation:
-    mode = situation.get("mode", "")
-editable = []
-for p in paths:
-    if p.startswith("memory/"):
-        continue
-    if mode in ["prompt-only", "fixed-meta"] and p.startswith("meta/"):
-        continue
-    if mode == "prompt-only" and not (p.endswith(".md") or p.endswith(".txt") or p.endswith(".jinja") or p.endswith(".j2")):
-        continue
-    editable.append(p)
 
-# An edit can only change how the failed episodes went if it touches a file
-# they used (or the manifest, which shapes every episode): offer those, most
-# used first, when the failures say which files they used.
-if len(uses) > 0:
-    targeted = [p for p in used_paths if p in editable]
-    if "hyperagent.toml" in editable:
-        targeted.append("hyperagent.toml")
-    if len(targeted) > 0:
-        editable = targeted
+def describe_episode(d):
+    head = "Task " + str(d["task"]) + " (seed " + str(d["seed"]) + "): " + ("succeeded" if d["success"] else "failed: " + str(d["reason"]))
+    if d.get("stopped"):
+        head = head + "; stopped: " + str(d["stopped"])
+    lines = [head, "Goal: " + str(d["goal"])]
+    shown = d["steps"][-STEPS_SHOWN:]
+    if len(d["steps"]) > len(shown):
+        lines.append("  (" + str(len(d["steps"]) - len(shown)) + " earlier steps left out)")
+    for step in shown:
+        line = "  " + str(step["index"]) + ". " + str(step["action"]) + " " + json.dumps(step["args"])
+        if step.get("target"):
+            line = line + " on " + str(step["target"])[:120]
+        if step.get("error"):
+            line = line + " -> refused: " + str(step["error"])[:160]
+        elif step.get("result") is not None:
+            line = line + " -> " + str(step["result"])[:100]
+        if step.get("page_changed") == False:
+            line = line + " (page unchanged)"
+        lines.append(line)
+    return "\n".join(lines)
 
-# Improving the improver (hyper mode only): once earlier edits have been
-# evaluated without an accepted improvement, a step whose parent did not
-# itself just change meta/ edits this meta agent instead of the task program,
-# so that the next generations edit better. A parent that changed meta/ gets
-# a task edit, so its new meta agent is put to use.
-meta_turn = False
-if mode == "hyper" and not repair:
+
+def editable_files(paths, situation):
+    # What the engine lets this step edit (context()["editable"]); without
+    # an engine, everything but the notes.
+    rules = situation.get("editable") or {}
+    only = rules.get("only_extensions")
+    out = []
+    for p in paths:
+        if p.startswith("memory/"):
+            continue
+        if p.startswith("meta/") and not rules.get("meta", True):
+            continue
+        if p == "meta/select.py" and "editable" in situation and not rules.get("select", False):
+            continue
+        if only and not any(p.endswith(ext) for ext in only):
+            continue
+        out.append(p)
+    return out
+
+
+def files_used(failed):
+    uses = {}
+    for f in failed:
+        for p in f.get("files", []):
+            uses[p] = uses.get(p, 0) + 1
+    return uses
+
+
+def wants_meta_turn(editable, situation):
+    # Improving the improver (where meta/ may change): once two edits were
+    # evaluated without an accepted improvement, a step whose parent did not
+    # itself just change meta/ edits this meta agent, so that later steps
+    # edit better; a parent that did gets a task edit, so its new meta agent
+    # is used.
+    if "meta/improve.py" not in editable or not situation or situation.get("repair"):
+        return False
     tried = 0
     accepted = 0
     for kind, effect in situation.get("edit_effects", {}).items():
         tried = max(tried, effect.get("children", 0))
         accepted = accepted + effect.get("accepted", 0)
-    parent_changed_meta = False
     for entry in situation.get("best_of_archive", []):
         if entry.get("node") == situation.get("parent") and "meta" in entry.get("changed", []):
-            parent_changed_meta = True
-    meta_turn = tried >= 2 and accepted == 0 and not parent_changed_meta
-meta_files = [p for p in ["meta/prompt.md", "meta/improve.py"] if p in paths and mode == "hyper"]
-if meta_turn and len(meta_files) > 0:
-    editable = meta_files
-else:
-    meta_turn = False
+            return False
+    return tried >= 2 and accepted == 0
 
-# Show the files the failed episodes used (most used first) and the manifest
-# (it shapes every episode). When the failures say which files they used, the
-# others are left out: shown, their text was quoted as the snippet to replace
-# in a used file (2 of 3 edits in the first efficacy experiment failed so).
-order = used_paths + ["hyperagent.toml"]
-if len(uses) == 0:
-    order = order + [p for p in paths if p != "hyperagent.toml"]
-shown = []
-budget_chars = 6000
-for p in order:
-    if p.startswith("meta/") or p.startswith("memory/") or p not in paths:
-        continue
-    text = read_file(p)
-    if len(text) > 1500:
-        text = text[:1500] + "\n..."
-    if budget_chars - len(text) < 0:
-        break
-    budget_chars = budget_chars - len(text)
-    shown.append("### " + p + "\n" + text)
-sources = "\n\n".join(shown)
-focus = ""
-if meta_turn:
-    # The meta agent's own files, in full where they fit: they are what this step edits.
-    own = []
-    for p in meta_files:
+
+def choose_targets(paths, editable, uses, meta_turn):
+    # An edit can change how the failed episodes went only through a file
+    # they used, or the manifest: offer those, most used first.
+    if meta_turn:
+        return [p for p in ["meta/prompt.md", "meta/improve.py", "meta/select.py"] if p in editable]
+    targets = [p for p in sorted(uses.keys(), key=lambda p: -uses[p]) if p in editable]
+    if "hyperagent.toml" in editable:
+        targets.append("hyperagent.toml")
+    if len(targets) == 0:
+        targets = [p for p in editable if not p.startswith("meta/")]
+    return targets
+
+
+def show_sources(targets):
+    shown = []
+    left = SOURCES_CHARS
+    for p in targets:
         text = read_file(p)
-        if len(text) > 4000:
-            text = text[:4000] + "\n..."
-        own.append("### " + p + "\n" + text)
-    sources = "\n\n".join(own) + "\n\n" + sources[:2000]
-    detail = detail[:800]
-    focus = "Earlier edits to the task program were evaluated and none improved it. This time improve the improver: edit meta/prompt.md (the instructions you are reading now) or meta/improve.py (the script that gathers the evidence, asks for an edit and checks it) so that future edits fix failures more often. Keep it general and keep the script valid."
+        whole = len(text) <= WHOLE_FILE_CHARS
+        if not whole:
+            text = text[:WHOLE_FILE_CHARS] + "\n... (the rest is left out: edit it with SEARCH/REPLACE)"
+        if len(text) > left:
+            break
+        left = left - len(text)
+        shown.append("### " + p + (" (whole file)" if whole else " (start of the file)") + "\n" + text)
+    return "\n\n".join(shown)
 
-schema = {
-    "type": "object",
-    "properties": {
-        "reason": {"type": "string", "maxLength": 300},
-        "path": {"type": "string", "enum": editable},
-        "operation": {"type": "string", "enum": ["replace", "write"]},
-        "old": {"type": "string", "maxLength": 1500},
-        "new": {"type": "string", "maxLength": 3000},
-    },
-    "required": ["reason", "path", "operation", "old", "new"],
-}
+
+# Guards: each takes (path, before, after) and returns why the edit is
+# refused, or "" to let it through. `before` is None for a new file.
+def guard_unchanged(path, before, after):
+    # Reflowing a prompt's lines is no edit; in code, spacing is meaning.
+    if before is None:
+        return ""
+    if before == after or (not path.endswith(".py") and " ".join(before.split()) == " ".join(after.split())):
+        return "the edit left " + path + " saying what it said; change its content"
+    return ""
+
+
+def guard_gutted(path, before, after):
+    # Small models answer a rewrite with a stub that drops most of the file.
+    if before is not None and len(before) > 200 and len(after) * 3 < len(before):
+        return "the edit would shrink " + path + " from " + str(len(before)) + " to " + str(len(after)) + " characters; give the whole file"
+    return ""
+
 
 def placeholders(text):
-    # The names a prompt template fills in: {{ name }}, {{ name.attr }}, {{ name|filter }}.
     return set(re.findall(r"\{\{\s*([A-Za-z_][A-Za-z_0-9]*)", text))
 
-def same_text(path, old, new):
-    # Whether an edit left a file saying what it said: reflowing a prompt's
-    # lines is no edit (most of one run's meta edits only rejoined lines);
-    # in code, spacing can be meaning, so only identical text counts.
-    if old == new:
-        return True
-    if path.endswith(".py"):
-        return False
-    return " ".join(old.split()) == " ".join(new.split())
 
-def undo(path, before):
-    # Puts a file back as it was before a rejected edit.
-    if before is None:
-        delete_file(path)
-    else:
-        write_file(path, before)
+def guard_placeholders(path, before, after):
+    # A prompt that drops a placeholder stops showing its model that input.
+    if before is None or not path.endswith(".md"):
+        return ""
+    lost = sorted(placeholders(before) - placeholders(after))
+    if len(lost) > 0:
+        return "the edit removed " + ", ".join(["{{ " + n + " }}" for n in lost]) + " from " + path + "; keep every placeholder"
+    return ""
 
-previous = ""
-if repair:
-    # A repair round: the files below are the rejected child's; fix them.
-    previous = "the edit you made was rejected: " + "; ".join(repair["errors"])[:600] + "\nIts diff:\n" + str(repair["rejected_diff"])[:1200]
-failed_tasks = []
-for f in failed:
-    if f["task"] not in failed_tasks:
-        failed_tasks.append(f["task"])
-applied = False
-attempt = 0
-while attempt < 3 and not applied:
-    attempt = attempt + 1
-    text = prompt(failures=summary_text, detail=detail, files=files_text, sources=sources, previous=previous, situation=situation_text, focus=focus)
+
+GUARDS = [guard_unchanged, guard_gutted, guard_placeholders]
+
+
+def current(path):
     try:
-        edit = llm(text, schema=schema, max_tokens=900, temperature=0.7)
-    except ValueError as error:
-        previous = "your reply was not valid JSON: " + str(error)[:200]
-        continue
-    except RuntimeError as error:
-        # The model refused the request, most often because the prompt is
-        # longer than its context: send less evidence next time.
-        log("the meta model failed: " + str(error)[:300])
-        detail = ""
-        sources = sources[:len(sources) // 2]
-        continue
-    path = edit["path"]
-    before = None
-    try:
-        before = read_file(path)
+        return read_file(path)
     except ValueError:
-        before = None
-    if edit["operation"] == "write" and before is not None and len(edit["new"]) * 3 < len(before):
-        # Small models answer "write" with a stub (often just the path),
-        # which would throw most of the file away.
-        previous = "your write would replace " + path + " (" + str(len(before)) + " characters) with " + str(len(edit["new"])) + " characters; rewrite the whole file, or use replace with an exact snippet"
-        log(previous)
-        continue
-    try:
-        if edit["operation"] == "write":
-            write_file(path, edit["new"])
+        return None
+
+
+def restore(saved):
+    for path, text in saved.items():
+        if text is None:
+            delete_file(path)
         else:
-            replace(path, edit["old"], edit["new"])
-    except ValueError as error:
-        # Small models often quote a snippet of one file under another
-        # file's name: apply it where the snippet occurs exactly once.
-        moved = False
-        if edit["operation"] == "replace" and len(edit["old"].strip()) > 0:
-            for other in editable:
-                if moved or other == path:
-                    continue
-                text = read_file(other)
-                if text.count(edit["old"]) == 1:
-                    path = other
-                    before = text
-                    replace(other, edit["old"], edit["new"])
-                    log("the snippet was not in " + edit["path"] + "; applied it to " + other)
-                    moved = True
-        if not moved:
-            previous = "the edit could not be applied: " + str(error)[:300]
-            log(previous)
-            if before is not None and edit["operation"] == "replace":
-                # Show the file as it is, so the next "old" can be copied from it.
-                previous = previous + "\nThe file " + path + " reads:\n" + before[:1200]
-            continue
-    if before is not None and same_text(path, before, read_file(path)):
-        undo(path, before)
-        previous = "your edit left " + path + " saying what it said (only spaces or line breaks changed, or nothing); change its content"
-        log(previous)
-        continue
-    if path.endswith(".md") and before is not None:
-        # A prompt that drops a placeholder stops showing its model that
-        # input (the goal, the page, the failures): refuse such an edit.
-        lost = sorted(placeholders(before) - placeholders(read_file(path)))
-        if len(lost) > 0:
-            undo(path, before)
-            previous = "your edit removed the placeholders " + ", ".join(["{{ " + n + " }}" for n in lost]) + " from " + path + "; keep every placeholder, or the model stops seeing that input"
-            log(previous)
-            continue
+            write_file(path, text)
+
+
+def apply_candidate(label, files):
+    # Writes a candidate's files into the child, guards them and checks the
+    # program; returns (saved texts, "") or (None, why it was refused).
+    saved = {}
+    for path, text in files.items():
+        saved[path] = current(path)
+    for path, text in files.items():
+        for guard in GUARDS:
+            why = guard(path, saved[path], text)
+            if why != "":
+                return None, why
+    for path, text in files.items():
+        write_file(path, text)
     errors = check()
     if len(errors) > 0:
-        undo(path, before)
-        previous = "the edited program is invalid: " + "; ".join(errors)[:400]
-        log(previous)
-        continue
-    if quick_calls > 0 and len(failed_tasks) > 0 and not meta_turn:
-        # Run the edited child on a couple of the failed train tasks: an edit
-        # that breaks the program outright is undone before anyone evaluates it.
-        # (An edit to meta/ cannot change an episode, so it is not run.)
-        quick_calls = quick_calls - 1
-        broken = []
+        restore(saved)
+        return None, "the edited program is invalid: " + "; ".join(errors)[:500]
+    return saved, ""
+
+
+def resolve_edit(edit, targets, editable, may_create):
+    # The file an edit names (the only target when it names none) and its
+    # new text, or "" and why the edit cannot be used.
+    path = edit["path"]
+    if path is None and len(targets) == 1:
+        path = targets[0]
+    if path is None:
+        return "", "", "name the file on the line before its block"
+    before = current(path)
+    new_file = before is None and may_create and not path.startswith("meta/") and not path.startswith("memory/")
+    if path not in editable and not new_file:
+        return "", "", path + " may not be edited in this step; edit one of: " + ", ".join(targets)
+    if edit["operation"] == "write":
+        return path, edit["new"], ""
+    if before is None:
+        return "", "", path + " does not exist; give its whole text in a fenced block"
+    if before.count(edit["old"]) == 1:
+        return path, before.replace(edit["old"], edit["new"]), ""
+    # Let the editor match it tolerantly (spacing), then read the result back.
+    try:
+        replace(path, edit["old"], edit["new"])
+        after = read_file(path)
+        write_file(path, before)
+        return path, after, ""
+    except ValueError as error:
+        missed = str(error)[:120]
+    # Small models quote a snippet of one file under another's name: use it
+    # where it occurs exactly once.
+    for other in targets:
+        if other != path:
+            text = current(other)
+            if text is not None and text.count(edit["old"]) == 1:
+                log("the SEARCH text was not in " + path + "; applied it to " + other)
+                return other, text.replace(edit["old"], edit["new"]), ""
+    return "", "", "the SEARCH text is not in " + path + " (" + missed + "); copy it exactly. The file " + path + " reads:\n" + before[:1500]
+
+
+def propose(focus, targets, editable, evidence_vars, label, may_create=False, previous=""):
+    # Asks the meta model for an edit, applies and guards it, and feeds any
+    # refusal back for another try. Returns a candidate {label, files, ...}
+    # that passed (the child is left as it was) or None.
+    # Evidence shrunk for a model that refused it stays shrunk for the
+    # candidates after this one.
+    evidence = evidence_vars
+    for attempt in range(ATTEMPTS):
+        text = prompt(
+            focus=focus,
+            previous=previous,
+            patterns=evidence["patterns"],
+            episodes=evidence["episodes"],
+            files=evidence["files"],
+            sources=evidence["sources"],
+            situation=evidence["situation"],
+            repair=evidence["repair"],
+        )
+        longest = max([len(current(p) or "") for p in targets] + [0])
+        room = min(MAX_REPLY_TOKENS, REPLY_TOKENS_BESIDE_FILE + longest // 3)
         try:
-            for result in quick_eval(failed_tasks[:2]):
-                if result["defect"]:
-                    broken.append(result["defect"])
-        except ValueError as error:
-            log("quick_eval refused: " + str(error)[:200])
-        if len(broken) > 0:
-            undo(path, before)
-            previous = "the edited program failed to run: " + "; ".join(broken)[:400]
-            log(previous)
+            reply = llm(text, max_tokens=room, temperature=TEMPERATURE)
+        except RuntimeError as error:
+            # Most often a prompt longer than the meta model's context:
+            # send less evidence next time.
+            log("the meta model failed: " + str(error)[:300])
+            evidence["sources"] = evidence["sources"][:len(evidence["sources"]) // 2]
+            evidence["episodes"] = evidence["episodes"][:len(evidence["episodes"]) // 2]
             continue
-    applied = True
-    remember(("improved the improver, " if meta_turn else "") + "edited " + path + ": " + str(edit["reason"])[:200])
-    log("applied an edit to " + path)
-applied
+        parsed = parse_edits(str(reply))
+        if len(parsed["edits"]) == 0:
+            previous = "no edit was found in your reply; " + ("; ".join(parsed["problems"]) if parsed["problems"] else "write the file's path on one line, then the file in a fenced block")
+            log(label + ": " + previous[:200])
+            continue
+        files = {}
+        why = ""
+        for edit in parsed["edits"]:
+            path, new_text, why = resolve_edit(edit, targets, editable, may_create)
+            if why != "":
+                break
+            files[path] = new_text
+        if why == "":
+            saved, why = apply_candidate(label, files)
+            if saved is not None:
+                restore(saved)
+                return {"label": label, "files": files, "tries": attempt + 1, "focus": focus, "targets": targets, "may_create": may_create}
+        previous = why
+        log(label + ": " + why[:300])
+    return None
+
+
+def mine_exemplars(passed):
+    # Worked examples from successful train episodes, by code: what the goal
+    # was and what the agent did. Kept beside earlier ones, newest first.
+    lines = []
+    goals = []
+    for s in passed:
+        if len(lines) >= EXEMPLARS_MAX:
+            break
+        try:
+            d = steps(s["task"], s["seed"])
+        except ValueError:
+            continue
+        if d["goal"] in goals or len(d["steps"]) == 0 or len(d["steps"]) > EXEMPLAR_STEPS:
+            continue
+        shown = []
+        for step in d["steps"]:
+            if step.get("error"):
+                continue
+            choice = step.get("model_reply") if isinstance(step.get("model_reply"), dict) else step["args"]
+            line = json.dumps(choice)
+            if step.get("target"):
+                line = line + " on " + str(step["target"])[:100]
+            shown.append(line)
+        goals.append(d["goal"])
+        lines.append(json.dumps({"goal": d["goal"], "steps": shown}))
+    old = current(EXEMPLARS_FILE)
+    if old:
+        for line in old.split("\n"):
+            if line.strip() == "" or len(lines) >= EXEMPLARS_MAX:
+                continue
+            try:
+                if json.loads(line).get("goal") in goals:
+                    continue
+            except ValueError:
+                continue
+            lines.append(line)
+    if len(lines) == 0:
+        return None
+    return {"label": "exemplars", "files": {EXEMPLARS_FILE: "\n".join(lines) + "\n"}}
+
+
+def test_tasks(evidence, seed):
+    failed = [f["task"] for f in evidence["failed"] if seed is None or f["seed"] == seed]
+    passed = [s["task"] for s in evidence["passed"] if seed is None or s["seed"] == seed]
+    chosen = []
+    for t in failed:
+        if t not in chosen and len(chosen) < TEST_FAILED:
+            chosen.append(t)
+    for t in passed:
+        if t not in chosen and len(chosen) < TEST_FAILED + TEST_PASSED:
+            chosen.append(t)
+    return chosen, failed, passed
+
+
+def score_candidate(results, failed, passed):
+    fixed = 0
+    broken = 0
+    defects = []
+    for r in results:
+        if r.get("defect"):
+            defects.append(r["defect"])
+        if r["success"] and r["task"] in failed:
+            fixed += 1
+        if not r["success"] and r["task"] in passed:
+            broken += 1
+    return fixed, broken, defects
+
+
+def main():
+    situation = context() or {}
+    # Runs that allow only some kinds of files get no mined examples and
+    # no new files.
+    restricted = bool((situation.get("editable") or {}).get("only_extensions"))
+    quick = situation.get("quick_eval") or {}
+    quick_calls = quick.get("calls", 0)
+    quick_available = quick_calls > 0
+    quick_seed = quick.get("seed")
+    repair = situation.get("repair")
+
+    evidence = gather_evidence()
+    patterns = find_patterns(evidence["details"])
+    shown_episodes = [describe_episode(d) for d in evidence["details"][:EPISODES_SHOWN]]
+    paths = [entry["path"] for entry in list_files("")]
+    editable = editable_files(paths, situation)
+    uses = files_used(evidence["failed"])
+    meta_turn = wants_meta_turn(editable, situation)
+    targets = choose_targets(paths, editable, uses, meta_turn)
+    if len(targets) == 0:
+        log("nothing this step may edit")
+        return {"kept": None, "candidates": []}
+
+    file_lines = []
+    for p in paths:
+        note = ""
+        if p in uses:
+            note = " (used by " + str(uses[p]) + " failed episodes)"
+        elif len(uses) > 0 and not p.startswith("meta/") and not p.startswith("memory/") and p != "hyperagent.toml":
+            note = " (not used by the failed episodes)"
+        file_lines.append("- " + p + note)
+    shown_situation = {}
+    for key in ["generation", "generations_left", "parent_train_success_by_task", "edit_effects"]:
+        if key in situation:
+            shown_situation[key] = situation[key]
+    base_vars = {
+        "patterns": "\n".join(patterns) if patterns else "(no pattern stood out)",
+        "episodes": "\n\n".join(shown_episodes) if shown_episodes else "(no failed episode was recorded)",
+        "files": "\n".join(file_lines),
+        "sources": show_sources(targets),
+        "situation": str(shown_situation)[:1500],
+        "repair": ("the last edit was rejected: " + "; ".join(repair["errors"])[:600] + "\nIts diff:\n" + str(repair["rejected_diff"])[:1200]) if repair else "",
+    }
+
+    candidates = []
+    # What became of every candidate, returned to the engine for its records.
+    report = []
+    if meta_turn:
+        focus = "Earlier edits to the task program were evaluated and none improved it. Improve the improver: edit meta/prompt.md (the instructions you are reading) or meta/improve.py (the script that gathers this evidence, asks for edits, tests and keeps them) so that future edits fix failures more often. Keep it general and keep the script valid. Edit one of: " + ", ".join(targets) + "."
+        c = propose(focus, targets, editable, base_vars, "meta")
+        report.append({"label": "meta", "written_by": "model", "landed": c is not None})
+        if c:
+            candidates.append(c)
+    else:
+        if not restricted:
+            c = mine_exemplars(evidence["passed"])
+            if c:
+                report.append({"label": "exemplars", "written_by": "code", "landed": True})
+                candidates.append(c)
+        for i in range(MODEL_CANDIDATES):
+            focus = "Change ONE of these files so that the failed episodes succeed without breaking others: " + ", ".join(targets[:4]) + ". Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer."
+            if i > 0 and len(candidates) > 0:
+                focus = focus + " Try something different from your last idea."
+            c = propose(focus, targets, editable, base_vars, "edit " + str(i + 1), not restricted)
+            report.append({"label": "edit " + str(i + 1), "written_by": "model", "landed": c is not None})
+            if c:
+                candidates.append(c)
+        rules = [p for p in targets if p.endswith(RULES_SUFFIX)]
+        if len(rules) > 0:
+            focus = "Rewrite " + rules[0] + ": at most five short rules for the agent that reads it, each one line, learnt from the patterns above. General rules only: name no task and no answer."
+            c = propose(focus, [rules[0]], editable, base_vars, "rules")
+            report.append({"label": "rules", "written_by": "model", "landed": c is not None})
+            if c:
+                candidates.append(c)
+
+    # Apply, guard and test each candidate on its own; keep the best.
+    chosen_tasks, failed_tasks, passed_tasks = test_tasks(evidence, quick_seed)
+    best = None
+    best_score = None
+    tried = []
+    repairs = REPAIRS
+    index = 0
+    while index < len(candidates):
+        c = candidates[index]
+        index += 1
+        if c["files"] in tried:
+            continue
+        tried.append(c["files"])
+        entry = [r for r in report if r["label"] == c["label"]][0]
+        entry["files"] = sorted(c["files"].keys())
+        saved, why = apply_candidate(c["label"], c["files"])
+        if saved is None:
+            # Mined candidates are checked here for the first time.
+            log(c["label"] + " refused: " + why[:300])
+            entry["landed"] = False
+            continue
+        score = (0, 0)
+        if quick_available and quick_calls == 0 and not meta_turn:
+            # Out of test runs: an untested candidate does not compete with
+            # tested ones.
+            log(c["label"] + ": not tested (no quick_eval calls left)")
+            restore(saved)
+            continue
+        if quick_calls > 0 and len(chosen_tasks) > 0 and not meta_turn:
+            quick_calls -= 1
+            try:
+                results = quick_eval(chosen_tasks)
+                fixed, broken, defects = score_candidate(results, failed_tasks, passed_tasks)
+                entry["tested_on"] = len(chosen_tasks)
+                if len(defects) > 0:
+                    why = "the edited program failed to run: " + "; ".join(defects)[:400]
+                    log(c["label"] + ": " + why)
+                    entry["defects"] = len(defects)
+                    restore(saved)
+                    if "focus" in c and repairs > 0:
+                        # Back to the meta model with the error, once.
+                        repairs -= 1
+                        label = c["label"] + " repaired"
+                        again = propose(c["focus"], c["targets"], editable, base_vars, label, c["may_create"], why)
+                        report.append({"label": label, "written_by": "model", "landed": again is not None})
+                        if again:
+                            candidates.append(again)
+                    continue
+                entry["fixed"] = fixed
+                entry["broken"] = broken
+                score = (fixed - broken, fixed)
+                log(c["label"] + ": fixed " + str(fixed) + ", broke " + str(broken) + " of " + str(len(chosen_tasks)) + " train tasks")
+            except ValueError as error:
+                log("quick_eval refused: " + str(error)[:200])
+        restore(saved)
+        if score[0] < MIN_NET_FIXED:
+            continue
+        if best is None or score > best_score:
+            best = c
+            best_score = score
+    if best is None:
+        log("no candidate was kept")
+        return {"kept": None, "candidates": report}
+    saved, why = apply_candidate(best["label"], best["files"])
+    if saved is None:
+        log("the chosen candidate no longer applies: " + why[:300])
+        return {"kept": None, "candidates": report}
+    remember(("improved the improver: " if meta_turn else "") + best["label"] + " edited " + ", ".join(best["files"].keys()))
+    log("kept " + best["label"] + " (" + ", ".join(best["files"].keys()) + ")")
+    return {"kept": best["label"], "candidates": report}
+
+
+main()

@@ -24,6 +24,7 @@ pub async fn run(settings: Settings, command: BenchCommand) -> Result<ExitCode> 
     match command {
         BenchCommand::Runtime(args) => super::bench_runtime::run(settings, args).await,
         BenchCommand::Episodes(args) => super::bench_episodes::run(settings, args).await,
+        BenchCommand::Meta(args) => super::bench_meta::run(settings, args).await,
         BenchCommand::Miniwob {
             episodes,
             windows,

@@ -88,6 +88,10 @@ struct BatchSetup {
     /// The embedded engine's sequence slots (KV caches kept side by side).
     #[serde(default)]
     slots: u32,
+    /// What else differed in how the process ran (`--variant`: an
+    /// environment variable, a process priority), in words.
+    #[serde(default)]
+    variant: String,
 }
 
 impl BatchSetup {
@@ -107,6 +111,7 @@ impl BatchSetup {
             && self.concurrency == other.concurrency
             && self.threads == other.threads
             && self.slots == other.slots
+            && self.variant == other.variant
     }
 }
 
@@ -163,6 +168,7 @@ pub async fn run(mut settings: Settings, args: BenchEpisodesArgs) -> Result<Exit
                     task_model: task_model.clone(),
                     threads: settings.embedded.threads,
                     slots: settings.embedded.n_seq,
+                    variant: args.variant.clone(),
                 },
             ));
         }
@@ -193,12 +199,23 @@ pub async fn run(mut settings: Settings, args: BenchEpisodesArgs) -> Result<Exit
             measured.push(b.setup.clone());
         }
     }
-    measured.sort_by_key(|s| (s.threads, s.slots, s.concurrency));
+    measured.sort_by(|a, b| {
+        (&a.variant, a.threads, a.slots, a.concurrency).cmp(&(
+            &b.variant,
+            b.threads,
+            b.slots,
+            b.concurrency,
+        ))
+    });
     let batches: Vec<(BatchRow, Vec<EpisodeRow>)> = measured
         .iter()
         .filter_map(|setup| closed_batch(&rows, setup))
         .collect();
-    let text = render(&args, &batches, &results);
+    let defaults = DefaultSetup {
+        threads: Settings::default().embedded.threads,
+        slots: Settings::default().embedded.n_seq,
+    };
+    let text = render(&args, &defaults, &batches, &results);
     print!("{text}");
     write_section(&args.out, "episodes", &text)
         .with_context(|| format!("writing {}", args.out.display()))?;
@@ -225,6 +242,13 @@ async fn measure(
     // One window per episode in flight.
     settings.benchmarks.browser.windows = setup.concurrency;
     let program = Arc::new(load_program(dir)?);
+    // Programs are read when their batch starts: one edited since the bench
+    // started would be measured under the wrong name.
+    ensure!(
+        program.episode_hash().to_hex() == setup.program_hash,
+        "{} changed while the bench ran; rerun it to measure the new version",
+        dir.display()
+    );
     let plan = plan_suite(&settings, &args.suite, parse_split(&args.split)?)?;
     let identity = plan.identity.clone();
     let mut aliases: BTreeSet<String> = plan.aliases.clone();
@@ -379,6 +403,15 @@ fn episode_row(batch: &str, record: &EpisodeRecord) -> EpisodeRow {
     }
 }
 
+/// The program's name, with the variant it ran under if any.
+fn program_label(setup: &BatchSetup) -> String {
+    if setup.variant.is_empty() {
+        setup.program.clone()
+    } else {
+        format!("{} ({})", setup.program, setup.variant)
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -522,8 +555,15 @@ fn paired_difference(base: &[EpisodeRow], other: &[EpisodeRow]) -> Option<(f64, 
     Some((mean, mean - half, mean + half, n))
 }
 
+/// The engine setup batches are compared against.
+struct DefaultSetup {
+    threads: usize,
+    slots: u32,
+}
+
 fn render(
     args: &BenchEpisodesArgs,
+    defaults: &DefaultSetup,
     batches: &[(BatchRow, Vec<EpisodeRow>)],
     results: &Path,
 ) -> String {
@@ -583,7 +623,7 @@ fn render(
         let _ = writeln!(
             text,
             "| {} | {}/{} | {} | {} | {} ({:.1}%) | {} | {:.1} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} |",
-            b.setup.program,
+            program_label(&b.setup),
             b.setup.threads,
             b.setup.slots,
             b.setup.concurrency,
@@ -620,7 +660,7 @@ fn render(
         let _ = writeln!(
             text,
             "| {} | {}/{} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}% |",
-            b.setup.program,
+            program_label(&b.setup),
             b.setup.threads,
             b.setup.slots,
             b.setup.concurrency,
@@ -641,14 +681,29 @@ fn render(
         );
     }
     let baseline = args.programs.first().map(|p| label(p));
+    let default_setup = |s: &BatchSetup| {
+        s.variant.is_empty() && s.threads == defaults.threads && s.slots == defaults.slots
+    };
     let mut comparisons = String::new();
     for (b, e, f) in &figures {
-        if Some(&b.setup.program) == baseline.as_ref() {
-            continue;
-        }
-        let Some((_, base_episodes, base)) = figures.iter().find(|(o, _, _)| {
-            Some(&o.setup.program) == baseline.as_ref() && o.setup.same_machine_setup(&b.setup)
-        }) else {
+        // A program is compared with the baseline program, a setup with the
+        // same program in the default setup: one difference at a time.
+        let reference = if default_setup(&b.setup) {
+            if Some(&b.setup.program) == baseline.as_ref() {
+                continue;
+            }
+            figures.iter().find(|(o, _, _)| {
+                Some(&o.setup.program) == baseline.as_ref() && o.setup.same_machine_setup(&b.setup)
+            })
+        } else {
+            figures.iter().find(|(o, _, _)| {
+                o.setup.program == b.setup.program
+                    && default_setup(&o.setup)
+                    && o.setup.concurrency == b.setup.concurrency
+                    && o.setup.same_workload(&b.setup)
+            })
+        };
+        let Some((base_batch, base_episodes, base)) = reference else {
             continue;
         };
         let Some((mean, low, high, pairs)) = paired_difference(base_episodes, e) else {
@@ -656,11 +711,13 @@ fn render(
         };
         let _ = writeln!(
             comparisons,
-            "| {} vs {} | {}/{} | {} | {:.2}x | {:.2}x | {:+.1} pp [{:+.1}, {:+.1}] ({pairs} pairs) |",
-            b.setup.program,
-            baseline.as_deref().unwrap_or(""),
+            "| {} ({}/{}) vs {} ({}/{}) | {} | {:.2}x | {:.2}x | {:+.1} pp [{:+.1}, {:+.1}] ({pairs} pairs) |",
+            program_label(&b.setup),
             b.setup.threads,
             b.setup.slots,
+            program_label(&base_batch.setup),
+            base_batch.setup.threads,
+            base_batch.setup.slots,
             b.setup.concurrency,
             f.per_hour / base.per_hour.max(f64::MIN_POSITIVE),
             f.computed / base.computed.max(f64::MIN_POSITIVE),
@@ -672,14 +729,15 @@ fn render(
     if !comparisons.is_empty() {
         let _ = writeln!(
             text,
-            "\nAgainst the first program with the same threads, slots and concurrency; success paired by (task, seed), 95% \
-             interval of the mean difference (normal approximation).\n"
+            "\nEach program against the first one in the same setup, each other setup (threads/slots, variant) against the \
+             same program in the default one, at the same concurrency; success paired by (task, seed), 95% interval of the \
+             mean difference (normal approximation).\n"
         );
         let _ = writeln!(
             text,
-            "| comparison | threads/slots | concurrency | episodes/hour | prompt tokens computed/ep | success difference |"
+            "| comparison | concurrency | episodes/hour | prompt tokens computed/ep | success difference |"
         );
-        let _ = writeln!(text, "|---|---|---:|---:|---:|---|");
+        let _ = writeln!(text, "|---|---:|---:|---:|---|");
         text.push_str(&comparisons);
     }
     text.push('\n');
@@ -746,6 +804,7 @@ mod tests {
             task_model: "smollm2-135m".into(),
             threads: 2,
             slots: 4,
+            variant: String::new(),
         };
         let closing = |batch: &str| {
             Row::Batch(BatchRow {

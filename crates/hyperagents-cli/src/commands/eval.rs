@@ -1,13 +1,22 @@
 //! `hyperagents eval`: a program on a suite's split, tasks × seeds, with a
 //! progress bar, a per-task table and a summary; results go to the SQLite
 //! results store (and are reused from it) and to a JSONL file.
+//!
+//! A spent run-level budget stops the evaluation at its next safe point
+//! (exit code 3), SIGINT or SIGTERM at once (exit code 130 or 143); either
+//! way only episodes that ended on their own are stored, so the same
+//! command run again computes only the rest. The run's ledger is kept in
+//! the store (here and in `evolve`).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use hyperagents_eval::{EpisodeRecord, EvalPlan, EvalTarget, evaluate, table};
+use hyperagents_eval::ledger::{LedgerKeeper, eval_scope};
+use hyperagents_eval::{EpisodeRecord, EvalPlan, EvalTarget, Interruption, evaluate, table};
+use hyperagents_llm::accounting::Ledger;
 use hyperagents_store::{EvalStatus, NewEvalRun, ResultsStore};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -69,6 +78,8 @@ pub async fn run(settings: Settings, args: EvalArgs) -> Result<ExitCode> {
         traces,
     )
     .await?;
+    let keeper = LedgerKeeper::resume(store.clone(), eval_scope(run), ctx.router.ledger().clone())?;
+    let signals = SignalStop::install(ctx.router.ledger().clone())?;
     let domain = suite.open(&ctx).await?;
     let plan = EvalPlan {
         tasks: tasks.clone(),
@@ -111,8 +122,27 @@ pub async fn run(settings: Settings, args: EvalArgs) -> Result<ExitCode> {
         domain,
         suite: identity.clone(),
     };
-    let report = evaluate(&ctx, &target, &plan, &store, run, &on_episode).await?;
+    let saving = keep_saving(keeper.clone());
+    let outcome = evaluate(&ctx, &target, &plan, &store, run, &on_episode).await;
+    stop_saving(saving).await;
     bar.finish_and_clear();
+    keeper.save().context("saving the run's ledger")?;
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => {
+            let stored = store.run_evaluations(run).map(|r| r.len()).unwrap_or(0);
+            eprintln!(
+                "eval run {}: stopped early; the {stored} episodes that finished are stored, \
+                 and the same command again computes only the rest",
+                run.0
+            );
+            if let Some(Interruption::Stop(_)) = error.interruption() {
+                return Ok(signals.exit_code());
+            }
+            // A spent budget reaches `main` as `BudgetExhausted`: exit code 3.
+            return Err(error).with_context(|| format!("eval run {}", run.0));
+        }
+    };
 
     print!("{}", table::task_table(&report.tasks));
     println!("{}", table::summary_line(&report.summary, Some(&report)));
@@ -168,6 +198,81 @@ pub(super) fn open_store(
     let store = ResultsStore::open(&path)
         .with_context(|| format!("opening the results store {}", path.display()))?;
     Ok((store, path))
+}
+
+/// SIGINT and SIGTERM ask the run to stop at its next safe point (through
+/// its ledger, which every part of the run watches); a second signal ends
+/// the process at once.
+pub(super) struct SignalStop {
+    /// The number of the first signal received.
+    received: Arc<OnceLock<u8>>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl SignalStop {
+    pub(super) fn install(ledger: Ledger) -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let received = Arc::new(OnceLock::new());
+        let first = received.clone();
+        let watcher = tokio::spawn(async move {
+            loop {
+                // Linux's numbers; the exit code is 128 + the number, as a
+                // shell reports a process the signal ended.
+                let (name, number) = tokio::select! {
+                    Some(()) = interrupt.recv() => ("SIGINT", 2u8),
+                    Some(()) = terminate.recv() => ("SIGTERM", 15u8),
+                    else => return,
+                };
+                if first.set(number).is_err() {
+                    eprintln!("{name} again: quitting at once");
+                    std::process::exit(128 + i32::from(number));
+                }
+                eprintln!(
+                    "{name}: stopping at the next safe point; work cut short is not stored \
+                     ({name} again quits at once)"
+                );
+                ledger.request_stop(name);
+            }
+        });
+        Ok(Self { received, watcher })
+    }
+
+    /// 128 + the number of the signal that stopped the run (130 for SIGINT,
+    /// 143 for SIGTERM); 130 if none did.
+    pub(super) fn exit_code(&self) -> ExitCode {
+        ExitCode::from(128 + self.received.get().copied().unwrap_or(2))
+    }
+}
+
+impl Drop for SignalStop {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+/// Saves the run's ledger every few seconds until [`stop_saving`] (callers
+/// save it once more at the end): a killed process loses at most those
+/// seconds of spend and wall time.
+pub(super) fn keep_saving(keeper: LedgerKeeper) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            ticker.tick().await;
+            // Saved inline (a small transaction), so the task is only ever
+            // cancelled between saves, never during one.
+            if let Err(error) = keeper.save() {
+                tracing::warn!(%error, "cannot save the run's ledger");
+            }
+        }
+    })
+}
+
+/// Ends [`keep_saving`]'s task and waits until it has.
+pub(super) async fn stop_saving(saving: tokio::task::JoinHandle<()>) {
+    saving.abort();
+    let _ = saving.await;
 }
 
 fn status_word(record: &EpisodeRecord) -> &'static str {

@@ -1,5 +1,11 @@
 //! `hyperagents evolve` (run or resume an evolution run) and
 //! `hyperagents status` (its nodes, scores and latest events).
+//!
+//! A spent run-level budget stops a run at its next safe point (exit code
+//! 3), SIGINT or SIGTERM at once (exit code 130 or 143); the run is left
+//! stopped and resumable, with nothing cut short stored. Its ledger (spend
+//! per role, wall time) is kept in the store under the run's id, so
+//! `resume` continues counting where the run left off.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -7,6 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use hyperagents_domain::Split;
+use hyperagents_eval::Interruption;
+use hyperagents_eval::ledger::{LedgerKeeper, evolution_scope};
 use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
 use hyperagents_miniwob::split::fnv1a64;
 use hyperagents_program::copy_program;
@@ -14,7 +22,7 @@ use hyperagents_runtime::improve::ImproveConfig;
 use hyperagents_store::{NodeStatus, RunMode};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::eval::open_store;
+use super::eval::{SignalStop, keep_saving, open_store, stop_saving};
 use super::programs::{episode_aliases, load_program, run_context};
 use super::suites::plan_suite;
 use crate::cli::{CompareArgs, EvolveArgs, ReportArgs, ResumeArgs, StatusArgs};
@@ -120,6 +128,14 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
     let identity = suite.identity.clone();
     let domain = suite.open(&ctx).await?;
     let (store, _) = open_store(&settings, args.store.as_deref())?;
+    // Before the run's first model call: a resumed run's budgets count what
+    // its earlier sessions spent, and its wall time goes on from theirs.
+    let keeper = LedgerKeeper::resume(
+        store.clone(),
+        evolution_scope(&args.run),
+        ctx.router.ledger().clone(),
+    )?;
+    let signals = SignalStop::install(ctx.router.ledger().clone())?;
     let evolution = Evolution {
         episodes: ctx.clone(),
         meta: ctx,
@@ -163,8 +179,30 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
         args.run.clone(),
         args.generations * args.children as u64,
     );
+    let saving = keep_saving(keeper.clone());
     let outcome = evolution.run(&seed_program).await;
+    stop_saving(saving).await;
     progress.abort();
+    keeper.save().context("saving the run's ledger")?;
+    if let Err(error) = &outcome
+        && let Some(cause) = error.interruption()
+    {
+        eprintln!(
+            "run `{}` stopped early; nothing cut short was stored. `hyperagents resume {}` \
+             continues it{}",
+            args.run,
+            args.run,
+            if matches!(cause, Interruption::Budget(_)) {
+                " once the budget allows"
+            } else {
+                ""
+            }
+        );
+        if matches!(cause, Interruption::Stop(_)) {
+            return Ok(signals.exit_code());
+        }
+    }
+    // A spent budget reaches `main` as `BudgetExhausted`: exit code 3.
     let stats = outcome.with_context(|| format!("evolution run `{}`", args.run))?;
     println!("generation  valid  failed   best   mean  improvement  archive  best node  test");
     for g in &stats {
@@ -435,7 +473,7 @@ fn resolve_node(runs: &Path, spec: &str) -> Result<PathBuf> {
 /// Writes to `out` the program `base` with its `meta/` replaced by the one of
 /// `donor` (meta-level transfer). An `out` left by an earlier start of the
 /// same run is rebuilt, so a resume composes the same program.
-fn transplant_meta(base: &Path, donor: &Path, out: &Path) -> Result<()> {
+pub(super) fn transplant_meta(base: &Path, donor: &Path, out: &Path) -> Result<()> {
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("removing {}", out.display()))?;
     }
@@ -459,7 +497,7 @@ fn transplant_meta(base: &Path, donor: &Path, out: &Path) -> Result<()> {
 
 /// `count` tasks drawn from `tasks` in an order fixed by the run seed, kept
 /// in their suite order: stage 1's sample is the same on every resume.
-fn sample_tasks(tasks: &[String], count: usize, seed: u64) -> Vec<String> {
+pub(super) fn sample_tasks(tasks: &[String], count: usize, seed: u64) -> Vec<String> {
     let mut keyed: Vec<(u64, usize)> = tasks
         .iter()
         .enumerate()

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_episodes;
+mod bench_meta;
 mod bench_miniwob;
 mod bench_runtime;
 mod chat;

@@ -24,7 +24,11 @@ schema = {
     },
     "required": ["action", "ref", "text"],
 }
-text = prompt(goal=args["goal"], observation=args["observation"], history=args["history"], actions=available)
+# Rules this program has learnt, and a solved example of the most similar
+# goal (both kept in the program's own files; empty until added).
+rules = read_file("skills/choose_action/rules.md").strip()
+examples = recall(args["goal"], 1)
+text = prompt(goal=args["goal"], observation=args["observation"], history=args["history"], actions=available, rules=rules, examples=examples)
 choice = llm(text, schema=schema, max_tokens=96, temperature=0)
 name = choice["action"]
 if name not in names:
