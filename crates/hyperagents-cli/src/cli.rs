@@ -475,6 +475,9 @@ pub struct BenchEpisodesArgs {
     /// Where to write the report section.
     #[arg(long, default_value = "BENCHMARKS.md")]
     pub out: PathBuf,
+    /// The report section's name (several workloads can each keep one).
+    #[arg(long, default_value = "episodes")]
+    pub section: String,
 }
 
 #[derive(Debug, Args)]

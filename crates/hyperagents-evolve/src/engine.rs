@@ -660,6 +660,23 @@ impl Evolution {
         Ok(candidates)
     }
 
+    /// A node's mean score per train task on its latest stage (the full
+    /// stage if it reached it).
+    fn task_scores(&self, node: &str) -> Result<BTreeMap<String, f64>, EvolveError> {
+        let run = &self.settings.run_id;
+        let stage = if self.store.node_eval_run(run, node, FULL)?.is_some() {
+            FULL
+        } else {
+            STAGE1
+        };
+        Ok(self
+            .store
+            .node_task_stats(run, node, stage)?
+            .into_iter()
+            .filter_map(|t| t.mean_score.map(|score| (t.task, score)))
+            .collect())
+    }
+
     /// Parents chosen by the best node's own selection script
     /// (`meta.select`), or by the configured policy when it has none or the
     /// script fails or answers nonsense. Also returns what was used, for the
@@ -725,24 +742,22 @@ impl Evolution {
             .source(script.as_str())
             .ok_or_else(|| format!("{node}: {} is not readable text", script.as_str()))?
             .to_string();
+        let mut shown = Vec::new();
+        for c in candidates.iter().filter(|c| c.valid) {
+            shown.push(json!({
+                "node": c.node.0,
+                "score": c.score,
+                "children": c.children,
+                "task_successes": c.task_successes,
+                // Mean benchmark score per train task: partial progress
+                // (MiniWoB's raw reward) that success rates round away; for a
+                // selection script's own auxiliary metrics, never the
+                // official score.
+                "task_scores": self.task_scores(&c.node.0).map_err(|e| e.to_string())?,
+            }));
+        }
         let mut inputs = serde_json::Map::new();
-        inputs.insert(
-            "candidates".into(),
-            serde_json::Value::Array(
-                candidates
-                    .iter()
-                    .filter(|c| c.valid)
-                    .map(|c| {
-                        json!({
-                            "node": c.node.0,
-                            "score": c.score,
-                            "children": c.children,
-                            "task_successes": c.task_successes,
-                        })
-                    })
-                    .collect(),
-            ),
-        );
+        inputs.insert("candidates".into(), serde_json::Value::Array(shown));
         inputs.insert("count".into(), json!(count));
         inputs.insert("seed".into(), json!(seed));
         inputs.insert("generation".into(), json!(generation));

@@ -741,6 +741,34 @@ async fn the_best_nodes_selection_script_chooses_parents_and_a_broken_one_falls_
         event.payload["parents"],
         serde_json::json!(["seed", "seed"])
     );
+
+    // A script may rank by its own metric: each candidate carries its mean
+    // score per train task (here it fails with an IndexError, and falls back,
+    // unless the seed's scores are there).
+    let third = tempfile::tempdir().unwrap();
+    let seed = hyperagents_testkit::seed_copy(third.path());
+    std::fs::write(
+        seed.join("meta/select.py"),
+        "scored = [c for c in candidates if len(c[\"task_scores\"]) > 0 and sum(c[\"task_scores\"].values()) >= 0]\n[scored[0][\"node\"]] * count\n",
+    )
+    .unwrap();
+    let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
+    let mut scored = evolution(third.path(), RunMode::Hyper, task_model(), meta).await;
+    scored.settings.program_selection = true;
+    scored.settings.generations = 1;
+    scored.run(&seed).await.unwrap();
+    let event = scored
+        .store
+        .events("run", 0)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "parents")
+        .unwrap();
+    assert!(
+        event.payload["selector"].get("fallback").is_none(),
+        "{}",
+        event.payload
+    );
 }
 
 /// A meta double whose edit depends only on the request's seed, so a resumed

@@ -1,6 +1,8 @@
 # Parent selection: which archive nodes get children next generation.
-# Inputs: candidates (list of {node, score, children, task_successes}), count,
-# seed (an integer for reproducible draws), generation. Returns `count` node ids.
+# Inputs: candidates (list of {node, score, children, task_successes,
+# task_scores}: success rate and mean benchmark score, partial progress
+# included, per train task), count, seed (an integer for reproducible draws),
+# generation. Returns `count` node ids.
 # The default mirrors DGM-H: a sigmoid around the mean of the top 3 scores,
 # times a penalty for nodes that already have many children. The engine falls
 # back to its configured policy if this script fails or answers nonsense.

@@ -96,13 +96,12 @@ struct BatchSetup {
 
 impl BatchSetup {
     /// Whether two batches ran the same workload (they may differ in
-    /// program, concurrency, threads and slots).
+    /// program, task model, concurrency, threads and slots).
     fn same_workload(&self, other: &BatchSetup) -> bool {
         self.suite == other.suite
             && self.tasks == other.tasks
             && self.seeds == other.seeds
             && self.max_steps == other.max_steps
-            && self.task_model == other.task_model
     }
 
     /// Whether two batches differ only in their program.
@@ -112,6 +111,7 @@ impl BatchSetup {
             && self.threads == other.threads
             && self.slots == other.slots
             && self.variant == other.variant
+            && self.task_model == other.task_model
     }
 }
 
@@ -211,15 +211,25 @@ pub async fn run(mut settings: Settings, args: BenchEpisodesArgs) -> Result<Exit
         .iter()
         .filter_map(|setup| closed_batch(&rows, setup))
         .collect();
+    let default_settings = Settings::default();
     let defaults = DefaultSetup {
-        threads: Settings::default().embedded.threads,
-        slots: Settings::default().embedded.n_seq,
+        threads: default_settings.embedded.threads,
+        slots: default_settings.embedded.n_seq,
+        task_model: default_settings
+            .roles
+            .get("task")
+            .cloned()
+            .unwrap_or_default(),
     };
     let text = render(&args, &defaults, &batches, &results);
     print!("{text}");
-    write_section(&args.out, "episodes", &text)
+    write_section(&args.out, &args.section, &text)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    println!("wrote the episodes section of {}", args.out.display());
+    println!(
+        "wrote the {} section of {}",
+        args.section,
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -403,12 +413,20 @@ fn episode_row(batch: &str, record: &EpisodeRecord) -> EpisodeRow {
     }
 }
 
-/// The program's name, with the variant it ran under if any.
-fn program_label(setup: &BatchSetup) -> String {
-    if setup.variant.is_empty() {
+/// The program's name, with the task model and variant it ran under when
+/// they are not the defaults.
+fn program_label(setup: &BatchSetup, defaults: &DefaultSetup) -> String {
+    let mut notes = Vec::new();
+    if setup.task_model != defaults.task_model {
+        notes.push(setup.task_model.as_str());
+    }
+    if !setup.variant.is_empty() {
+        notes.push(setup.variant.as_str());
+    }
+    if notes.is_empty() {
         setup.program.clone()
     } else {
-        format!("{} ({})", setup.program, setup.variant)
+        format!("{} ({})", setup.program, notes.join(", "))
     }
 }
 
@@ -555,10 +573,11 @@ fn paired_difference(base: &[EpisodeRow], other: &[EpisodeRow]) -> Option<(f64, 
     Some((mean, mean - half, mean + half, n))
 }
 
-/// The engine setup batches are compared against.
+/// The setup batches are compared against.
 struct DefaultSetup {
     threads: usize,
     slots: u32,
+    task_model: String,
 }
 
 fn render(
@@ -577,13 +596,12 @@ fn render(
         text,
         "## Where an episode's time goes (`hyperagents bench episodes`)\n"
     );
-    let first = batches.first().map(|(b, _)| &b.setup);
     let _ = writeln!(
         text,
         "Written by `hyperagents bench episodes --program {} --suite {} --split {} --seeds {} --concurrency {} --max-steps {}{}`. \
          The response cache is off and every episode runs again (a scratch results store), so every prompt token is either \
-         computed or reused from the engine's KV cache. Task model: `{}`; episodes end after {} environment actions; \
-         `threads/slots`: the embedded engine's threads and sequence slots. Per-episode rows: `{}`.\n",
+         computed or reused from the engine's KV cache. Task model: `{}` unless a row names another; episodes end after {} \
+         environment actions; `threads/slots`: the embedded engine's threads and sequence slots. Per-episode rows: `{}`.\n",
         programs.join(" --program "),
         args.suite,
         args.split,
@@ -599,7 +617,7 @@ fn render(
         } else {
             format!(" --tasks {}", args.tasks.join(","))
         },
-        first.map_or("-", |s| s.task_model.as_str()),
+        defaults.task_model,
         args.max_steps,
         results.display(),
     );
@@ -623,7 +641,7 @@ fn render(
         let _ = writeln!(
             text,
             "| {} | {}/{} | {} | {} | {} ({:.1}%) | {} | {:.1} | {:.0} | {:.0}% | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} |",
-            program_label(&b.setup),
+            program_label(&b.setup, defaults),
             b.setup.threads,
             b.setup.slots,
             b.setup.concurrency,
@@ -660,7 +678,7 @@ fn render(
         let _ = writeln!(
             text,
             "| {} | {}/{} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2}% |",
-            program_label(&b.setup),
+            program_label(&b.setup, defaults),
             b.setup.threads,
             b.setup.slots,
             b.setup.concurrency,
@@ -682,7 +700,10 @@ fn render(
     }
     let baseline = args.programs.first().map(|p| label(p));
     let default_setup = |s: &BatchSetup| {
-        s.variant.is_empty() && s.threads == defaults.threads && s.slots == defaults.slots
+        s.variant.is_empty()
+            && s.threads == defaults.threads
+            && s.slots == defaults.slots
+            && s.task_model == defaults.task_model
     };
     let mut comparisons = String::new();
     for (b, e, f) in &figures {
@@ -712,10 +733,10 @@ fn render(
         let _ = writeln!(
             comparisons,
             "| {} ({}/{}) vs {} ({}/{}) | {} | {:.2}x | {:.2}x | {:+.1} pp [{:+.1}, {:+.1}] ({pairs} pairs) |",
-            program_label(&b.setup),
+            program_label(&b.setup, defaults),
             b.setup.threads,
             b.setup.slots,
-            program_label(&base_batch.setup),
+            program_label(&base_batch.setup, defaults),
             base_batch.setup.threads,
             base_batch.setup.slots,
             b.setup.concurrency,
