@@ -70,10 +70,37 @@ pub struct Element {
     pub color: Option<String>,
     pub background: Option<String>,
     /// Position and size in the viewport, CSS pixels.
+    #[serde(deserialize_with = "pixels")]
     pub x: i64,
+    #[serde(deserialize_with = "pixels")]
     pub y: i64,
+    #[serde(deserialize_with = "pixels")]
     pub w: i64,
+    #[serde(deserialize_with = "pixels")]
     pub h: i64,
+}
+
+/// A coordinate as the page's layout gave it: the helper rounds it, but a
+/// transformed SVG can place an element at `1e30` or at a non-finite
+/// position (`null` once serialized). Saturated into `i64` (null is 0)
+/// rather than failing the whole observation over one element.
+fn pixels<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    match Value::deserialize(deserializer)? {
+        // `as` saturates, and maps NaN to 0.
+        Value::Number(n) => Ok(n
+            .as_i64()
+            .unwrap_or_else(|| n.as_f64().map_or(0, |f| f.round() as i64))),
+        Value::Null => Ok(0),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a number of pixels, got {}",
+            match other {
+                Value::Bool(_) => "a boolean",
+                Value::String(_) => "a string",
+                Value::Array(_) => "an array",
+                _ => "an object",
+            }
+        ))),
+    }
 }
 
 /// Everything one observation saw.
@@ -109,8 +136,7 @@ pub async fn collect(
         },
     });
     let value = page.call("observe", &[options]).await?;
-    let observation: Observation = serde_json::from_value(value)
-        .map_err(|e| BrowserError::Script(format!("unexpected observation shape: {e}")))?;
+    let observation = Observation::from_helper(value)?;
     if let Some(highest) = observation.elements.iter().map(|e| e.reference).max() {
         page.saw_refs(highest);
     }
@@ -139,6 +165,18 @@ impl Default for Layout {
 }
 
 impl Observation {
+    /// Reads what the isolated-world helper's `observe` returned. An
+    /// unexpected shape is an error naming the field (`elements[3].tag`).
+    pub fn from_helper(value: Value) -> Result<Self, BrowserError> {
+        serde_path_to_error::deserialize(value).map_err(|error| {
+            BrowserError::Script(format!(
+                "observe: the helper's observation has an unexpected shape at `{}`: {}",
+                error.path(),
+                error.inner()
+            ))
+        })
+    }
+
     /// Renders the observation for a model within `max_tokens`.
     pub fn render(&self, max_tokens: usize, tabs: &[TabInfo]) -> RenderedObservation {
         self.render_with(max_tokens, tabs, Layout::default())
@@ -152,9 +190,14 @@ impl Observation {
         layout: Layout,
     ) -> RenderedObservation {
         let mut text = String::new();
-        text.push_str(&format!("url: {}\n", self.url));
+        // The page chooses its URL and title (a `data:` URL, a megabyte of
+        // title): clipped, so the cap holds whatever the page does.
+        text.push_str(&format!("url: {}\n", clip(&self.url, MAX_HEADER_CHARS)));
         if !self.title.is_empty() {
-            text.push_str(&format!("title: {}\n", quote(&self.title)));
+            text.push_str(&format!(
+                "title: {}\n",
+                quote(&clip(&self.title, MAX_HEADER_CHARS))
+            ));
         }
         if tabs.len() > 1 {
             let listed: Vec<String> = tabs
@@ -164,9 +207,9 @@ impl Observation {
                         "[{}] {}{}",
                         tab.index,
                         if tab.url.is_empty() {
-                            "(loading)"
+                            "(loading)".to_string()
                         } else {
-                            &tab.url
+                            clip(&tab.url, MAX_HEADER_CHARS)
                         },
                         if tab.current { " (current)" } else { "" }
                     )
@@ -284,6 +327,17 @@ pub fn render_element_with(element: &Element, layout: Layout) -> String {
         ));
     }
     line
+}
+
+/// The longest URL or title an observation shows, in characters.
+pub const MAX_HEADER_CHARS: usize = 500;
+
+/// At most `max` characters of `text`, `…` marking a cut.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
 }
 
 /// A JSON string literal: unambiguous quoting for any text.

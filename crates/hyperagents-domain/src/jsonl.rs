@@ -13,6 +13,7 @@
 //! [`JsonlSuite::with_judge`]; without one their scoring fails with a clear
 //! error. `command` scorers run in the suite file's directory.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -95,10 +96,7 @@ impl std::fmt::Debug for JsonlSuite {
 impl JsonlSuite {
     /// Reads and validates a suite file; every error names `file:line`.
     pub fn load(path: &Path) -> Result<Self, DomainError> {
-        let text = fs_err::read_to_string(path).map_err(|source| DomainError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = crate::read_task_file(path)?;
         let file = path.display().to_string();
         let name = format!(
             "jsonl:{}",
@@ -128,6 +126,8 @@ impl JsonlSuite {
     /// (if it has one) is where `command` scorers run.
     pub fn parse(name: &str, file: &str, text: &str) -> Result<Self, DomainError> {
         let mut tasks: Vec<JsonlTask> = Vec::new();
+        // A set, so a suite of many tasks is not checked in quadratic time.
+        let mut ids = HashSet::new();
         let error = |line: usize, message: String| DomainError::Parse {
             file: file.to_string(),
             line,
@@ -151,7 +151,7 @@ impl JsonlSuite {
                     ));
                 }
             };
-            if tasks.iter().any(|t| t.id == id) {
+            if !ids.insert(id.clone()) {
                 return Err(error(line_no, format!("duplicate task id `{id}`")));
             }
             let expected = match line.expected {

@@ -58,6 +58,29 @@ pub enum DomainError {
     Scoring(String),
 }
 
+/// Reads a task file as text. A file that cannot be read is
+/// [`DomainError::Io`]; one that is not UTF-8 is [`DomainError::Parse`] at
+/// the line of its first invalid byte, like any other fault in its content.
+pub fn read_task_file(path: &std::path::Path) -> Result<String, DomainError> {
+    let bytes = fs_err::read(path).map_err(|source| DomainError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    String::from_utf8(bytes).map_err(|error| {
+        let valid = error.utf8_error().valid_up_to();
+        let line = error.as_bytes()[..valid]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        DomainError::Parse {
+            file: path.display().to_string(),
+            line,
+            message: format!("not UTF-8 text (an invalid byte at offset {valid})"),
+        }
+    })
+}
+
 /// A primitive action an environment accepts, described for agents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionSpec {

@@ -839,13 +839,26 @@ impl Evolution {
         }
         // Collected first, so the run's future stays `Send` (a lazy map's
         // closure over borrowed parents defeats the compiler's proof).
+        // Each attempt announces what it made, so a child identical to a
+        // lower-numbered sibling is the duplicate whichever finishes first.
+        let (made_senders, made_receivers): (Vec<_>, Vec<_>) = parents
+            .iter()
+            .map(|_| tokio::sync::watch::channel(None))
+            .unzip();
+        let made_receivers = &made_receivers;
         let attempts: Vec<_> = parents
             .iter()
+            .zip(made_senders)
             .enumerate()
-            .map(|(index, parent)| {
+            .map(|(index, (parent, announce))| {
                 let child = format!("g{generation}c{index}");
                 let parent = parent.0.clone();
-                async move { self.attempt(generation, &parent, &child).await }
+                let siblings = Siblings {
+                    index,
+                    announce,
+                    earlier: &made_receivers[..index],
+                };
+                async move { self.attempt(generation, &parent, &child, siblings).await }
             })
             .collect();
         // Children run side by side: one child's meta step overlaps another's
@@ -929,16 +942,21 @@ impl Evolution {
         generation: u64,
         parent: &str,
         child: &str,
+        siblings: Siblings<'_>,
     ) -> Result<NodeStatus, EvolveError> {
         let run = &self.settings.run_id;
         if let Some(existing) = self.store.node(run, child)? {
+            // Stored: later siblings find it in the archive.
+            drop(siblings.announce);
             if existing.status == NodeStatus::Valid {
                 self.evaluate_child(generation, parent, child).await?;
             }
             return Ok(existing.status);
         }
         self.check_run_limit()?;
-        let mut made = self.make_child(generation, parent, child, None).await?;
+        let mut made = self
+            .make_child(generation, parent, child, None, &siblings)
+            .await?;
         if made.errors.is_empty() && self.settings.smoke {
             made.errors = self.smoke(generation, child).await?;
         }
@@ -963,7 +981,7 @@ impl Evolution {
             let first_round_tokens = made.meta_tokens;
             let first_round_cost = made.meta_cost;
             made = self
-                .make_child(generation, parent, child, Some(&repair))
+                .make_child(generation, parent, child, Some(&repair), &siblings)
                 .await?;
             made.meta_tokens += first_round_tokens;
             made.meta_cost += first_round_cost;
@@ -980,6 +998,10 @@ impl Evolution {
         } else {
             NodeStatus::Invalid
         };
+        // Final from here on: later siblings compare against it.
+        let _ = siblings.announce.send(Some(
+            (status == NodeStatus::Valid).then(|| made.program_hash.clone()),
+        ));
         self.store.insert_node(&NewNode {
             run_id: run.clone(),
             node_id: child.into(),
@@ -1238,6 +1260,7 @@ impl Evolution {
         parent: &str,
         child: &str,
         repair: Option<&Repair>,
+        siblings: &Siblings<'_>,
     ) -> Result<MadeChild, EvolveError> {
         let parent_dir = self.node_dir(parent);
         let child_dir = self.node_dir(child);
@@ -1383,7 +1406,10 @@ impl Evolution {
                 String::new()
             }
         };
-        let duplicate = !program_hash.is_empty() && self.duplicate_of(&program_hash)?;
+        let duplicate = !program_hash.is_empty()
+            && self
+                .duplicate_of(&program_hash, generation, siblings)
+                .await?;
         if errors.is_empty() && duplicate {
             errors.push("identical to a program already in the archive".into());
         }
@@ -1403,12 +1429,41 @@ impl Evolution {
         })
     }
 
-    fn duplicate_of(&self, program_hash: &str) -> Result<bool, EvolveError> {
-        Ok(self
-            .store
-            .nodes(&self.settings.run_id)?
-            .iter()
-            .any(|n| n.status == NodeStatus::Valid && n.program_hash == program_hash))
+    /// Whether a valid node made before this child holds `program_hash`:
+    /// one of an earlier generation, or a lower-numbered sibling (stored, or
+    /// made in this process and awaited). Higher-numbered siblings never
+    /// count, so which of two identical siblings is refused does not depend
+    /// on which finished first, nor on a kill and resume in between.
+    async fn duplicate_of(
+        &self,
+        program_hash: &str,
+        generation: u64,
+        siblings: &Siblings<'_>,
+    ) -> Result<bool, EvolveError> {
+        let sibling_prefix = format!("g{generation}c");
+        let in_archive = self.store.nodes(&self.settings.run_id)?.iter().any(|n| {
+            let made_before = n.generation < generation
+                || n.node_id
+                    .strip_prefix(&sibling_prefix)
+                    .and_then(|index| index.parse::<usize>().ok())
+                    .is_some_and(|index| index < siblings.index);
+            made_before && n.status == NodeStatus::Valid && n.program_hash == program_hash
+        });
+        if in_archive {
+            return Ok(true);
+        }
+        for earlier in siblings.earlier {
+            let mut earlier = earlier.clone();
+            // A sibling that stopped without announcing (stored already, or
+            // cut short) made nothing to compare with here.
+            let Ok(made) = earlier.wait_for(Option::is_some).await else {
+                continue;
+            };
+            if made.as_ref().and_then(Option::as_deref) == Some(program_hash) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// A folder holding the trajectories a parent's meta agent learns from:
@@ -1492,6 +1547,15 @@ impl Paired {
 struct RecordedGenerations {
     begun: BTreeSet<u64>,
     finished: BTreeSet<u64>,
+}
+
+/// One attempt's view of its generation's other attempts.
+struct Siblings<'a> {
+    index: usize,
+    /// Sent once the attempt's node is final: its hash if valid.
+    announce: tokio::sync::watch::Sender<Option<Option<String>>>,
+    /// What the lower-numbered siblings made.
+    earlier: &'a [tokio::sync::watch::Receiver<Option<Option<String>>>],
 }
 
 struct MadeChild {

@@ -1071,3 +1071,36 @@ async fn a_stop_request_stops_the_run_resumably() {
     assert_eq!(stats, reference_stats);
     assert_eq!(archive_of(&resumed.store), archive_of(&reference.store));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_identical_siblings_the_lower_numbered_is_kept_whichever_finishes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every meta step writes the same file; the first request (the first
+    // child's) is slow, so the second child is made first.
+    let first = Arc::new(AtomicUsize::new(0));
+    let meta = ScriptedModel::new(move |_| {
+        if first.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+        }
+        whole_file(
+            "skills/reason/prompt.md",
+            "Question: {{ question }}\nAnswer with the number only.",
+        )
+    });
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
+    evo.settings.generations = 1;
+    evo.run(&mechanics_seed()).await.unwrap();
+    let nodes = evo.store.nodes("run").unwrap();
+    let status = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| n.node_id == id)
+            .map(|n| (n.status, n.validation_errors.to_string()))
+            .unwrap()
+    };
+    let (first_child, _) = status("g1c0");
+    let (second_child, errors) = status("g1c1");
+    assert_eq!(first_child, NodeStatus::Valid);
+    assert_eq!(second_child, NodeStatus::Invalid);
+    assert!(errors.contains("identical"), "{errors}");
+}

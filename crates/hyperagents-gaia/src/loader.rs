@@ -6,6 +6,7 @@
 //! and optionally `file_path` and `Annotator Metadata`. Any other field, a missing required one,
 //! a duplicate id or an attachment that cannot be found is an error naming `file:line`.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use hyperagents_domain::DomainError;
@@ -82,10 +83,7 @@ impl GaiaSuite {
     /// without one (GAIA's top folder) is an error that lists the split folders found below it.
     pub fn load(path: &Path) -> Result<Self, DomainError> {
         let metadata = locate_metadata(path)?;
-        let text = fs_err::read_to_string(&metadata).map_err(|source| DomainError::Io {
-            path: metadata.display().to_string(),
-            source,
-        })?;
+        let text = hyperagents_domain::read_task_file(&metadata)?;
         let dir = metadata.parent().unwrap_or(Path::new(".")).to_path_buf();
         let name = suite_name(&dir);
         Self::parse(&name, &metadata, &text)
@@ -98,6 +96,8 @@ impl GaiaSuite {
         let dir = metadata.parent().unwrap_or(Path::new("."));
         let canonical_metadata = std::fs::canonicalize(metadata).ok();
         let mut tasks: Vec<GaiaTask> = Vec::new();
+        // A set, so a file of many tasks is not checked in quadratic time.
+        let mut ids = HashSet::new();
         for (index, raw) in text.lines().enumerate() {
             let line_no = index + 1;
             let error = |message: String| DomainError::Parse {
@@ -115,7 +115,7 @@ impl GaiaSuite {
             if task_id.is_empty() {
                 return Err(error("`task_id` is empty".into()));
             }
-            if tasks.iter().any(|t| t.task_id == task_id) {
+            if !ids.insert(task_id.clone()) {
                 return Err(error(format!("duplicate task_id `{task_id}`")));
             }
             let level = parse_level(&line.level).map_err(|m| error(format!("`Level`: {m}")))?;

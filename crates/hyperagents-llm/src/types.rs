@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::LlmError;
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -225,6 +227,40 @@ pub struct ChatResponse {
     /// (the embedded engine); `None` for remote ones and cache hits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<ComputeTiming>,
+}
+
+impl ChatResponse {
+    /// The text of a reply to a request with a JSON schema, parsed. Text that
+    /// is not JSON is [`LlmError::MalformedResponse`] naming `model`, where the
+    /// JSON broke (line and column), whether the token limit cut it off, and
+    /// the start of the text.
+    pub fn json_output(&self, model: &ModelDescriptor) -> Result<serde_json::Value, LlmError> {
+        serde_json::from_str(&self.text).map_err(|error| LlmError::MalformedResponse {
+            provider: model.provider.clone(),
+            model: model.model.clone(),
+            message: format!(
+                "the output is not the JSON its schema asked for ({error}{}): {}",
+                if self.finish_reason == FinishReason::Length {
+                    "; the token limit cut it off"
+                } else {
+                    ""
+                },
+                quote_start(&self.text, MAX_QUOTED_CHARS)
+            ),
+        })
+    }
+}
+
+/// How much of a malformed reply an error quotes.
+const MAX_QUOTED_CHARS: usize = 300;
+
+/// The first `max_chars` characters of `text` as a quoted string, `…` marking a cut.
+fn quote_start(text: &str, max_chars: usize) -> String {
+    let mut quoted: String = text.chars().take(max_chars).collect();
+    if text.chars().nth(max_chars).is_some() {
+        quoted.push('…');
+    }
+    format!("{quoted:?}")
 }
 
 /// How a request's latency divides inside a provider that computes it

@@ -73,7 +73,7 @@ pub fn parse_edits(text: &str) -> ParsedReply {
     while i < lines.len() {
         let line = lines[i];
         if is_search_marker(line) {
-            i = read_search_replace(&lines, i, current_path.clone(), &mut reply);
+            i = read_search_replace(&lines, 0, i, current_path.clone(), &mut reply);
             continue;
         }
         if let Some(info) = fence_open(line) {
@@ -92,7 +92,7 @@ pub fn parse_edits(text: &str) -> ParsedReply {
                 let mut inner_path = path;
                 while j < body.len() {
                     if is_search_marker(body[j]) {
-                        j = read_search_replace(body, j, inner_path.clone(), &mut reply);
+                        j = read_search_replace(body, i + 1, j, inner_path.clone(), &mut reply);
                     } else {
                         if let Some(p) = path_like(body[j]) {
                             inner_path = Some(p);
@@ -121,23 +121,25 @@ pub fn parse_edits(text: &str) -> ParsedReply {
 }
 
 /// Reads one SEARCH/REPLACE block starting at `start` (the SEARCH marker);
-/// returns the index after it.
+/// returns the index after it. `lines` begin at index `offset` of the reply's
+/// lines (a fence's body), so problems give the reply's own line numbers.
 fn read_search_replace(
     lines: &[&str],
+    offset: usize,
     start: usize,
     path: Option<String>,
     reply: &mut ParsedReply,
 ) -> usize {
     let Some(divider) = (start + 1..lines.len()).find(|&j| is_divider(lines[j])) else {
         reply.problems.push(ParseProblem {
-            line: start + 1,
+            line: offset + start + 1,
             message: "SEARCH without a ======= line".into(),
         });
         return lines.len();
     };
     let Some(end) = (divider + 1..lines.len()).find(|&j| is_replace_marker(lines[j])) else {
         reply.problems.push(ParseProblem {
-            line: start + 1,
+            line: offset + start + 1,
             message: "SEARCH without a >>>>>>> REPLACE line".into(),
         });
         return lines.len();
@@ -343,6 +345,15 @@ mod tests {
 
         let reply = parse_edits("a.py\n```python\nx = 1\n");
         assert!(reply.problems[0].message.contains("not closed"));
+    }
+
+    /// Found by `tests/program/fuzz.rs`: a broken block inside a fence was
+    /// reported at its line within the fence's body.
+    #[test]
+    fn a_broken_block_inside_a_fence_is_reported_at_its_own_line() {
+        let reply = parse_edits("a.py\n```\nintro\n<<<<<<< SEARCH\nx\n```\n");
+        assert_eq!(reply.problems.len(), 1);
+        assert_eq!(reply.problems[0].line, 4);
     }
 
     #[test]

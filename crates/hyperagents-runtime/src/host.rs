@@ -828,15 +828,9 @@ pub(crate) async fn call_llm(
     let descriptor = model.descriptor();
     let cost = prices.cost(&descriptor.provider, &descriptor.model, response.usage);
     let value = if call.json {
-        serde_json::from_str(&response.text).map_err(|e| {
-            raise(
-                "ValueError",
-                format!(
-                    "the model's output is not valid JSON ({e}): {}",
-                    clip(&response.text, 300)
-                ),
-            )
-        })
+        response
+            .json_output(descriptor)
+            .map_err(|error| raise("ValueError", error.to_string()))
     } else {
         Ok(Value::String(response.text))
     };

@@ -117,6 +117,11 @@ pub struct ImproveOutcome {
     pub trace: String,
     /// Tokens the meta agent's model calls spent (in and out).
     pub meta_tokens: u64,
+    /// The meta agent's model calls, their prompt tokens, and how many of
+    /// those the provider reused from its cache rather than computed.
+    pub meta_calls: u64,
+    pub meta_prompt_tokens: u64,
+    pub meta_prompt_cached: u64,
     /// What those calls cost, by the router's price table.
     pub meta_cost: f64,
 }
@@ -217,6 +222,14 @@ pub async fn improve(
         .filter(|s| s.kind == crate::trace::SpanKind::Llm)
         .map(|s| s.cost)
         .sum();
+    let llm_spans = || {
+        spans
+            .iter()
+            .filter(|s| s.kind == crate::trace::SpanKind::Llm)
+    };
+    let meta_calls = llm_spans().count() as u64;
+    let meta_prompt_tokens = llm_spans().map(|s| s.tokens_in).sum();
+    let meta_prompt_cached = llm_spans().map(|s| s.tokens_cached).sum();
     let trace = render_tree(
         &crate::trace::Trajectory {
             header: crate::trace::EpisodeHeader {
@@ -240,6 +253,9 @@ pub async fn improve(
         result: result.ok(),
         trace,
         meta_tokens,
+        meta_calls,
+        meta_prompt_tokens,
+        meta_prompt_cached,
         meta_cost,
     })
 }

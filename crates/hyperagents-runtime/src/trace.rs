@@ -8,7 +8,7 @@
 //! is also written beside it as plain JSON (`<file>.summary.json`) so a meta
 //! agent can read where an episode failed without decompressing anything.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -416,27 +416,51 @@ pub fn summary_path(trajectory: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads a trajectory file back.
+/// The longest line [`read_trajectory`] reads, newline included: far above
+/// any span written (observations are capped in tokens, screenshots are
+/// separate files).
+pub const MAX_LINE_BYTES: u64 = 64 << 20;
+
+/// Reads a trajectory file back. Errors name the file, and the line for
+/// anything wrong inside it.
 pub fn read_trajectory(path: &Path) -> Result<Trajectory, TraceError> {
     let file = fs_err::File::open(path).map_err(|source| TraceError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let reader = BufReader::new(GzDecoder::new(file));
+    let mut reader = BufReader::new(GzDecoder::new(file));
     let mut header = None;
     let mut spans = Vec::new();
     let mut summary = None;
-    for (index, line) in reader.lines().enumerate() {
+    let mut bytes = Vec::new();
+    for index in 0.. {
         let format = |message: String| TraceError::Format {
             path: path.to_path_buf(),
             line: index + 1,
             message,
         };
-        let line = line.map_err(|e| format(format!("not a gzip JSONL trajectory: {e}")))?;
+        bytes.clear();
+        // At most one byte past the limit, so a line without end (a corrupt
+        // or hostile stream) is refused rather than read whole.
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| format(format!("not a gzip JSONL trajectory: {e}")))?;
+        if read == 0 {
+            break;
+        }
+        if bytes.len() as u64 > MAX_LINE_BYTES {
+            return Err(format(format!(
+                "line longer than {} MiB",
+                MAX_LINE_BYTES >> 20
+            )));
+        }
+        let line =
+            std::str::from_utf8(&bytes).map_err(|e| format(format!("not UTF-8 text: {e}")))?;
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Line>(&line).map_err(|e| format(e.to_string()))? {
+        match serde_json::from_str::<Line>(line).map_err(|e| format(e.to_string()))? {
             Line::Episode(h) => header = Some(h),
             Line::Span(s) => spans.push(s),
             Line::Summary(s) => summary = Some(s),

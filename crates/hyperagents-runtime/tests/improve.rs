@@ -534,7 +534,7 @@ async fn a_whole_file_in_a_fenced_block_lands() {
     let traces = failures(dir.path()).await;
     let reply = "The reasoning prompt should ask for a number.\n\n**skills/reason/prompt.md**\n```markdown\nQuestion: {{ question }}\nGive the answer as a number.\n```\n";
     let model = proposing(reply.to_string());
-    let ctx = meta_context(model, dir.path()).await;
+    let ctx = meta_context(model.clone(), dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
@@ -543,6 +543,12 @@ async fn a_whole_file_in_a_fenced_block_lands() {
         std::fs::read_to_string(out.join("skills/reason/prompt.md")).unwrap(),
         "Question: {{ question }}\nGive the answer as a number.\n"
     );
+    // Every model call of the step is counted, with its prompt tokens.
+    assert_eq!(outcome.meta_calls, model.request_count() as u64);
+    assert!(outcome.meta_calls >= 1);
+    assert!(outcome.meta_prompt_tokens > 0);
+    assert!(outcome.meta_prompt_cached <= outcome.meta_prompt_tokens);
+    assert!(outcome.meta_tokens > outcome.meta_prompt_tokens);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,14 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
+    #[error(
+        "results store {path} is full (the disk, or the size limit set on it): {operation} \
+         was not stored; everything stored before it is intact. Free space and rerun"
+    )]
+    Full {
+        path: PathBuf,
+        operation: &'static str,
+    },
     #[error("results store {path}: {operation} failed: {source}")]
     Sqlite {
         path: PathBuf,

@@ -609,11 +609,39 @@ impl ResultsStore {
         operation: &'static str,
         source: rusqlite::Error,
     ) -> StoreError {
+        if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return StoreError::Full {
+                path: self.shared.path.clone(),
+                operation,
+            };
+        }
         StoreError::Sqlite {
             path: self.shared.path.clone(),
             operation,
             source,
         }
+    }
+
+    /// Caps the file at `pages` pages for this connection (SQLite's
+    /// `max_page_count`); writes past it fail as [`StoreError::Full`], as on
+    /// a full disk. Returns the cap in force (never below the pages in use).
+    pub fn limit_pages(&self, pages: u64) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        conn.pragma_update(None, "max_page_count", count_to_sql(pages))
+            .map_err(|source| self.sqlite_error("limiting its size", source))?;
+        let cap: i64 = conn
+            .pragma_query_value(None, "max_page_count", |row| row.get(0))
+            .map_err(|source| self.sqlite_error("reading its size limit", source))?;
+        Ok(u64::try_from(cap).unwrap_or(0))
+    }
+
+    /// Pages the file holds now.
+    pub fn page_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .conn()
+            .pragma_query_value(None, "page_count", |row| row.get(0))
+            .map_err(|source| self.sqlite_error("counting its pages", source))?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     pub(crate) fn unknown_run(&self, run: EvalRunId) -> StoreError {

@@ -437,3 +437,51 @@ fn export_appends_one_line_per_evaluation() {
         "{err}"
     );
 }
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_the_store_still_opens_with_what_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("results.sqlite");
+    let store = ResultsStore::open(&path).unwrap();
+    let run = new_run(&store);
+    let in_use = store.page_count().unwrap();
+    // A few pages more than the file holds: room for some results, not all.
+    assert_eq!(store.limit_pages(in_use + 4).unwrap(), in_use + 4);
+    let mut stored = 0u64;
+    let mut full = None;
+    for seed in 0..10_000 {
+        let mut result = ok(seed % 2 == 0);
+        // Long reasons fill pages quickly.
+        result.reason = format!("{seed}: {}", "x".repeat(2_000));
+        match store.record_in_run(run, &key("t", seed), &result) {
+            Ok(_) => stored += 1,
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    let error = full.expect("the size limit was never reached");
+    assert!(matches!(error, StoreError::Full { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("results.sqlite") && message.contains("is full"),
+        "{message}"
+    );
+    assert!(stored > 0, "nothing fit under the limit");
+    drop(store);
+
+    // Reopened without the limit: every result stored before the error is
+    // there, the one that failed is not, and writing goes on.
+    let store = ResultsStore::open(&path).unwrap();
+    for seed in 0..stored {
+        assert!(
+            store.lookup(&key("t", seed)).unwrap().is_some(),
+            "seed {seed}"
+        );
+    }
+    assert!(store.lookup(&key("t", stored)).unwrap().is_none());
+    store
+        .record_in_run(run, &key("t", stored), &ok(true))
+        .unwrap();
+}

@@ -230,10 +230,7 @@ impl ResolvedTask {
 /// Reads a task file; errors name the file, the line, the task's index and
 /// id, and the field.
 pub(crate) fn load_tasks(path: &Path, dataset: Dataset) -> Result<Vec<WebArenaTask>, DomainError> {
-    let text = fs_err::read_to_string(path).map_err(|source| DomainError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let text = hyperagents_domain::read_task_file(path)?;
     match dataset {
         Dataset::Original => parse::<RawOriginalTask>(path, &text),
         Dataset::Verified => parse::<RawVerifiedTask>(path, &text),

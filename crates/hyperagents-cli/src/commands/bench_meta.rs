@@ -59,6 +59,15 @@ struct MetaRow {
     script_error: Option<String>,
     meta_tokens: u64,
     meta_secs: f64,
+    /// The meta model's calls and their prompt tokens, and of those the
+    /// ones reused from the engine's cache (rows written before these were
+    /// recorded read 0).
+    #[serde(default)]
+    meta_calls: u64,
+    #[serde(default)]
+    meta_prompt_tokens: u64,
+    #[serde(default)]
+    meta_prompt_cached: u64,
     /// Of the failed pairs run again with the child: those whose actions
     /// differ from the parent's, and those that now succeed.
     changed_pairs: usize,
@@ -159,12 +168,21 @@ pub async fn run(mut settings: Settings, args: BenchMetaArgs) -> Result<ExitCode
         contexts.push((index, tasks, dir.join("traces")));
     }
 
+    // The parent with each measured `meta/`.
+    let mut variants = Vec::new();
     for donor in &args.meta {
         let name = label(donor);
         let variant = home.join("programs").join(&name);
         transplant_meta(&args.parent, donor, &variant)?;
         let program_hash = load_program(&variant)?.content_hash().to_hex();
-        for (index, tasks, traces) in &contexts {
+        variants.push((name, variant, program_hash));
+    }
+    // Context by context, every meta agent on each, so a run stopped
+    // half-way still compares them on the same contexts.
+    for (index, tasks, traces) in &contexts {
+        for (name, variant, program_hash) in &variants {
+            let (name, variant, program_hash) =
+                (name.as_str(), variant.as_path(), program_hash.as_str());
             if rows
                 .iter()
                 .any(|r| r.program_hash == program_hash && r.context == *index && &r.tasks == tasks)
@@ -186,7 +204,7 @@ pub async fn run(mut settings: Settings, args: BenchMetaArgs) -> Result<ExitCode
                 &store,
                 &domain,
                 &identity,
-                (&name, &variant, &program_hash),
+                (name, variant, program_hash),
                 (*index, tasks, traces, &failed),
                 &seeds,
                 &home,
@@ -203,6 +221,13 @@ pub async fn run(mut settings: Settings, args: BenchMetaArgs) -> Result<ExitCode
             );
             append_row(&results, &row)?;
             rows.push(row);
+            // The section so far, so a long run stopped half-way still reads.
+            write_section(
+                &args.out,
+                "meta",
+                &render(&args, &rows, &contexts, &results),
+            )
+            .with_context(|| format!("writing {}", args.out.display()))?;
         }
     }
     let text = render(&args, &rows, &contexts, &results);
@@ -369,6 +394,9 @@ async fn measure(
         script_error: outcome.script_error.clone(),
         meta_tokens: outcome.meta_tokens,
         meta_secs,
+        meta_calls: outcome.meta_calls,
+        meta_prompt_tokens: outcome.meta_prompt_tokens,
+        meta_prompt_cached: outcome.meta_prompt_cached,
         changed_pairs,
         fixed_pairs,
     })
@@ -515,9 +543,12 @@ fn render(
         contexts.iter().map(|(i, t, _)| (*i, t)).collect();
     let _ = writeln!(
         text,
-        "| meta agent | contexts | child lands | model-written edits landed | changes ≥1 failed episode | failed episodes fixed | mean meta tokens | mean meta step s | kept | diff kinds |"
+        "| meta agent | contexts | child lands | model-written edits landed | changes ≥1 failed episode | failed episodes fixed | mean meta tokens | model calls/step | prompt tokens computed/step | reused/step | mean meta step s | kept | diff kinds |"
     );
-    let _ = writeln!(text, "|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(
+        text,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    );
     for donor in &args.meta {
         let name = label(donor);
         let mine: Vec<&MetaRow> = rows
@@ -546,11 +577,20 @@ fn render(
         let written_landed: usize = mine.iter().map(|r| r.model_candidates_landed).sum();
         let _ = writeln!(
             text,
-            "| {name} | {n} | {lands} ({:.0}%) | {written_landed} of {written} ({:.0}%) | {changes} ({:.0}%) | {fixed} of {failed} | {:.0} | {:.0} | {} | {} |",
+            "| {name} | {n} | {lands} ({:.0}%) | {written_landed} of {written} ({:.0}%) | {changes} ({:.0}%) | {fixed} of {failed} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |",
             100.0 * lands as f64 / n as f64,
             100.0 * written_landed as f64 / written.max(1) as f64,
             100.0 * changes as f64 / n as f64,
             mine.iter().map(|r| r.meta_tokens as f64).sum::<f64>() / n as f64,
+            mine.iter().map(|r| r.meta_calls as f64).sum::<f64>() / n as f64,
+            mine.iter()
+                .map(|r| r.meta_prompt_tokens.saturating_sub(r.meta_prompt_cached) as f64)
+                .sum::<f64>()
+                / n as f64,
+            mine.iter()
+                .map(|r| r.meta_prompt_cached as f64)
+                .sum::<f64>()
+                / n as f64,
             mine.iter().map(|r| r.meta_secs).sum::<f64>() / n as f64,
             kept.iter()
                 .map(|(k, c)| format!("{k} {c}"))

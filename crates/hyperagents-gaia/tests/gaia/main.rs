@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod fuzz;
 mod isolation;
 mod loader;
 mod tools;

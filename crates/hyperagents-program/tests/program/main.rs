@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod editor;
+mod fuzz;
 mod hashing;
 mod load;
 mod support;

@@ -8,3 +8,4 @@ mod cross_check;
 mod dataset;
 mod domain;
 mod evaluators;
+mod fuzz;

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The held-out analysis of EXPERIMENTS.md section 2, fixed before any run.
+
+Reads the `held-out-<split>-<name>.jsonl` files `experiments/e16.sh` writes
+(one `hyperagents eval --jsonl` export per scored program) and prints, per
+split and run, the best node's held-out success, its paired difference with
+the seed over the (task, seed) pairs both have, the 95% interval of the mean
+difference (normal approximation, as `bench episodes` and the engine's
+acceptance compute it), and per mode how many runs have a lower bound above 0.
+
+Usage: experiments/paired.py DIR   (DIR: $HYPERAGENTS_CACHE_DIR/experiments/e16)
+"""
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+PATTERN = re.compile(r"held-out-(?P<split>train|test)-(?P<name>.+)\.jsonl$")
+
+
+def outcomes(path):
+    """(task, seed) -> success, from one eval export."""
+    result = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            key = row["key"]
+            result[(key["task"], int(key["seed"]))] = bool(row["success"])
+        except (ValueError, KeyError, TypeError) as error:
+            sys.exit(f"{path}:{number}: not an evaluation row ({error})")
+    return result
+
+
+def paired(base, other):
+    """Mean of other - base over shared pairs, its 95% interval, and n."""
+    diffs = [float(other[k]) - float(base[k]) for k in base if k in other]
+    n = len(diffs)
+    if n < 2:
+        return None
+    mean = sum(diffs) / n
+    var = sum((d - mean) ** 2 for d in diffs) / (n - 1)
+    half = 1.96 * math.sqrt(var / n)
+    return mean, mean - half, mean + half, n
+
+
+def mode_of(run):
+    # Run names are EXP-MODE-sSEED (e16-fixed-meta-s2).
+    parts = run.split("-")
+    return "-".join(parts[1:-1]) if len(parts) >= 3 else run
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    root = Path(sys.argv[1])
+    files = {}
+    for path in sorted(root.glob("held-out-*.jsonl")):
+        match = PATTERN.search(path.name)
+        if match:
+            files[(match["split"], match["name"])] = outcomes(path)
+    for split in ("train", "test"):
+        seed = files.get((split, "seed"))
+        if seed is None:
+            print(f"{split}: the seed has not been scored yet")
+            continue
+        wins = {}
+        print(f"\n### Held out ({split}), paired with the seed by (task, seed)\n")
+        print("| run | mode | success | seed | difference | 95% interval | pairs |")
+        print("|---|---|---:|---:|---:|---|---:|")
+        for (s, name), result in sorted(files.items()):
+            if s != split or name == "seed":
+                continue
+            stats = paired(seed, result)
+            ok = sum(result.values())
+            base = sum(seed[k] for k in result if k in seed)
+            if stats is None:
+                print(f"| {name} | {mode_of(name)} | {ok}/{len(result)} | | | too few pairs | |")
+                continue
+            mean, low, high, n = stats
+            mode = mode_of(name)
+            wins.setdefault(mode, [0, 0])
+            wins[mode][1] += 1
+            if low > 0:
+                wins[mode][0] += 1
+            print(
+                f"| {name} | {mode} | {ok}/{len(result)} ({100 * ok / len(result):.1f}%) | {base}/{n} "
+                f"| {100 * mean:+.1f} pp | [{100 * low:+.1f}, {100 * high:+.1f}] | {n} |"
+            )
+        print()
+        for mode, (above, runs) in sorted(wins.items()):
+            verdict = "a gain (plan: at least 2 of 3)" if above >= 2 else "no gain shown"
+            print(f"- {mode}: {above} of {runs} runs with the lower bound above 0: {verdict}")
+
+
+if __name__ == "__main__":
+    main()
