@@ -10,30 +10,9 @@
 
 use hyperagents_browser::observe::{MAX_HEADER_CHARS, approx_tokens};
 use hyperagents_browser::{Layout, Observation, TabInfo};
+use hyperagents_testkit::fuzz::check;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{Value, json};
-
-/// Runs `test` on generated values: `PROPTEST_CASES` of them when set, else `default_cases`.
-/// Fails with the smallest failing input proptest finds.
-fn check<S: Strategy>(
-    default_cases: u32,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(default_cases);
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    if let Err(error) = runner.run(&strategy, test) {
-        panic!("{error}");
-    }
-}
 
 /// Text a page may hold: short or long, any characters, quotes and newlines.
 fn page_text() -> impl Strategy<Value = String> {

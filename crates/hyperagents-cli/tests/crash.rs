@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyperagents_store::ResultsStore;
-use support::{bin, repo, text};
+use support::{bin, read_request, repo, text};
 
 const SUITE: &str = r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}
 {"id": "sub", "input": "What is 10 minus 3?", "expected": 7, "scorer": "numeric"}
@@ -34,9 +34,10 @@ fn fake_models() -> String {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             std::thread::spawn(move || {
-                let body = read_body(&mut stream);
+                let request = read_request(&mut stream);
+                let body = request.split_once("\r\n\r\n").map_or("", |(_, body)| body);
                 let request: serde_json::Value =
-                    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+                    serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
                 let content = if request["model"] == "meta-model" {
                     let n = request["seed"].as_u64().unwrap_or(0) % 1000;
                     format!(
@@ -60,33 +61,6 @@ fn fake_models() -> String {
         }
     });
     url
-}
-
-/// The body of one HTTP request.
-fn read_body(stream: &mut std::net::TcpStream) -> String {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = stream.read(&mut buf).unwrap_or(0);
-        if n == 0 {
-            return String::new();
-        }
-        data.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&data).to_string();
-        if let Some(head_end) = text.find("\r\n\r\n") {
-            let length = text[..head_end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if data.len() >= head_end + 4 + length {
-                return String::from_utf8_lossy(&data[head_end + 4..]).into_owned();
-            }
-        }
-    }
 }
 
 /// A working directory whose settings bind every role to the fake server,

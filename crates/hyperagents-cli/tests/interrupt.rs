@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{bin, repo, text};
+use support::{bin, read_request, repo, text};
 
 const SUITE: &str = r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}
 {"id": "capital", "input": "What is the capital of France?", "expected": "Paris", "scorer": {"type": "contains", "max_len": 60}}
@@ -61,32 +61,6 @@ fn fake_model() -> FakeModel {
         url,
         requests,
         delay_ms,
-    }
-}
-
-fn read_request(stream: &mut std::net::TcpStream) {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).unwrap_or(0);
-        if n == 0 {
-            return;
-        }
-        data.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&data).to_string();
-        if let Some(head_end) = text.find("\r\n\r\n") {
-            let length = text[..head_end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if data.len() >= head_end + 4 + length {
-                return;
-            }
-        }
     }
 }
 

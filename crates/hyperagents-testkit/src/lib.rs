@@ -234,3 +234,31 @@ pub fn seed_without_exemplars() -> PathBuf {
     })
     .clone()
 }
+
+/// Property tests over untrusted inputs (the `fuzz` tests of each crate).
+pub mod fuzz {
+    use proptest::strategy::Strategy;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    /// Runs `test` on generated values: `PROPTEST_CASES` of them when set
+    /// (`scripts/fuzz.sh` sets many), else `default_cases`. Fails with the
+    /// smallest failing input proptest finds.
+    pub fn check<S: Strategy>(
+        default_cases: u32,
+        strategy: S,
+        test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+    ) {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(default_cases);
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        if let Err(error) = runner.run(&strategy, test) {
+            panic!("{error}");
+        }
+    }
+}

@@ -77,7 +77,8 @@ pub fn fake_openai(answer: &str) -> (String, Arc<Mutex<Vec<String>>>) {
     (url, seen)
 }
 
-fn read_request(stream: &mut std::net::TcpStream) -> String {
+/// One HTTP request as text, head and body, read up to its `content-length`.
+pub fn read_request(stream: &mut std::net::TcpStream) -> String {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
     loop {

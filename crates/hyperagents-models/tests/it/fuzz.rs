@@ -12,33 +12,12 @@ use std::path::Path;
 
 use hyperagents_models::gguf::MAX_KEPT_ARRAY_LEN;
 use hyperagents_models::{GgufError, GgufHeader};
+use hyperagents_testkit::fuzz::check;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 
 use crate::support::{Gguf, V};
 
 const PATH: &str = "fuzz/model.gguf";
-
-/// Runs `test` on generated values: `PROPTEST_CASES` of them when set, else `default_cases`.
-/// Fails with the smallest failing input proptest finds.
-fn check<S: Strategy>(
-    default_cases: u32,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(default_cases);
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    if let Err(error) = runner.run(&strategy, test) {
-        panic!("{error}");
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Allocation accounting: the bytes the current thread has live, and its peak. Per thread, so

@@ -7,31 +7,10 @@
 use std::path::Path;
 
 use hyperagents_program::{MANIFEST_FILE, ParsedChange, ProgramError, parse_edits};
+use hyperagents_testkit::fuzz::check;
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 
 use crate::support::{MANIFEST, load, seed_dir, seed_files};
-
-/// Runs `test` on generated values: `PROPTEST_CASES` of them when set, else `default_cases`.
-/// Fails with the smallest failing input proptest finds.
-fn check<S: Strategy>(
-    default_cases: u32,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(default_cases);
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    if let Err(error) = runner.run(&strategy, test) {
-        panic!("{error}");
-    }
-}
 
 // ---------------------------------------------------------------------------
 // hyperagent.toml

@@ -8,33 +8,12 @@
 //! many more.
 
 use hyperagents_domain::DomainError;
+use hyperagents_testkit::fuzz::check;
 use hyperagents_webarena::{Dataset, EvalOptions, WebArenaSuite, ensure_evaluable};
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{Value, json};
 
 use crate::common::{all_sites, original_task};
-
-/// Runs `test` on generated values: `PROPTEST_CASES` of them when set, else `default_cases`.
-/// Fails with the smallest failing input proptest finds.
-fn check<S: Strategy>(
-    default_cases: u32,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-) {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(default_cases);
-    let mut runner = TestRunner::new(ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    });
-    if let Err(error) = runner.run(&strategy, test) {
-        panic!("{error}");
-    }
-}
 
 /// Original-format tasks covering every eval type, reference kind and `func:` helper shape.
 fn original_seeds() -> Vec<Value> {
