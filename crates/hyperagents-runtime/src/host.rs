@@ -657,24 +657,20 @@ impl HostFunctions for AgentHost {
             }
             "log" => {
                 let message = args.iter().map(as_text).collect::<Vec<_>>().join(" ");
-                self.state.recorder.event(
-                    Some(self.span),
-                    SpanKind::Log,
-                    "log",
-                    Value::String(message),
-                );
+                self.state
+                    .recorder
+                    .note(Some(self.span), SpanKind::Log, "log", message)
+                    .map_err(|limit| raise("RuntimeError", limit.to_string()))?;
                 Ok(Value::Null)
             }
             "remember" => {
                 let note = arg(&args, &kwargs, 0, "note")
                     .map(as_text)
                     .unwrap_or_default();
-                self.state.recorder.event(
-                    Some(self.span),
-                    SpanKind::Memory,
-                    "remember",
-                    Value::String(note.clone()),
-                );
+                self.state
+                    .recorder
+                    .note(Some(self.span), SpanKind::Memory, "remember", note.clone())
+                    .map_err(|limit| raise("RuntimeError", limit.to_string()))?;
                 self.state
                     .notes
                     .lock()

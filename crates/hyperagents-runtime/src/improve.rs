@@ -661,16 +661,16 @@ impl MetaHost {
             }
             "log" => {
                 let message = args.iter().map(as_text).collect::<Vec<_>>().join(" ");
-                self.recorder.event(
-                    Some(self.span),
-                    SpanKind::Log,
-                    "log",
-                    Value::String(message),
-                );
+                self.recorder
+                    .note(Some(self.span), SpanKind::Log, "log", message)
+                    .map_err(|limit| raise("RuntimeError", limit.to_string()))?;
                 Ok(Value::Null)
             }
             "remember" => {
                 let note = Self::text_arg(args, kwargs, 0, "note")?;
+                self.recorder
+                    .note(Some(self.span), SpanKind::Memory, "remember", note.clone())
+                    .map_err(|limit| raise("RuntimeError", limit.to_string()))?;
                 let mut child = self.child.lock().await;
                 let existing = child.read("memory/notes.md").unwrap_or_default();
                 child

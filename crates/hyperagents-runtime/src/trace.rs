@@ -228,6 +228,26 @@ pub struct Recorder {
 struct RecorderState {
     started: Instant,
     spans: Vec<SpanRecord>,
+    /// Bytes `log()` and `remember()` have written so far.
+    note_bytes: usize,
+}
+
+/// What a script's `log()` and `remember()` calls may write into one
+/// trajectory (an episode's or a meta step's), all together: a script
+/// logging in a loop would otherwise grow the host's memory and the
+/// trajectory without bound until its time limit.
+pub const MAX_NOTE_BYTES: usize = 1 << 20;
+
+/// A `log()` or `remember()` past [`MAX_NOTE_BYTES`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{call}() refused: this run's log() and remember() calls would pass {limit} bytes \
+     ({written} written so far); log less"
+)]
+pub struct NoteLimit {
+    pub call: String,
+    pub limit: usize,
+    pub written: usize,
 }
 
 impl Default for Recorder {
@@ -242,8 +262,33 @@ impl Recorder {
             inner: Arc::new(Mutex::new(RecorderState {
                 started: Instant::now(),
                 spans: Vec::new(),
+                note_bytes: 0,
             })),
         }
+    }
+
+    /// Records a script's note (`log`, `remember`) as an event, within
+    /// [`MAX_NOTE_BYTES`] for the whole recording.
+    pub fn note(
+        &self,
+        parent: Option<SpanId>,
+        kind: SpanKind,
+        call: &str,
+        text: String,
+    ) -> Result<(), NoteLimit> {
+        {
+            let mut state = self.lock();
+            if state.note_bytes + text.len() > MAX_NOTE_BYTES {
+                return Err(NoteLimit {
+                    call: call.to_string(),
+                    limit: MAX_NOTE_BYTES,
+                    written: state.note_bytes,
+                });
+            }
+            state.note_bytes += text.len();
+        }
+        self.event(parent, kind, call, serde_json::Value::String(text));
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RecorderState> {

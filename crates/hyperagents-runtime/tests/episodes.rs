@@ -10,7 +10,7 @@ use std::sync::Arc;
 use hyperagents_domain::JsonlSuite;
 use hyperagents_llm::ResponseFormat;
 use hyperagents_program::Program;
-use hyperagents_runtime::trace::{SpanKind, read_trajectory};
+use hyperagents_runtime::trace::{MAX_NOTE_BYTES, SpanKind, read_trajectory};
 use hyperagents_runtime::{SandboxChecker, run_episode};
 use support::{ScriptedModel, context, pool, seed_copy, seed_dir};
 
@@ -438,4 +438,60 @@ async fn agents_read_their_own_files_and_recall_similar_examples() {
         !s.files_used.contains(&"tasks/answerer/none.md".to_string()),
         "{s:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_flood_hits_the_note_limit_and_fails_the_episode_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    // 64 KiB per line, forever: the limit, not the time limit, ends it.
+    std::fs::write(
+        program_dir.join("tasks/answerer/policy.py"),
+        "line = \"x\" * 65536\nwhile True:\n    log(line)\n",
+    )
+    .unwrap();
+    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
+    let ctx = context(answering("4"), pool(1).await, 3, dir.path());
+    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
+        .await
+        .unwrap();
+    let s = &outcome.summary;
+    assert!(!s.success);
+    let said = format!("{s:?}");
+    assert!(
+        said.contains("log() refused") && said.contains(&MAX_NOTE_BYTES.to_string()),
+        "{said}"
+    );
+    // What was written stays within the limit.
+    let logged: usize = read_trajectory(&outcome.trajectory)
+        .unwrap()
+        .spans
+        .iter()
+        .filter(|span| span.name == "log")
+        .map(|span| span.input.as_str().map_or(0, str::len))
+        .sum();
+    assert!(logged <= MAX_NOTE_BYTES, "{logged}");
+    assert!(logged >= MAX_NOTE_BYTES - 65536, "{logged}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_prompt_template_runs_out_of_render_fuel_and_fails_the_episode() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    // Checked at load (the template parses); rendering it never ends.
+    std::fs::write(
+        program_dir.join("skills/reason/prompt.md"),
+        "Question: {{ question }}\n{% for i in range(10000) %}{% for j in range(10000) %}.{% endfor %}{% endfor %}\n",
+    )
+    .unwrap();
+    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
+    let ctx = context(answering("4"), pool(1).await, 3, dir.path());
+    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
+        .await
+        .unwrap();
+    let s = &outcome.summary;
+    assert!(!s.success);
+    let said = format!("{s:?}");
+    assert!(said.contains("fuel"), "{said}");
+    assert!(said.contains("skills/reason/prompt.md"), "{said}");
 }
