@@ -5,13 +5,14 @@
 
 mod support;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use hyperagents_domain::JsonlSuite;
 use hyperagents_llm::ResponseFormat;
 use hyperagents_program::Program;
 use hyperagents_runtime::trace::{MAX_NOTE_BYTES, SpanKind, read_trajectory};
-use hyperagents_runtime::{SandboxChecker, run_episode};
+use hyperagents_runtime::{EpisodeOutcome, SandboxChecker, run_episode};
 use support::{ScriptedModel, context, pool, seed_copy, seed_dir};
 
 const SUITE: &str = r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}
@@ -28,6 +29,16 @@ fn answering(answer: &'static str) -> Arc<ScriptedModel> {
         ResponseFormat::JsonSchema { .. } => format!(r#"{{"answer": "{answer}"}}"#),
         ResponseFormat::Text => format!("Let me think. The answer is {answer}."),
     })
+}
+
+/// `program_dir` run once on `add` (episode seed 0), every model reply `4`,
+/// at most `max_steps` actions.
+async fn run_add(program_dir: &Path, max_steps: u32, dir: &Path) -> EpisodeOutcome {
+    let program = Arc::new(Program::load(program_dir, &SandboxChecker).unwrap());
+    let ctx = context(answering("4"), pool(1).await, max_steps, dir);
+    run_episode(&ctx, program, &suite(), "add", 0)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,11 +179,7 @@ async fn a_spent_step_budget_stops_the_episode_and_a_greedy_program_is_capped() 
         "while True:\n    tool(\"calculator\", {\"expression\": \"2+2\"})\n",
     )
     .unwrap();
-    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
-    let ctx = context(answering("4"), pool(1).await, 3, dir.path());
-    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
-        .await
-        .unwrap();
+    let outcome = run_add(&program_dir, 3, dir.path()).await;
     let s = &outcome.summary;
     assert!(!s.success);
     assert_eq!(s.steps, 3, "{s:?}");
@@ -241,11 +248,7 @@ async fn a_task_agents_own_cap_counts_the_actions_its_skills_take() {
         "left = []\nwhile True:\n    left.append(budget()[\"steps_left\"])\n    log(str(left))\n    skill(\"extract_answer\", {\"question\": goal, \"reasoning\": \"\"})\n",
     )
     .unwrap();
-    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
-    let ctx = context(answering("4"), pool(1).await, 10, dir.path());
-    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
-        .await
-        .unwrap();
+    let outcome = run_add(&program_dir, 10, dir.path()).await;
     let s = &outcome.summary;
     assert_eq!(s.steps, 2, "{s:?}");
     let failure = s.failure.as_ref().expect("the third action is refused");
@@ -275,11 +278,7 @@ async fn a_failing_skill_is_the_recorded_failure_point() {
         "x = args[\"missing\"]\nx\n",
     )
     .unwrap();
-    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
-    let ctx = context(answering("4"), pool(1).await, 40, dir.path());
-    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
-        .await
-        .unwrap();
+    let outcome = run_add(&program_dir, 40, dir.path()).await;
     let failure = outcome.summary.failure.clone().expect("a failure point");
     assert!(
         failure.path.ends_with("answerer/extract_answer"),
@@ -404,11 +403,7 @@ async fn agents_read_their_own_files_and_recall_similar_examples() {
         ),
     )
     .unwrap();
-    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
-    let ctx = context(answering("4"), pool(1).await, 10, dir.path());
-    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
-        .await
-        .unwrap();
+    let outcome = run_add(&program_dir, 10, dir.path()).await;
     let s = &outcome.summary;
     assert!(s.success, "{s:?}");
     let trajectory = read_trajectory(&outcome.trajectory).unwrap();
@@ -450,11 +445,7 @@ async fn a_log_flood_hits_the_note_limit_and_fails_the_episode_with_its_name() {
         "line = \"x\" * 65536\nwhile True:\n    log(line)\n",
     )
     .unwrap();
-    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
-    let ctx = context(answering("4"), pool(1).await, 3, dir.path());
-    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
-        .await
-        .unwrap();
+    let outcome = run_add(&program_dir, 3, dir.path()).await;
     let s = &outcome.summary;
     assert!(!s.success);
     let said = format!("{s:?}");
@@ -484,11 +475,7 @@ async fn a_runaway_prompt_template_runs_out_of_render_fuel_and_fails_the_episode
         "Question: {{ question }}\n{% for i in range(10000) %}{% for j in range(10000) %}.{% endfor %}{% endfor %}\n",
     )
     .unwrap();
-    let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
-    let ctx = context(answering("4"), pool(1).await, 3, dir.path());
-    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
-        .await
-        .unwrap();
+    let outcome = run_add(&program_dir, 3, dir.path()).await;
     let s = &outcome.summary;
     assert!(!s.success);
     let said = format!("{s:?}");
