@@ -935,8 +935,9 @@ async fn an_archived_program_edited_on_disk_is_never_scored_under_its_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_meta_agent_refuses_a_write_that_would_gut_a_file() {
-    // What a 1.5B meta model did in the first experiment: "write" with the
-    // file's path as its whole new content.
+    // What a 1.5B meta model did in the first experiment: a whole-file
+    // write that guts the file (there, the path as the whole new content,
+    // which the parser now reads as a label and no edit).
     let meta = ScriptedModel::new(|request: &ChatRequest| {
         let prompt = serde_json::to_string(&request.messages).unwrap();
         if prompt.contains("could not be used") {
@@ -946,7 +947,7 @@ async fn the_seed_meta_agent_refuses_a_write_that_would_gut_a_file() {
                 "Think briefly",
             )
         } else {
-            whole_file("tasks/answerer/policy.py", "tasks/answerer/policy.py")
+            whole_file("tasks/answerer/policy.py", "pass")
         }
     });
     let dir = tempfile::tempdir().unwrap();

@@ -20,9 +20,13 @@
 //! ````
 //!
 //! A block's file is the path-like line closest above it (markdown decoration
-//! such as `**`, backticks, `#`, `File:` is stripped), or the fence's info
-//! string when that is a path. Parsing never touches a program: the meta
-//! agent decides what to apply.
+//! such as `**`, backticks, `#`, `File:` and a trailing note like `(whole
+//! file)` is stripped), the fence's info string when that is a path, or a
+//! first line inside the fence that names one (`# hyper/main.py`). A path
+//! line followed by plain text, with no fence or SEARCH block before the next
+//! path line, is that file written whole without a fence: the shapes small
+//! models answer in. Parsing never touches a program: the meta agent decides
+//! what to apply.
 
 use std::fmt;
 
@@ -85,14 +89,49 @@ pub fn parse_edits(text: &str) -> ParsedReply {
                 });
                 break;
             };
-            let body = &lines[i + 1..end];
+            // A fence holding nothing but a path labels what follows.
+            let filled: Vec<&str> = lines[i + 1..end]
+                .iter()
+                .copied()
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+            if let [only] = filled.as_slice()
+                && let Some(named) = path_like(only)
+            {
+                current_path = Some(named);
+                i = end + 1;
+                continue;
+            }
+            // The body, and the reply's index of its first line.
+            let mut body = &lines[i + 1..end];
+            let mut body_start = i + 1;
+            let mut path = path;
+            // A first line naming the file (`# hyper/main.py`, `### x.md
+            // (whole file)`) is a label, not content.
+            if let Some(named) = body.first().and_then(|l| labelled_path(l))
+                && path.as_ref().is_none_or(|p| *p == named)
+            {
+                path = Some(named);
+                body = &body[1..];
+                body_start += 1;
+                while body.first().is_some_and(|l| l.trim().is_empty()) {
+                    body = &body[1..];
+                    body_start += 1;
+                }
+            }
             if body.iter().any(|l| is_search_marker(l)) {
                 // Search/replace blocks inside a fence: the fence is decoration.
                 let mut j = 0;
                 let mut inner_path = path;
                 while j < body.len() {
                     if is_search_marker(body[j]) {
-                        j = read_search_replace(body, i + 1, j, inner_path.clone(), &mut reply);
+                        j = read_search_replace(
+                            body,
+                            body_start,
+                            j,
+                            inner_path.clone(),
+                            &mut reply,
+                        );
                     } else {
                         if let Some(p) = path_like(body[j]) {
                             inner_path = Some(p);
@@ -113,11 +152,61 @@ pub fn parse_edits(text: &str) -> ParsedReply {
             continue;
         }
         if let Some(p) = path_like(line) {
+            if let Some(end) = unfenced_file_end(&lines, i) {
+                reply.edits.push(ParsedEdit {
+                    path: Some(p),
+                    change: ParsedChange::Write {
+                        content: trimmed_block(&lines[i + 1..end]),
+                    },
+                });
+                current_path = None;
+                i = end;
+                continue;
+            }
             current_path = Some(p);
         }
         i += 1;
     }
     reply
+}
+
+/// Where a file written without a fence after the path line at `at` ends
+/// (the next path line, or the reply's end), when that is what follows: no
+/// fence and no SEARCH block before then, and some text. Small models often
+/// answer `### path (whole file)` and then the file, unfenced.
+fn unfenced_file_end(lines: &[&str], at: usize) -> Option<usize> {
+    let end = (at + 1..lines.len())
+        .find(|&j| path_like(lines[j]).is_some())
+        .unwrap_or(lines.len());
+    let segment = &lines[at + 1..end];
+    let plain = segment
+        .iter()
+        .all(|l| fence_open(l).is_none() && !is_search_marker(l));
+    let has_text = segment.iter().any(|l| !l.trim().is_empty());
+    (plain && has_text).then_some(end)
+}
+
+/// Lines as a file's text: blank lines at either end dropped, one final newline.
+fn trimmed_block(lines: &[&str]) -> String {
+    let first = lines.iter().position(|l| !l.trim().is_empty()).unwrap_or(0);
+    let last = lines
+        .iter()
+        .rposition(|l| !l.trim().is_empty())
+        .map_or(first, |i| i + 1);
+    let mut content = lines[first..last].join("\n");
+    content.push('\n');
+    content
+}
+
+/// The path a label line names: a heading, comment or bold line
+/// (`# a/b.py`, `### a/b.md (whole file)`, `**a/b.py**`, `// a/b.js`).
+fn labelled_path(line: &str) -> Option<String> {
+    let t = line.trim_start();
+    let labelled = t.starts_with('#') || t.starts_with("//") || t.starts_with("**");
+    if !labelled {
+        return None;
+    }
+    path_like(t.trim_start_matches('/'))
 }
 
 /// Reads one SEARCH/REPLACE block starting at `start` (the SEARCH marker);
@@ -221,13 +310,22 @@ fn path_like(line: &str) -> Option<String> {
             t = rest.trim();
         }
     }
-    let t = t
+    let mut t = t
         .trim_start_matches('#')
         .trim()
         .trim_matches(|c| c == '*' || c == '`' || c == '"' || c == '\'')
         .trim_end_matches(':')
         .trim_matches(|c| c == '*' || c == '`' || c == '"' || c == '\'')
         .trim();
+    // `a/b.py (whole file)`, `**a/b.md** (new)`: the note is not the path.
+    if let Some((head, note)) = t.split_once(char::is_whitespace) {
+        let note = note.trim();
+        if note.starts_with('(') && note.ends_with(')') {
+            t = head
+                .trim_matches(|c| c == '*' || c == '`' || c == '"' || c == '\'')
+                .trim_end_matches(':');
+        }
+    }
     let plausible = !t.is_empty()
         && t.len() <= 200
         && !t.contains(char::is_whitespace)
@@ -354,6 +452,57 @@ mod tests {
         let reply = parse_edits("a.py\n```\nintro\n<<<<<<< SEARCH\nx\n```\n");
         assert_eq!(reply.problems.len(), 1);
         assert_eq!(reply.problems[0].line, 4);
+    }
+
+    /// The shapes Qwen2.5-Coder-1.5B answered in (`bench meta`, 2026-12-06),
+    /// none of which the first parser read.
+    #[test]
+    fn a_path_heading_or_a_naming_first_line_and_an_unfenced_file_are_read() {
+        // The path as a heading with a note, then the file, unfenced.
+        let reply = parse_edits(
+            "### hyper/main.py (whole file)\n# The hyperagent.\nresult = delegate(x)\nresult\n",
+        );
+        assert_eq!(
+            reply.edits,
+            vec![write(
+                "hyper/main.py",
+                "# The hyperagent.\nresult = delegate(x)\nresult\n"
+            )]
+        );
+        // The path as the fence's first line.
+        let reply = parse_edits("```python\n# hyper/main.py\nx = 1\n```\n");
+        assert_eq!(reply.edits, vec![write("hyper/main.py", "x = 1\n")]);
+        let reply = parse_edits(
+            "```markdown\n### skills/choose_action/rules.md (whole file)\n\n1. Click what the goal names.\n```\n",
+        );
+        assert_eq!(
+            reply.edits,
+            vec![write(
+                "skills/choose_action/rules.md",
+                "1. Click what the goal names.\n"
+            )]
+        );
+        // Two unfenced files, each up to the next path.
+        let reply = parse_edits("**a/rules.md**\n- one\n\n**b/rules.md** (new)\n- two\n");
+        assert_eq!(
+            reply.edits,
+            vec![
+                write("a/rules.md", "- one\n"),
+                write("b/rules.md", "- two\n")
+            ]
+        );
+        // Prose between a path and its fence is still commentary.
+        let reply = parse_edits("a/b.py\nThis adds a log line.\n```python\nlog(1)\n```\n");
+        assert_eq!(reply.edits, vec![write("a/b.py", "log(1)\n")]);
+        // A fence holding only a path names the next block's file, and
+        // writes nothing itself.
+        let reply = parse_edits("```\nhyper/main.py\n```\n```python\nx = 1\n```\n");
+        assert_eq!(reply.edits, vec![write("hyper/main.py", "x = 1\n")]);
+        let reply = parse_edits("```\nskills/choose_action/rules.md\n```\n");
+        assert!(reply.edits.is_empty(), "{:?}", reply.edits);
+        // A comment naming another file than the fence's is content.
+        let reply = parse_edits("a/b.py\n```python\n# see c/d.py\nx = 1\n```\n");
+        assert_eq!(reply.edits, vec![write("a/b.py", "# see c/d.py\nx = 1\n")]);
     }
 
     #[test]

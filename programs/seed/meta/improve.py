@@ -24,8 +24,9 @@ TEMPERATURE = 0.7
 ATTEMPTS = 2
 MAX_REPLY_TOKENS = 1200
 # A reply needs room for the longest file it may rewrite (about 3
-# characters a token) and a few lines around it.
-REPLY_TOKENS_BESIDE_FILE = 200
+# characters a token) and a few lines around it; a new or empty file (a
+# rules file) needs room of its own (200 cut rules replies off mid-way).
+REPLY_TOKENS_BESIDE_FILE = 400
 # Worked examples mined from successful episodes, for agents that recall().
 EXEMPLARS_FILE = "demos/exemplars.jsonl"
 EXEMPLARS_MAX = 40
