@@ -441,8 +441,9 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Every row of the results file; a file that does not exist has none.
-fn read_rows(path: &Path) -> Result<Vec<Row>> {
+/// Every row of a JSONL results file; a file that does not exist has none,
+/// and a last line cut off by a kill is skipped. Shared with `bench meta`.
+pub(super) fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -871,9 +872,9 @@ mod tests {
         let path = dir.path().join("rows.jsonl");
         let row = serde_json::to_string(&Row::Episode(episode("a", 0, true))).unwrap();
         std::fs::write(&path, format!("{row}\n{{\"kind\":\"epis")).unwrap();
-        assert_eq!(read_rows(&path).unwrap().len(), 1);
+        assert_eq!(read_rows::<Row>(&path).unwrap().len(), 1);
         std::fs::write(&path, format!("nonsense\n{row}\n")).unwrap();
-        let err = read_rows(&path).unwrap_err().to_string();
+        let err = read_rows::<Row>(&path).unwrap_err().to_string();
         assert!(err.contains("rows.jsonl:1"), "{err}");
     }
 }

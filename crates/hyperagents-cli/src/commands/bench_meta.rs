@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use hyperagents_eval::{EvalPlan, EvalTarget, evaluate};
 use hyperagents_evolve::quick::TrainQuickEval;
 use hyperagents_runtime::improve::{ImproveConfig, QuickEvalHandle, improve};
@@ -102,7 +102,7 @@ pub async fn run(mut settings: Settings, args: BenchMetaArgs) -> Result<ExitCode
         .results
         .clone()
         .unwrap_or_else(|| settings.cache_dir().join("bench").join("meta.jsonl"));
-    let mut rows = read_rows(&results)?;
+    let mut rows: Vec<MetaRow> = super::bench_episodes::read_rows(&results)?;
 
     let mut aliases: BTreeSet<String> = plan.aliases.clone();
     aliases.extend(episode_aliases(&parent).into_iter().map(str::to_string));
@@ -469,27 +469,6 @@ fn label(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string())
-}
-
-fn read_rows(path: &Path) -> Result<Vec<MetaRow>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let count = text.lines().count();
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(row) => rows.push(row),
-            Err(_) if i + 1 == count => {} // cut off by a kill
-            Err(e) => bail!("{}:{}: {e}", path.display(), i + 1),
-        }
-    }
-    Ok(rows)
 }
 
 fn append_row(path: &Path, row: &MetaRow) -> Result<()> {
