@@ -227,20 +227,22 @@ async fn prompt_only_mode_keeps_prompt_edits_and_the_meta_agents_notes() {
         assert_eq!(node.status, NodeStatus::Valid, "{}", node.validation_errors);
         assert!(node.diff.contains("memory/notes.md"), "{}", node.diff);
     }
-    // The seed's meta agent asks its model to change only files the mode
+    // The seed's meta agent asks its model to rewrite only files the mode
     // lets it edit (what the engine says in `context()["editable"]`).
     let requests = meta.requests.lock().unwrap();
-    let text = &requests[0].messages[0].content;
-    let focus = text.trim_end().lines().last().unwrap();
-    let offered = focus
-        .split_once("files so that")
-        .map(|_| focus)
-        .and_then(|f| f.split(": ").nth(1))
-        .and_then(|f| f.split(". ").next())
-        .unwrap();
-    let paths: Vec<&str> = offered.split(", ").collect();
-    assert!(paths.contains(&"skills/reason/prompt.md"), "{focus}");
-    for path in paths {
+    let aimed: Vec<String> = requests
+        .iter()
+        .filter_map(|r| {
+            let focus = r.messages[0].content.trim_end().lines().last()?;
+            let path = focus.strip_prefix("Rewrite ")?.split([' ', ':']).next()?;
+            Some(path.to_string())
+        })
+        .collect();
+    assert!(
+        aimed.contains(&"skills/reason/prompt.md".to_string()),
+        "{aimed:?}"
+    );
+    for path in &aimed {
         assert!(path.ends_with(".md"), "{path} offered in prompt-only mode");
         assert!(
             !path.starts_with("meta/") && !path.starts_with("memory/"),

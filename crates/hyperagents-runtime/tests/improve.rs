@@ -154,20 +154,28 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
             text.contains("- tasks/operator/policy.py (not used by the failed episodes)"),
             "{text}"
         );
-        // The files the failed episode used, in the order it used them, are
-        // the ones it is asked to change.
+        // Among the files the failed episode used, the first candidate is
+        // aimed at the lowest level of the hierarchy, a prompt before code,
+        // and those files are shown in that order.
         assert!(
-            focus(&model).contains(
-                "hyper/main.py, tasks/answerer/policy.py, skills/reason/prompt.md, skills/extract_answer/skill.py"
-            ),
+            focus(&model).starts_with("Rewrite skills/reason/prompt.md "),
             "{}",
             focus(&model)
         );
         let first_shown = text.find("### ").map(|at| &text[at..]).unwrap_or_default();
         assert!(
-            first_shown.starts_with("### hyper/main.py (whole file)"),
+            first_shown.starts_with("### skills/reason/prompt.md (whole file)"),
             "{first_shown}"
         );
+        let order: Vec<usize> = [
+            "### skills/extract_answer/skill.py",
+            "### tasks/answerer/policy.py",
+            "### hyper/main.py",
+        ]
+        .iter()
+        .map(|heading| text.find(heading).expect(heading))
+        .collect();
+        assert!(order.is_sorted(), "{text}");
         let reason_prompt = text.find("### skills/reason/prompt.md").unwrap();
         let manifest = text.find("### hyperagent.toml").unwrap();
         assert!(reason_prompt < manifest, "{text}");
@@ -190,11 +198,14 @@ async fn edits_outside_the_child_are_refused_and_broken_edits_reverted() {
     let out = dir.path().join("child-escape");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(!dir.path().join("escape.txt").exists());
-    assert!(outcome.diff.is_empty(), "{}", outcome.diff.unified());
-    // Two candidates of two tries each, every one refused: no path that
-    // leaves the program is read as a file's name.
-    assert_eq!(escape.request_count(), 4);
-    assert!(outcome.trace.contains("name the file"), "{}", outcome.trace);
+    // No path that leaves the program is read as a file's name (a block
+    // without a usable name may go to the one file a candidate is aimed at).
+    assert!(escape.request_count() >= 2);
+    assert!(
+        !outcome.diff.unified().contains("escape"),
+        "{}",
+        outcome.diff.unified()
+    );
 
     // A syntactically broken script is rejected by check() and reverted.
     let broken = proposing(edit(

@@ -31,6 +31,12 @@ REPLY_TOKENS_BESIDE_FILE = 400
 EXEMPLARS_FILE = "demos/exemplars.jsonl"
 EXEMPLARS_MAX = 40
 EXEMPLAR_STEPS = 6
+# Levels of the hierarchy, in the order model-written candidates aim at
+# them: the failure patterns found here are step-level (an action repeated,
+# without effect, typing never submitted), made where actions are chosen
+# and performed; a coordinator that only delegates rarely causes them.
+# Each candidate rewrites one file, so its reply stays short.
+LEVELS = ["skills/", "tasks/", "hyper/"]
 # The rules file a model-written rule candidate rewrites, if the program has one.
 RULES_SUFFIX = "rules.md"
 # Train tasks each candidate runs on: failures of the parent first, then
@@ -160,12 +166,22 @@ def wants_meta_turn(editable, situation):
     return tried >= 2 and accepted == 0
 
 
+def hierarchy_rank(path):
+    # Lower ranks are aimed at first among files the failed episodes used
+    # equally often; a prompt shapes a choice before the code around it.
+    for i in range(len(LEVELS)):
+        if path.startswith(LEVELS[i]):
+            return i * 2 + (0 if path.endswith(".md") else 1)
+    return len(LEVELS) * 2
+
+
 def choose_targets(paths, editable, uses, meta_turn):
     # An edit can change how the failed episodes went only through a file
-    # they used, or the manifest: offer those, most used first.
+    # they used, or the manifest: offer those, most used first, then by
+    # level of the hierarchy.
     if meta_turn:
         return [p for p in ["meta/prompt.md", "meta/improve.py", "meta/select.py"] if p in editable]
-    targets = [p for p in sorted(uses.keys(), key=lambda p: -uses[p]) if p in editable]
+    targets = [p for p in sorted(uses.keys(), key=lambda p: (-uses[p], hierarchy_rank(p))) if p in editable]
     if "hyperagent.toml" in editable:
         targets.append("hyperagent.toml")
     if len(targets) == 0:
@@ -285,8 +301,8 @@ def resolve_edit(edit, targets, editable, may_create):
     except ValueError as error:
         missed = str(error)[:120]
     # Small models quote a snippet of one file under another's name: use it
-    # where it occurs exactly once.
-    for other in targets:
+    # where it occurs exactly once in the files this step may edit.
+    for other in targets + [p for p in editable if p not in targets]:
         if other != path:
             text = current(other)
             if text is not None and text.count(edit["old"]) == 1:
@@ -473,11 +489,12 @@ def main():
             if c:
                 report.append({"label": "exemplars", "written_by": "code", "landed": True})
                 candidates.append(c)
+        # Rules files get a candidate of their own below.
+        aimed = [p for p in targets if not p.endswith(RULES_SUFFIX)] or targets
         for i in range(MODEL_CANDIDATES):
-            focus = "Change ONE of these files so that the failed episodes succeed without breaking others: " + ", ".join(targets[:4]) + ". Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer."
-            if i > 0 and len(candidates) > 0:
-                focus = focus + " Try something different from your last idea."
-            c = propose(focus, targets, editable, base_vars, "edit " + str(i + 1), not restricted)
+            target = aimed[i % len(aimed)]
+            focus = "Rewrite " + target + " so that the failed episodes succeed without breaking others. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with that one file only."
+            c = propose(focus, [target], editable, base_vars, "edit " + str(i + 1), not restricted)
             report.append({"label": "edit " + str(i + 1), "written_by": "model", "landed": c is not None})
             if c:
                 candidates.append(c)

@@ -225,12 +225,12 @@ pub async fn run(mut settings: Settings, args: BenchMetaArgs) -> Result<ExitCode
             write_section(
                 &args.out,
                 "meta",
-                &render(&args, &rows, &contexts, &results),
+                &render(&args, &rows, &contexts, &variants, &results),
             )
             .with_context(|| format!("writing {}", args.out.display()))?;
         }
     }
-    let text = render(&args, &rows, &contexts, &results);
+    let text = render(&args, &rows, &contexts, &variants, &results);
     print!("{text}");
     write_section(&args.out, "meta", &text)
         .with_context(|| format!("writing {}", args.out.display()))?;
@@ -488,6 +488,7 @@ fn render(
     args: &BenchMetaArgs,
     rows: &[MetaRow],
     contexts: &[(usize, Vec<String>, PathBuf)],
+    variants: &[(String, PathBuf, String)],
     results: &Path,
 ) -> String {
     let mut text = String::new();
@@ -528,15 +529,36 @@ fn render(
         text,
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
     );
-    for donor in &args.meta {
-        let name = label(donor);
+    // One line per version of each meta agent: rows of an earlier `meta/`
+    // (kept in the results file) are shown apart, never pooled with today's.
+    let mut versions: Vec<(&str, &str)> = Vec::new();
+    for (name, _, current) in variants {
+        versions.push((name, current));
+        for r in rows {
+            if r.meta == *name
+                && r.program_hash != *current
+                && !versions.contains(&(name.as_str(), r.program_hash.as_str()))
+            {
+                versions.push((name, &r.program_hash));
+            }
+        }
+    }
+    for (name, hash) in versions {
         let mine: Vec<&MetaRow> = rows
             .iter()
-            .filter(|r| r.meta == name && wanted.contains(&(r.context, &r.tasks)))
+            .filter(|r| {
+                r.meta == name && r.program_hash == hash && wanted.contains(&(r.context, &r.tasks))
+            })
             .collect();
         if mine.is_empty() {
             continue;
         }
+        let current = variants.iter().any(|(n, _, h)| n == name && h == hash);
+        let name = if current {
+            name.to_string()
+        } else {
+            format!("{name} (earlier meta/, {})", &hash[..hash.len().min(8)])
+        };
         let n = mine.len();
         let lands = mine.iter().filter(|r| r.lands).count();
         let changes = mine.iter().filter(|r| r.changed_pairs > 0).count();
