@@ -310,9 +310,13 @@ impl AgentHost {
             ));
         }
         if self.depth + 1 >= MAX_DEPTH {
+            // RuntimeError, not RecursionError: the sandbox reports an uncaught
+            // RecursionError as the interpreter's own stack limit, losing this message.
             return Err(raise(
-                "RecursionError",
-                format!("delegation deeper than {MAX_DEPTH} levels"),
+                "RuntimeError",
+                format!(
+                    "delegation deeper than {MAX_DEPTH} levels (the limit on agents delegating to agents)"
+                ),
             ));
         }
         self.take_call()?;

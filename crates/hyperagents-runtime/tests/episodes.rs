@@ -482,3 +482,86 @@ async fn a_runaway_prompt_template_runs_out_of_render_fuel_and_fails_the_episode
     assert!(said.contains("fuel"), "{said}");
     assert!(said.contains("skills/reason/prompt.md"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_host_calls_hit_the_host_call_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    // budget() costs no action and no call: only the sandbox's host-call limit ends this.
+    std::fs::write(
+        program_dir.join("tasks/answerer/policy.py"),
+        "for i in range(1000000):\n    budget()\n",
+    )
+    .unwrap();
+    let outcome = run_add(&program_dir, 3, dir.path()).await;
+    let said = format!("{:?}", outcome.summary);
+    assert!(!outcome.summary.success);
+    assert!(said.contains("host call budget exhausted"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_host_call_argument_is_refused_with_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    // 9 MiB of answer: raised in the script as a ValueError naming the limit, caught here
+    // to show the script goes on, then answered small.
+    std::fs::write(
+        program_dir.join("tasks/answerer/policy.py"),
+        "try:\n    answer(\"x\" * (9 << 20))\nexcept ValueError as e:\n    log(str(e))\n    answer(\"4\")\n",
+    )
+    .unwrap();
+    let outcome = run_add(&program_dir, 3, dir.path()).await;
+    assert!(outcome.summary.success, "{:?}", outcome.summary);
+    let trajectory = read_trajectory(&outcome.trajectory).unwrap();
+    let logged: Vec<&str> = trajectory
+        .spans
+        .iter()
+        .filter(|span| span.name == "log")
+        .filter_map(|span| span.input.as_str())
+        .collect();
+    let limit = hyperagents_sandbox::MAX_CALL_ARGUMENT_BYTES.to_string();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.starts_with("answer() was given about") && l.contains(&limit)),
+        "{logged:?}"
+    );
+    // Nothing of the refused argument reached the trajectory.
+    let bytes = std::fs::metadata(&outcome.trajectory).unwrap().len();
+    assert!(bytes < 1 << 20, "{bytes}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deep_delegation_chain_stops_at_the_depth_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    // A chain of ten task agents, each delegating to the next: the eighth level refuses.
+    let mut manifest = std::fs::read_to_string(program_dir.join("hyperagent.toml")).unwrap();
+    manifest = manifest.replace(
+        "agents = [\"operator\", \"answerer\"]",
+        "agents = [\"operator\", \"answerer\", \"link0\"]",
+    );
+    for i in 0..10 {
+        manifest.push_str(&format!(
+            "\n[agents.link{i}]\ndescription = \"Passes the goal on.\"\nprompt = \"tasks/operator/prompt.md\"\nscript = \"tasks/link{i}.py\"\nmodel = \"task\"\nagents = [\"link{}\"]\n",
+            i + 1
+        ));
+        std::fs::write(
+            program_dir.join(format!("tasks/link{i}.py")),
+            format!("delegate(\"link{}\", goal)\n", i + 1),
+        )
+        .unwrap();
+    }
+    manifest.push_str("\n[agents.link10]\ndescription = \"The end.\"\nprompt = \"tasks/operator/prompt.md\"\nscript = \"tasks/link10.py\"\nmodel = \"task\"\n");
+    std::fs::write(program_dir.join("tasks/link10.py"), "answer(\"4\")\n").unwrap();
+    std::fs::write(program_dir.join("hyperagent.toml"), manifest).unwrap();
+    std::fs::write(
+        program_dir.join("hyper/main.py"),
+        "delegate(\"link0\", goal)\n",
+    )
+    .unwrap();
+    let outcome = run_add(&program_dir, 3, dir.path()).await;
+    let said = format!("{:?}", outcome.summary);
+    assert!(!outcome.summary.success, "{said}");
+    assert!(said.contains("delegation deeper than 8 levels"), "{said}");
+}

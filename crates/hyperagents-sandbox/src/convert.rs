@@ -127,6 +127,28 @@ pub fn depth(value: &ScriptValue) -> usize {
     max
 }
 
+/// About how many bytes a JSON value holds (its strings' bytes, 8 per other scalar, plus keys),
+/// counted without serializing it.
+pub fn approx_bytes(value: &ScriptValue) -> usize {
+    let mut total = 0usize;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        total = total.saturating_add(match v {
+            Value::String(text) => text.len(),
+            Value::Array(items) => {
+                stack.extend(items.iter());
+                8
+            }
+            Value::Object(map) => {
+                stack.extend(map.values());
+                map.keys().map(String::len).sum::<usize>()
+            }
+            _ => 8,
+        });
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

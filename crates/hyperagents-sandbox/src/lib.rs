@@ -19,6 +19,7 @@
 //!
 //! What the language lacks, for the meta agent's prompt: [`LANGUAGE_GAPS`].
 
+pub mod confine;
 pub mod convert;
 pub mod error;
 pub mod host;
@@ -34,7 +35,7 @@ use std::time::Duration;
 pub use error::{HostError, ScriptError};
 pub use host::HostFunctions;
 pub use locate::locate_worker;
-pub use pool::{PoolStats, ScriptPool, WorkerInfo};
+pub use pool::{MAX_CALL_ARGUMENT_BYTES, PoolStats, ScriptPool, WorkerInfo};
 pub use syntax::check_syntax;
 
 /// Values crossing the sandbox boundary are JSON values: `None`↔null, bool, int/float↔number,

@@ -27,7 +27,8 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::convert::{MAX_DEPTH, depth};
+use crate::confine::ProbeReport;
+use crate::convert::{MAX_DEPTH, approx_bytes, depth};
 use crate::host::FORBIDDEN_FUNCTIONS;
 use crate::protocol::{
     FrameLimits, Reply, Request, ResumeValue, SliceLimits, read_frame_async, write_frame_async,
@@ -38,6 +39,10 @@ use crate::{HostError, HostFunctions, PoolConfig, ScriptError, ScriptSource, Scr
 /// Slices one worker process serves before it is replaced, unless
 /// [`ScriptPool::set_recycle_after`] says otherwise.
 pub const MAX_REQUESTS_PER_WORKER: u64 = 10_000;
+/// Most bytes (about: strings' bytes plus 8 per other value) of one host call's arguments; a
+/// call given more raises `ValueError` in the script. JSON-escaped (at most six bytes a byte),
+/// that still fits one trajectory line (64 MiB).
+pub const MAX_CALL_ARGUMENT_BYTES: usize = 8 << 20;
 
 /// Bytes of a worker's stderr kept for death reports.
 const STDERR_TAIL: usize = 4096;
@@ -281,6 +286,53 @@ impl ScriptPool {
             .store(requests.max(1), Ordering::Relaxed);
     }
 
+    /// Starts the worker once in its probe mode, as workers are started (empty environment, the
+    /// same OS limits), and returns the confinement it got and what it could still do with raw
+    /// system calls (see [`crate::confine`]). The CLI logs [`Confinement::shortfalls`] from it.
+    ///
+    /// [`Confinement::shortfalls`]: crate::confine::Confinement::shortfalls
+    pub async fn probe_confinement(&self) -> Result<ProbeReport, ScriptError> {
+        let spec = &self.inner.shared.spawn;
+        let mut cmd = Command::new(&spec.exe);
+        // Its own executable: a file that exists and that it could read unconfined.
+        cmd.arg("--probe-confinement")
+            .arg(&spec.exe)
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let (address_space, cpu_seconds) = (spec.address_space, spec.cpu_seconds);
+        // SAFETY: as in `spawn_worker`: only async-signal-safe calls on copied values.
+        unsafe {
+            cmd.pre_exec(move || limit_self(address_space, cpu_seconds));
+        }
+        let probe = |why: String| {
+            ScriptError::Internal(format!(
+                "probing the sandbox worker {}'s confinement: {why}",
+                spec.exe.display()
+            ))
+        };
+        let output = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+            .await
+            .map_err(|_| probe("no answer in 30 s".into()))?
+            .map_err(|e| probe(e.to_string()))?;
+        if !output.status.success() {
+            return Err(probe(format!(
+                "it exited with {}: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        serde_json::from_slice(&output.stdout).map_err(|e| {
+            probe(format!(
+                "its report is unreadable ({e}): {}",
+                String::from_utf8_lossy(&output.stdout).trim()
+            ))
+        })
+    }
+
     /// The worker slots now (a slot being refilled is missing).
     pub fn workers(&self) -> Vec<WorkerInfo> {
         self.inner
@@ -449,6 +501,11 @@ impl ScriptPool {
                     vm_used = vm_used.saturating_add(vm_time);
                     host_calls += 1;
                     inner.shared.host_calls.fetch_add(1, Ordering::Relaxed);
+                    let argument_bytes = args
+                        .iter()
+                        .chain(kwargs.values())
+                        .map(approx_bytes)
+                        .fold(0usize, usize::saturating_add);
                     let result = if host_calls > limits.max_host_calls {
                         let message = format!(
                             "host call budget exhausted ({} calls allowed)",
@@ -456,6 +513,15 @@ impl ScriptPool {
                         );
                         aborting = Some(message.clone());
                         ResumeValue::Abort { message }
+                    } else if argument_bytes > MAX_CALL_ARGUMENT_BYTES {
+                        // Every argument is recorded in the trajectory and may be copied
+                        // into requests: a bound here keeps both finite and readable.
+                        ResumeValue::Raise {
+                            exception: "ValueError".into(),
+                            message: format!(
+                                "{function}() was given about {argument_bytes} bytes of                                  arguments; a host call takes at most {MAX_CALL_ARGUMENT_BYTES}"
+                            ),
+                        }
                     } else {
                         match host.call(&function, args, kwargs).await {
                             Ok(value) if depth(&value) > MAX_DEPTH => ResumeValue::Raise {

@@ -15,6 +15,7 @@ use monty_types::{
 };
 use serde_json::Map;
 
+use crate::confine::confine_current_process;
 use crate::convert::{from_json, to_json};
 use crate::host::FORBIDDEN_FUNCTIONS;
 use crate::protocol::{
@@ -29,12 +30,19 @@ pub const PRINT_CAP: usize = 1 << 20;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: a malformed request from the parent.
 pub const EXIT_PROTOCOL: u8 = 3;
+/// Exit code: the kernel offers a confinement layer that could not be installed.
+pub const EXIT_CONFINE: u8 = 4;
 
 /// The worker's entry point: `hyperagents-worker --max-memory-bytes N`, serving stdin/stdout
 /// until stdin closes. `N` is the interpreter's memory limit; the allocator kills the process
 /// (exit code 65) past `4 × N`.
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, path] = args.as_slice()
+        && flag == "--probe-confinement"
+    {
+        return probe_confinement(path);
+    }
     let max_memory = match args.as_slice() {
         [flag, n] if flag == "--max-memory-bytes" => n.parse::<usize>().ok(),
         _ => None,
@@ -52,11 +60,37 @@ pub fn main() -> ExitCode {
     }
     let mut input = BufReader::new(io::stdin().lock());
     let mut output = BufWriter::new(io::stdout().lock());
+    // From here on nothing new can be opened, connected or started (see `confine`).
+    if let Err(e) = confine_current_process() {
+        eprintln!("hyperagents-worker: {e}");
+        return ExitCode::from(EXIT_CONFINE);
+    }
     match serve(&mut input, &mut output, max_memory) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hyperagents-worker: {e}");
             ExitCode::from(EXIT_PROTOCOL)
+        }
+    }
+}
+
+/// `--probe-confinement PATH`: confines this process as a worker is confined, tries what it
+/// must then fail to do (open `PATH`, make a socket, fork) and prints the report as JSON.
+fn probe_confinement(path: &str) -> ExitCode {
+    match crate::confine::probe(path) {
+        Ok(report) => match serde_json::to_string(&report) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hyperagents-worker: {e}");
+                ExitCode::from(EXIT_CONFINE)
+            }
+        },
+        Err(e) => {
+            eprintln!("hyperagents-worker: {e}");
+            ExitCode::from(EXIT_CONFINE)
         }
     }
 }

@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::*;
+use hyperagents_sandbox::confine::LayerStatus;
 use hyperagents_sandbox::{LANGUAGE_GAPS, ScriptError, ScriptPool};
 use serde_json::{Map, json};
 
@@ -352,4 +353,73 @@ async fn worker_deaths_are_reported_with_their_reason() {
         "{err:?}"
     );
     assert_eq!(pool.stats().worker_deaths, 1);
+}
+
+/// Whether this kernel filters system calls (a `Seccomp:` line in /proc/self/status).
+fn kernel_has_seccomp() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Seccomp:"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_are_confined_by_the_os_beyond_rlimits() {
+    let pool = pool(1).await;
+    let report = pool.probe_confinement().await.unwrap();
+    eprintln!("{report:#?}");
+    let confinement = &report.confinement;
+    // Where the kernel filters system calls, a confined worker cannot open, connect or fork,
+    // even from native code; the probe's own tries say so.
+    if kernel_has_seccomp() {
+        assert_eq!(confinement.seccomp, LayerStatus::Enforced, "{report:#?}");
+        for (what, outcome) in [
+            ("open", &report.open_after_all),
+            ("socket", &report.socket),
+            ("fork", &report.fork),
+        ] {
+            assert!(
+                outcome.contains("Operation not permitted"),
+                "{what} after confinement: {outcome}"
+            );
+        }
+        // A serving worker has the filter installed: /proc says so.
+        let pid = pool.workers()[0].pid;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        assert!(
+            status
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Seccomp:", "2"]),
+            "{status}"
+        );
+        assert!(
+            status
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["NoNewPrivs:", "1"]),
+            "{status}"
+        );
+    } else {
+        assert!(!confinement.seccomp.is_in_force());
+    }
+    // Landlock alone (before the filter) already stops opening files, where the kernel has it;
+    // where it does not, the message says why in words.
+    match &confinement.landlock {
+        LayerStatus::Enforced | LayerStatus::Partial(_) => assert!(
+            report.open_after_landlock.contains("Permission denied"),
+            "{report:#?}"
+        ),
+        LayerStatus::Unavailable(why) => {
+            assert_eq!(report.open_after_landlock, "ok", "{report:#?}");
+            assert!(why.contains("Landlock"), "{why}");
+            let lines = confinement.shortfalls();
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("Landlock is not available")),
+                "{lines:?}"
+            );
+        }
+    }
+    // And confined workers still run scripts.
+    still_usable(&pool).await;
 }

@@ -69,9 +69,18 @@ pub(super) async fn start_pool(settings: &Settings) -> Result<ScriptPool> {
         max_host_calls: s.max_host_calls,
         max_memory_bytes: s.memory_mb * 1024 * 1024,
     });
-    ScriptPool::start(config)
+    let pool = ScriptPool::start(config)
         .await
-        .context("starting the sandbox workers")
+        .context("starting the sandbox workers")?;
+    // Say once, in plain words, which OS layer this kernel cannot give the workers.
+    let report = pool
+        .probe_confinement()
+        .await
+        .context("checking the sandbox workers' confinement")?;
+    for shortfall in report.confinement.shortfalls() {
+        tracing::warn!("{shortfall}");
+    }
+    Ok(pool)
 }
 
 fn caps(settings: &Settings) -> RunCaps {
