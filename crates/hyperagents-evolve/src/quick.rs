@@ -21,7 +21,12 @@ use serde_json::json;
 /// A prompt that names a variable its script does not pass is one too (an
 /// evolved prompt's `{{ ref }}` failed every episode before its first model
 /// call, and only stage 1 caught it).
-pub const CODE_DEFECTS: [&str; 10] = [
+/// A missing key or index, or a division by zero, is the script's own logic
+/// (an edited skill read `action["arguments"]` from a dict without it, and
+/// every episode crashed with "fixed 0, broke 0" in its meta agent's test);
+/// `ValueError` stays out: scripts raise it on purpose for a model's bad
+/// choice.
+pub const CODE_DEFECTS: [&str; 13] = [
     "undefined variable",
     "NameError",
     "SyntaxError",
@@ -32,6 +37,9 @@ pub const CODE_DEFECTS: [&str; 10] = [
     "ImportError",
     "NotImplementedError",
     "recursion limit",
+    "KeyError",
+    "IndexError",
+    "ZeroDivisionError",
 ];
 
 /// Where a quick evaluation's calls are recorded, when they are.

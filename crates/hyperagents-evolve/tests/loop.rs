@@ -569,6 +569,25 @@ async fn a_prompt_naming_a_variable_its_script_does_not_pass_is_a_code_defect() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_reading_a_missing_key_is_a_code_defect() {
+    // What a meta model wrote in bench meta: every episode crashed on a
+    // missing key, and its meta agent's test saw "fixed 0, broke 0".
+    let dir = tempfile::tempdir().unwrap();
+    let meta = ScriptedModel::new(|_| {
+        search_replace(
+            "tasks/answerer/policy.py",
+            "final = skill(",
+            "missing = {}[\"arguments\"]\nfinal = skill(",
+        )
+    });
+    let (_, child) = one_child(dir.path(), meta, false).await;
+    assert_eq!(child.status, NodeStatus::Invalid);
+    let errors = child.validation_errors.to_string();
+    assert!(errors.contains("code defect"), "{errors}");
+    assert!(errors.contains("KeyError"), "{errors}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_repair_round_a_defective_child_is_rejected_by_its_smoke_episode() {
     let dir = tempfile::tempdir().unwrap();
     let (evo, child) = one_child(dir.path(), defect_then_fix_model(), false).await;

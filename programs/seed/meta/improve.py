@@ -282,6 +282,12 @@ def resolve_edit(edit, targets, editable, may_create):
         path = targets[0]
     if path is None:
         return "", "", "name the file on the line before its block"
+    if path not in editable:
+        # Small models shorten a path to its last parts ("rules.md"): take
+        # the one editable file it ends, if only one does.
+        ends = [p for p in editable if p.endswith("/" + path)]
+        if len(ends) == 1:
+            path = ends[0]
     before = current(path)
     new_file = before is None and may_create and not path.startswith("meta/") and not path.startswith("memory/")
     if path not in editable and not new_file:
@@ -494,7 +500,13 @@ def main():
         for i in range(MODEL_CANDIDATES):
             target = aimed[i % len(aimed)]
             focus = "Rewrite " + target + " so that the failed episodes succeed without breaking others. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with that one file only."
-            c = propose(focus, [target], editable, base_vars, "edit " + str(i + 1), not restricted)
+            # Only the file to rewrite is shown: a small model shown several
+            # copies the wrong one under the right name.
+            aimed_vars = dict(base_vars)
+            aimed_vars["sources"] = show_sources([target])
+            c = propose(focus, [target], editable, aimed_vars, "edit " + str(i + 1), not restricted)
+            # Evidence shrunk for a model that refused it stays shrunk.
+            base_vars["episodes"] = aimed_vars["episodes"]
             report.append({"label": "edit " + str(i + 1), "written_by": "model", "landed": c is not None})
             if c:
                 candidates.append(c)

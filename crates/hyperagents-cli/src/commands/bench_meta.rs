@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use hyperagents_eval::{EvalPlan, EvalTarget, evaluate};
-use hyperagents_evolve::quick::TrainQuickEval;
+use hyperagents_evolve::quick::{TrainQuickEval, program_defect};
 use hyperagents_runtime::improve::{ImproveConfig, QuickEvalHandle, improve};
 use hyperagents_runtime::steps::episode_steps;
 use hyperagents_runtime::trace::{EpisodeSummary, read_trajectory};
@@ -69,9 +69,15 @@ struct MetaRow {
     #[serde(default)]
     meta_prompt_cached: u64,
     /// Of the failed pairs run again with the child: those whose actions
-    /// differ from the parent's, and those that now succeed.
+    /// differ from the parent's and that ran without a code defect, and
+    /// those that now succeed.
     changed_pairs: usize,
     fixed_pairs: usize,
+    /// Of those reruns, the ones that hit a code defect (the child's script
+    /// crashed: changed, but not by working differently). Rows written
+    /// before this was recorded read 0 and counted crashes as changes.
+    #[serde(default)]
+    defect_pairs: usize,
 }
 
 pub async fn run(mut settings: Settings, args: BenchMetaArgs) -> Result<ExitCode> {
@@ -211,9 +217,10 @@ pub async fn run(mut settings: Settings, args: BenchMetaArgs) -> Result<ExitCode
             )
             .await?;
             eprintln!(
-                "  lands: {}; changed {} and fixed {} of {} failed episodes; {} meta tokens in {:.0} s",
+                "  lands: {}; changed {}, crashed {} and fixed {} of {} failed episodes; {} meta tokens in {:.0} s",
                 row.lands,
                 row.changed_pairs,
+                row.defect_pairs,
                 row.fixed_pairs,
                 row.failed_pairs,
                 row.meta_tokens,
@@ -319,7 +326,7 @@ async fn measure(
         .and_then(|r| r.get("kept"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let (mut changed_pairs, mut fixed_pairs) = (0, 0);
+    let (mut changed_pairs, mut fixed_pairs, mut defect_pairs) = (0, 0, 0);
     if lands {
         let program = Arc::new(load_program(&child)?);
         let mut episodes = ctx.clone();
@@ -360,7 +367,9 @@ async fn measure(
             }
             let before = actions_of(&traces.join(trajectory_file_name(&record.task, record.seed)));
             let after = record.trajectory.as_deref().map(actions_of);
-            if after.is_some_and(|a| a != before) {
+            if program_defect(record).is_some() {
+                defect_pairs += 1;
+            } else if after.is_some_and(|a| a != before) {
                 changed_pairs += 1;
             }
             if record.success {
@@ -399,6 +408,7 @@ async fn measure(
         meta_prompt_cached: outcome.meta_prompt_cached,
         changed_pairs,
         fixed_pairs,
+        defect_pairs,
     })
 }
 
@@ -502,7 +512,8 @@ fn render(
          --quick-eval-calls {} --quick-eval-tasks {}`. Each context is the parent's episodes on {} train tasks × {} seeds; every \
          meta agent is put on the parent (only `meta/` differs) and makes one child per context with the live meta model, \
          response cache off. *Lands*: a non-empty diff and a program that loads. *Changes an episode*: one of the parent's \
-         failed (task, seed) episodes, run again with the child, takes other actions. Rows: `{}`.\n",
+         failed (task, seed) episodes, run again with the child, takes other actions and runs without a code defect (a \
+         crash of the child's own script is counted apart). Rows: `{}`.\n",
         args.parent.display(),
         args.meta
             .iter()
@@ -523,11 +534,11 @@ fn render(
         contexts.iter().map(|(i, t, _)| (*i, t)).collect();
     let _ = writeln!(
         text,
-        "| meta agent | contexts | child lands | model-written edits landed | changes ≥1 failed episode | failed episodes fixed | mean meta tokens | model calls/step | prompt tokens computed/step | reused/step | mean meta step s | kept | diff kinds |"
+        "| meta agent | contexts | child lands | model-written edits landed | changes ≥1 failed episode | failed episodes fixed | reruns with a code defect | mean meta tokens | model calls/step | prompt tokens computed/step | reused/step | mean meta step s | kept | diff kinds |"
     );
     let _ = writeln!(
         text,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
     );
     // One line per version of each meta agent: rows of an earlier `meta/`
     // (kept in the results file) are shown apart, never pooled with today's.
@@ -564,6 +575,7 @@ fn render(
         let changes = mine.iter().filter(|r| r.changed_pairs > 0).count();
         let fixed: usize = mine.iter().map(|r| r.fixed_pairs).sum();
         let failed: usize = mine.iter().map(|r| r.failed_pairs).sum();
+        let defects: usize = mine.iter().map(|r| r.defect_pairs).sum();
         let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
         let mut kept: BTreeMap<&str, usize> = BTreeMap::new();
         for r in &mine {
@@ -578,7 +590,7 @@ fn render(
         let written_landed: usize = mine.iter().map(|r| r.model_candidates_landed).sum();
         let _ = writeln!(
             text,
-            "| {name} | {n} | {lands} ({:.0}%) | {written_landed} of {written} ({:.0}%) | {changes} ({:.0}%) | {fixed} of {failed} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |",
+            "| {name} | {n} | {lands} ({:.0}%) | {written_landed} of {written} ({:.0}%) | {changes} ({:.0}%) | {fixed} of {failed} | {defects} of {failed} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {} |",
             100.0 * lands as f64 / n as f64,
             100.0 * written_landed as f64 / written.max(1) as f64,
             100.0 * changes as f64 / n as f64,
