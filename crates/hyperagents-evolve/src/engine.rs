@@ -45,9 +45,13 @@ use hyperagents_program::{DiffKind, Program, copy_program};
 use hyperagents_runtime::improve::{ImproveConfig, QuickEvalHandle, improve};
 use hyperagents_runtime::{Interruption, RunContext, SandboxChecker, killed_from_outside};
 use hyperagents_sandbox::{HostError, HostFunctions, ScriptSource, ScriptValue};
+use hyperagents_store::events::{
+    BudgetSpent, ChildComparison, ChildMade, GenerationDone, ParentsChosen, RepairRound,
+    SelectorUsed, SmokeEpisode, Stopped, TestScore,
+};
 use hyperagents_store::{
-    DiffKind as StoredDiffKind, EvalRunId, NewEvalRun, NewEvolutionRun, NewNode, NodeRecord,
-    NodeStatus, ResultsStore, RunMode, RunStatus, RunSummary,
+    DiffKind as StoredDiffKind, EvalRunId, EvolutionEvent, NewEvalRun, NewEvolutionRun, NewNode,
+    NodeRecord, NodeStatus, ResultsStore, RunMode, RunStatus, RunSummary,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -261,10 +265,13 @@ impl Evolution {
             Interruption::Stop(_) => "signal",
             Interruption::Host(_) => "host",
         };
-        self.store.append_event(
+        self.store.append(
             run,
-            "stopped",
-            &json!({"interrupted": kind, "message": message}),
+            &EvolutionEvent::Stopped(Stopped {
+                interrupted: Some(kind.to_string()),
+                message: Some(message),
+                before_generation: None,
+            }),
         )?;
         let done = self.recorded_generations()?.finished.len();
         self.store
@@ -328,7 +335,8 @@ impl Evolution {
         if !s.launch.is_null() {
             let last = self.store.last_event(&s.run_id, "launch")?;
             if last.is_none_or(|e| e.payload != s.launch) {
-                self.store.append_event(&s.run_id, "launch", &s.launch)?;
+                self.store
+                    .append(&s.run_id, &EvolutionEvent::Launch(s.launch.clone()))?;
             }
         }
         self.ensure_seed(seed_program).await?;
@@ -344,10 +352,12 @@ impl Evolution {
                 self.check_run_limit()?;
             }
             if !begun && self.dir.join(STOP_FILE).exists() {
-                self.store.append_event(
+                self.store.append(
                     &s.run_id,
-                    "stopped",
-                    &json!({"before_generation": generation}),
+                    &EvolutionEvent::Stopped(Stopped {
+                        before_generation: Some(generation),
+                        ..Stopped::default()
+                    }),
                 )?;
                 self.store.set_run_state(
                     &s.run_id,
@@ -359,14 +369,13 @@ impl Evolution {
             if let Some(budget) = s.token_budget.filter(|_| !begun) {
                 let spent = self.tokens_spent()?;
                 if spent.total() >= budget {
-                    self.store.append_event(
+                    self.store.append(
                         &s.run_id,
-                        "budget",
-                        &json!({
-                            "before_generation": generation,
-                            "token_budget": budget,
-                            "meta_tokens": spent.meta,
-                            "episode_tokens": spent.episodes,
+                        &EvolutionEvent::Budget(BudgetSpent {
+                            before_generation: generation,
+                            token_budget: budget,
+                            meta_tokens: spent.meta,
+                            episode_tokens: spent.episodes,
                         }),
                     )?;
                     break;
@@ -408,10 +417,12 @@ impl Evolution {
             }
         }
         for event in self.store.events(run, 0)? {
-            if event.kind == SMOKE || event.kind == "quick_eval" {
-                match event.payload["eval_run"].as_i64() {
+            if let Ok(event) = event.event()
+                && let Some((eval_run, _, tokens)) = event.episodes_run()
+            {
+                match eval_run {
                     Some(id) => eval_runs.push(EvalRunId(id)),
-                    None => spent.episodes += event.payload["tokens"].as_u64().unwrap_or(0),
+                    None => spent.episodes += tokens,
                 }
             }
         }
@@ -435,14 +446,11 @@ impl Evolution {
         for entry in stats.iter_mut() {
             let summary = self.evaluate_stage(&entry.best_node, TEST, &seeds).await?;
             entry.best_test = summary.success_rate();
-            self.record_once(
-                "test",
-                &json!({
-                    "generation": entry.generation,
-                    "node": entry.best_node,
-                    "success_rate": entry.best_test,
-                }),
-            )?;
+            self.record_once(&EvolutionEvent::Test(TestScore {
+                generation: entry.generation,
+                node: entry.best_node.clone(),
+                success_rate: entry.best_test,
+            }))?;
         }
         Ok(())
     }
@@ -590,15 +598,14 @@ impl Evolution {
             .run_plan(program, vec![task], vec![seed], eval_run, traces)
             .await?;
         let errors = smoke_errors(&report);
-        self.store.append_event(
+        self.store.append(
             &self.settings.run_id,
-            SMOKE,
-            &json!({
-                "node": child,
-                "eval_run": eval_run.0,
-                "tokens": report.summary.tokens_in + report.summary.tokens_out,
-                "ok": errors.is_empty(),
-                "errors": errors,
+            &EvolutionEvent::Smoke(SmokeEpisode {
+                node: child.to_string(),
+                eval_run: Some(eval_run.0),
+                tokens: report.summary.tokens_in + report.summary.tokens_out,
+                ok: errors.is_empty(),
+                errors: errors.clone(),
             }),
         )?;
         Ok(errors)
@@ -686,7 +693,7 @@ impl Evolution {
         generation: u64,
         candidates: &[Candidate],
         rng: &mut StdRng,
-    ) -> Result<(Vec<NodeId>, serde_json::Value), EvolveError> {
+    ) -> Result<(Vec<NodeId>, Option<SelectorUsed>), EvolveError> {
         let count = self.settings.children;
         let mut best: Option<&Candidate> = None;
         for candidate in candidates.iter().filter(|c| c.valid) {
@@ -710,14 +717,20 @@ impl Evolution {
         match scripted {
             Ok(parents) => Ok((
                 parents,
-                json!({"script": format!("{}/meta/select.py", best.node.0)}),
+                Some(SelectorUsed {
+                    script: format!("{}/meta/select.py", best.node.0),
+                    fallback: None,
+                }),
             )),
             Err(error) => {
                 tracing::warn!(node = %best.node.0, %error, "the selection script was not used; falling back to the configured policy");
                 let parents = select_parents(&self.settings.selection, candidates, count, rng)?;
                 Ok((
                     parents,
-                    json!({"script": format!("{}/meta/select.py", best.node.0), "fallback": error}),
+                    Some(SelectorUsed {
+                        script: format!("{}/meta/select.py", best.node.0),
+                        fallback: Some(error.to_string()),
+                    }),
                 ))
             }
         }
@@ -789,13 +802,12 @@ impl Evolution {
     fn recorded_generations(&self) -> Result<RecordedGenerations, EvolveError> {
         let mut recorded = RecordedGenerations::default();
         for event in self.store.events(&self.settings.run_id, 0)? {
-            let generation = event.payload["generation"].as_u64();
-            match (event.kind.as_str(), generation) {
-                ("parents", Some(g)) => {
-                    recorded.begun.insert(g);
+            match event.event() {
+                Ok(EvolutionEvent::Parents(p)) => {
+                    recorded.begun.insert(p.generation);
                 }
-                ("generation", Some(g)) => {
-                    recorded.finished.insert(g);
+                Ok(EvolutionEvent::Generation(g)) => {
+                    recorded.finished.insert(g.generation);
                 }
                 _ => {}
             }
@@ -811,7 +823,7 @@ impl Evolution {
         let run = &self.settings.run_id;
         let candidates = self.candidates(generation)?;
         let mut rng = StdRng::seed_from_u64(mix(self.episodes.run_seed, generation));
-        let mut selector = json!(null);
+        let mut selector = None;
         let parents = match self.settings.mode {
             // Without self-improvement the seed is re-run on fresh seeds.
             RunMode::None => vec![NodeId(SEED_NODE.into()); self.settings.children],
@@ -831,10 +843,13 @@ impl Evolution {
         };
         // A replayed generation draws the same parents; record them once.
         if !history.begun.contains(&generation) {
-            self.store.append_event(
+            self.store.append(
                 run,
-                "parents",
-                &json!({"generation": generation, "parents": parents, "selector": selector}),
+                &EvolutionEvent::Parents(ParentsChosen {
+                    generation,
+                    parents: parents.iter().map(|p| p.0.clone()).collect(),
+                    selector: selector.clone(),
+                }),
             )?;
         }
         // Collected first, so the run's future stays `Send` (a lazy map's
@@ -917,18 +932,17 @@ impl Evolution {
         if history.finished.contains(&generation) {
             return Ok(stats);
         }
-        self.store.append_event(
+        self.store.append(
             run,
-            "generation",
-            &json!({
-                "generation": generation,
-                "valid_children": valid,
-                "failed_attempts": failed,
-                "best": best,
-                "mean": mean,
-                "improvement": stats.improvement,
-                "archive_size": stats.archive_size,
-                "best_node": stats.best_node,
+            &EvolutionEvent::Generation(GenerationDone {
+                generation,
+                valid_children: valid as u64,
+                failed_attempts: failed as u64,
+                best,
+                mean,
+                improvement: stats.improvement,
+                archive_size: stats.archive_size as u64,
+                best_node: stats.best_node.clone(),
             }),
         )?;
         Ok(stats)
@@ -961,10 +975,13 @@ impl Evolution {
             made.errors = self.smoke(generation, child).await?;
         }
         if !made.errors.is_empty() && made.repairable && self.settings.repair {
-            self.store.append_event(
+            self.store.append(
                 run,
-                "repair",
-                &json!({"node": child, "parent": parent, "errors": made.errors}),
+                &EvolutionEvent::Repair(RepairRound {
+                    node: child.to_string(),
+                    parent: parent.to_string(),
+                    errors: made.errors.clone(),
+                }),
             )?;
             let rejected = self.dir.join("work").join(format!("{child}-rejected"));
             if rejected.exists() {
@@ -1015,16 +1032,15 @@ impl Evolution {
             validation_errors: json!(made.errors),
             meta_tokens: made.meta_tokens,
         })?;
-        self.store.append_event(
+        self.store.append(
             run,
-            "child",
-            &json!({
-                "node": child,
-                "parent": parent,
-                "status": status.as_str(),
-                "errors": made.errors,
-                "meta_tokens": made.meta_tokens,
-                "meta_cost": made.meta_cost,
+            &EvolutionEvent::Child(ChildMade {
+                node: child.to_string(),
+                parent: parent.to_string(),
+                status: status.as_str().to_string(),
+                errors: made.errors.clone(),
+                meta_tokens: made.meta_tokens,
+                meta_cost: Some(made.meta_cost),
             }),
         )?;
         if status == NodeStatus::Valid {
@@ -1036,15 +1052,16 @@ impl Evolution {
     /// Appends an event unless the run already holds the same one: a resumed
     /// run replays finished work from the store, and its record must read
     /// as if it had never stopped.
-    fn record_once(&self, kind: &str, payload: &serde_json::Value) -> Result<(), EvolveError> {
+    fn record_once(&self, event: &EvolutionEvent) -> Result<(), EvolveError> {
         let run = &self.settings.run_id;
+        let (kind, payload) = (event.kind(), event.payload());
         let recorded = self
             .store
             .events(run, 0)?
             .iter()
-            .any(|e| e.kind == kind && e.payload == *payload);
+            .any(|e| e.kind == kind && e.payload == payload);
         if !recorded {
-            self.store.append_event(run, kind, payload)?;
+            self.store.append(run, event)?;
         }
         Ok(())
     }
@@ -1074,18 +1091,15 @@ impl Evolution {
             STAGE1
         };
         let comparison = self.compare(parent, child, stage)?;
-        self.record_once(
-            "comparison",
-            &json!({
-                "node": child,
-                "parent": parent,
-                "stage": stage,
-                "tasks": comparison.tasks,
-                "mean_difference": comparison.mean,
-                "lower_95": comparison.lower,
-                "accepted": comparison.accepted(),
-            }),
-        )?;
+        self.record_once(&EvolutionEvent::Comparison(ChildComparison {
+            node: child.to_string(),
+            parent: parent.to_string(),
+            stage: stage.to_string(),
+            tasks: comparison.tasks as u64,
+            mean_difference: comparison.mean,
+            lower_95: comparison.lower,
+            accepted: comparison.accepted(),
+        }))?;
         Ok(())
     }
 
@@ -1178,11 +1192,10 @@ impl Evolution {
         };
         let mut accepted = BTreeSet::new();
         for event in self.store.events(&self.settings.run_id, 0)? {
-            if event.kind == "comparison"
-                && event.payload["accepted"].as_bool() == Some(true)
-                && let Some(node) = event.payload["node"].as_str()
+            if let Ok(EvolutionEvent::Comparison(c)) = event.event()
+                && c.accepted
             {
-                accepted.insert(node.to_string());
+                accepted.insert(c.node);
             }
         }
         let mut effects: BTreeMap<&str, (u64, f64, u64)> = BTreeMap::new();

@@ -13,7 +13,8 @@ use hyperagents_eval::{EpisodeRecord, EvalPlan, EvalTarget, SuiteIdentity, evalu
 use hyperagents_program::Program;
 use hyperagents_runtime::RunContext;
 use hyperagents_runtime::improve::QuickEval;
-use hyperagents_store::{EvalStatus, NewEvalRun, ResultsStore};
+use hyperagents_store::events::QuickEvalCall;
+use hyperagents_store::{EvalStatus, EvolutionEvent, NewEvalRun, ResultsStore};
 use serde_json::json;
 
 /// Errors that mean the program itself is broken rather than that the agent
@@ -187,16 +188,15 @@ impl QuickEval for TrainQuickEval {
         .map_err(|e| e.to_string())?;
         if let Some(events) = &self.events {
             self.store
-                .append_event(
+                .append(
                     &events.run_id,
-                    "quick_eval",
-                    &json!({
-                        "node": events.node,
-                        "call": call,
-                        "tasks": unique,
-                        "eval_run": report.run.0,
-                        "tokens": report.summary.tokens_in + report.summary.tokens_out,
-                        "success_rate": report.summary.success_rate(),
+                    &EvolutionEvent::QuickEval(QuickEvalCall {
+                        node: events.node.clone(),
+                        call,
+                        tasks: unique.clone(),
+                        eval_run: Some(report.run.0),
+                        tokens: report.summary.tokens_in + report.summary.tokens_out,
+                        success_rate: report.summary.success_rate(),
                     }),
                 )
                 .map_err(|e| e.to_string())?;

@@ -25,8 +25,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hyperagents_store::{
-    DiffKind, EvalRunId, EventRecord, NodeRecord, NodeStatus, ResultsStore, RunMode, RunStatus,
-    StoreError,
+    DiffKind, EvalRunId, EventRecord, EvolutionEvent, NodeRecord, NodeStatus, ResultsStore,
+    RunMode, RunStatus, StoreError,
 };
 use serde_json::Value;
 
@@ -581,67 +581,67 @@ struct TestEvent {
 impl EventLog {
     fn read(events: &[EventRecord]) -> Self {
         let mut log = EventLog::default();
-        for event in events {
-            let p = &event.payload;
-            if let Some(eval_run) = p.get("eval_run").and_then(Value::as_i64) {
-                let node = p.get("node").and_then(Value::as_str).map(str::to_owned);
-                log.eval_runs.push((EvalRunId(eval_run), node, event.seq));
-            }
-            let read = match event.kind.as_str() {
-                "parents" => u64_field(p, "generation").map(|generation| {
-                    log.starts.push((event.seq, event.at_ms, generation));
-                }),
-                "generation" => (|| {
-                    let generation = u64_field(p, "generation")?;
-                    let event = GenerationEvent {
-                        best: f64_field(p, "best")?,
-                        mean: f64_field(p, "mean")?,
-                        best_node: p.get("best_node")?.as_str()?.to_owned(),
-                        valid_children: u64_field(p, "valid_children").unwrap_or(0),
-                        failed_attempts: u64_field(p, "failed_attempts").unwrap_or(0),
-                        archive_size: u64_field(p, "archive_size").unwrap_or(0),
-                    };
-                    log.generations.insert(generation, event);
-                    Some(())
-                })(),
-                "comparison" => (|| {
-                    let node = p.get("node")?.as_str()?.to_owned();
-                    let comparison = Comparison {
-                        stage: p.get("stage")?.as_str()?.to_owned(),
-                        tasks: u64_field(p, "tasks").unwrap_or(0),
-                        mean_difference: f64_field(p, "mean_difference")?,
-                        lower_95: f64_field(p, "lower_95"),
-                        accepted: p.get("accepted")?.as_bool()?,
-                    };
-                    log.comparisons.insert(node, comparison);
-                    Some(())
-                })(),
-                "test" => (|| {
-                    let generation = u64_field(p, "generation")?;
-                    let success_rate = match p.get("success_rate")? {
-                        Value::Null => None,
-                        value => Some(value.as_f64()?),
-                    };
-                    log.tests.insert(generation, TestEvent { success_rate });
-                    Some(())
-                })(),
-                "child" => {
-                    if let (Some(node), Some(cost)) = (
-                        p.get("node").and_then(Value::as_str),
-                        f64_field(p, "meta_cost"),
-                    ) {
-                        log.meta_costs.insert(node.to_owned(), cost);
-                    }
-                    Some(())
+        for record in events {
+            let event = match record.event() {
+                Ok(event) => event,
+                // Kinds a newer build may add carry nothing this report needs.
+                Err(_) if !EvolutionEvent::KINDS.contains(&record.kind.as_str()) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "unreadable event payload");
+                    log.unreadable
+                        .push(format!("event {} ({})", record.seq, record.kind));
+                    continue;
                 }
-                // `stopped`, `budget` and kinds yet to come carry nothing
-                // the report needs.
-                _ => Some(()),
             };
-            if read.is_none() {
-                tracing::warn!(seq = event.seq, kind = %event.kind, "unreadable event payload");
-                log.unreadable
-                    .push(format!("event {} ({})", event.seq, event.kind));
+            if let Some((Some(eval_run), node, _)) = event.episodes_run() {
+                log.eval_runs
+                    .push((EvalRunId(eval_run), Some(node.to_owned()), record.seq));
+            }
+            match event {
+                EvolutionEvent::Parents(p) => {
+                    log.starts.push((record.seq, record.at_ms, p.generation));
+                }
+                EvolutionEvent::Generation(g) => {
+                    log.generations.insert(
+                        g.generation,
+                        GenerationEvent {
+                            best: g.best,
+                            mean: g.mean,
+                            best_node: g.best_node,
+                            valid_children: g.valid_children,
+                            failed_attempts: g.failed_attempts,
+                            archive_size: g.archive_size,
+                        },
+                    );
+                }
+                EvolutionEvent::Comparison(c) => {
+                    log.comparisons.insert(
+                        c.node,
+                        Comparison {
+                            stage: c.stage,
+                            tasks: c.tasks,
+                            mean_difference: c.mean_difference,
+                            lower_95: c.lower_95,
+                            accepted: c.accepted,
+                        },
+                    );
+                }
+                EvolutionEvent::Test(t) => {
+                    log.tests.insert(
+                        t.generation,
+                        TestEvent {
+                            success_rate: t.success_rate,
+                        },
+                    );
+                }
+                EvolutionEvent::Child(c) => {
+                    if let Some(cost) = c.meta_cost {
+                        log.meta_costs.insert(c.node, cost);
+                    }
+                }
+                // `launch`, `stopped`, `budget`, `smoke`, `quick_eval` and
+                // `repair` carry nothing more the report needs.
+                _ => {}
             }
         }
         log
@@ -657,17 +657,6 @@ impl EventLog {
             .max_by_key(|(seq, _, _)| *seq)
             .map_or(0, |(_, _, generation)| *generation)
     }
-}
-
-fn u64_field(payload: &Value, name: &str) -> Option<u64> {
-    payload.get(name)?.as_u64()
-}
-
-fn f64_field(payload: &Value, name: &str) -> Option<f64> {
-    payload
-        .get(name)?
-        .as_f64()
-        .filter(|value| value.is_finite())
 }
 
 #[cfg(test)]

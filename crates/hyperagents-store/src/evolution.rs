@@ -553,7 +553,14 @@ impl ResultsStore {
         }
     }
 
-    /// Appends an event to `run`'s log; returns its sequence number.
+    /// Appends `event` to `run`'s log; returns its sequence number.
+    pub fn append(&self, run: &str, event: &crate::EvolutionEvent) -> Result<i64, StoreError> {
+        self.append_event(run, event.kind(), &event.payload())
+    }
+
+    /// Appends an event of any kind to `run`'s log; returns its sequence
+    /// number. Writers use [`ResultsStore::append`]; this stays for stores'
+    /// own tests and for kinds a newer build may add.
     pub fn append_event(
         &self,
         run: &str,

@@ -21,6 +21,7 @@
 //! runtime or domains, which convert their own results into [`EvalResult`].
 
 mod error;
+pub mod events;
 pub mod evolution;
 mod key;
 pub mod ledger;
@@ -28,6 +29,7 @@ pub mod report;
 mod store;
 
 pub use error::StoreError;
+pub use events::{EventError, EvolutionEvent};
 pub use evolution::{
     DiffKind, EventRecord, EvolutionRun, NewEvolutionRun, NewNode, NodeRecord, NodeStatus, RunMode,
     RunStatus,

@@ -19,7 +19,7 @@ use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
 use hyperagents_miniwob::split::fnv1a64;
 use hyperagents_program::copy_program;
 use hyperagents_runtime::improve::ImproveConfig;
-use hyperagents_store::{NodeStatus, RunMode};
+use hyperagents_store::{EvolutionEvent, NodeStatus, RunMode};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::eval::{SignalStop, keep_saving, open_store, stop_saving};
@@ -39,7 +39,11 @@ pub async fn resume(settings: Settings, args: ResumeArgs) -> Result<ExitCode> {
             store_path.display()
         );
     };
-    let launch = store.last_event(&run.id, "launch")?.map(|e| e.payload);
+    let launch = match store.last_event(&run.id, "launch")?.map(|e| e.event()) {
+        Some(Ok(EvolutionEvent::Launch(args))) => Some(args),
+        Some(Err(error)) => return Err(error.into()),
+        _ => None,
+    };
     let Some(launch) = launch else {
         bail!(
             "run `{}` does not record the arguments it was started with (it predates `resume`); \
@@ -317,49 +321,38 @@ fn watch_progress(
             let Ok(events) = store.events(&run, last) else {
                 continue;
             };
-            for event in events {
-                last = event.seq;
-                let p = &event.payload;
-                let line = match event.kind.as_str() {
-                    "child" => {
-                        if let Some(node) = p["node"].as_str() {
-                            children.insert(node.to_string());
-                        }
+            for record in events {
+                last = record.seq;
+                let line = match record.event() {
+                    Ok(EvolutionEvent::Child(c)) => {
+                        let line = format!("child {} of {}: {}", c.node, c.parent, c.status);
+                        children.insert(c.node);
                         bar.set_position(children.len() as u64);
-                        Some(format!(
-                            "child {} of {}: {}",
-                            p["node"].as_str().unwrap_or("?"),
-                            p["parent"].as_str().unwrap_or("?"),
-                            p["status"].as_str().unwrap_or("?")
-                        ))
+                        Some(line)
                     }
-                    "comparison" => Some(format!(
+                    Ok(EvolutionEvent::Comparison(c)) => Some(format!(
                         "  {} vs {} on {}: {:+.3}{}",
-                        p["node"].as_str().unwrap_or("?"),
-                        p["parent"].as_str().unwrap_or("?"),
-                        p["stage"].as_str().unwrap_or("?"),
-                        p["mean_difference"].as_f64().unwrap_or(0.0),
-                        if p["accepted"] == true {
+                        c.node,
+                        c.parent,
+                        c.stage,
+                        c.mean_difference,
+                        if c.accepted {
                             " (accepted improvement)"
                         } else {
                             ""
                         }
                     )),
-                    "generation" => Some(format!(
+                    Ok(EvolutionEvent::Generation(g)) => Some(format!(
                         "generation {}: best {:.3} ({}), mean {:.3}",
-                        p["generation"],
-                        p["best"].as_f64().unwrap_or(0.0),
-                        p["best_node"].as_str().unwrap_or("?"),
-                        p["mean"].as_f64().unwrap_or(0.0)
+                        g.generation, g.best, g.best_node, g.mean
                     )),
-                    "repair" => Some(format!(
-                        "  {} rejected; one repair round",
-                        p["node"].as_str().unwrap_or("?")
-                    )),
-                    "budget" => Some("the token budget is spent".to_string()),
+                    Ok(EvolutionEvent::Repair(r)) => {
+                        Some(format!("  {} rejected; one repair round", r.node))
+                    }
+                    Ok(EvolutionEvent::Budget(_)) => Some("the token budget is spent".to_string()),
                     _ => None,
                 };
-                bar.set_message(event.kind.clone());
+                bar.set_message(record.kind.clone());
                 if let Some(line) = line
                     && !first
                 {
