@@ -234,7 +234,11 @@ async fn prompt_only_mode_keeps_prompt_edits_and_the_meta_agents_notes() {
         .iter()
         .filter_map(|r| {
             let focus = r.messages[0].content.trim_end().lines().last()?;
-            let path = focus.strip_prefix("Rewrite ")?.split([' ', ':']).next()?;
+            // "Rewrite PATH …" or "Write … lines of instructions to add to PATH …".
+            let rest = focus
+                .strip_prefix("Rewrite ")
+                .or_else(|| focus.split_once(" to add to ").map(|(_, rest)| rest))?;
+            let path = rest.split([' ', ':']).next()?;
             Some(path.to_string())
         })
         .collect();

@@ -175,7 +175,7 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
         };
         let (first_focus, first_files) = shown(0);
         assert!(
-            first_focus.starts_with("Rewrite skills/reason/prompt.md "),
+            first_focus.contains("to add to skills/reason/prompt.md "),
             "{first_focus}"
         );
         assert_eq!(
@@ -184,7 +184,7 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
         );
         let (second_focus, second_files) = shown(1);
         assert!(
-            second_focus.starts_with("Rewrite skills/extract_answer/prompt.md "),
+            second_focus.contains("to add to skills/extract_answer/prompt.md "),
             "{second_focus}"
         );
         assert_eq!(
@@ -406,7 +406,7 @@ async fn a_prompt_longer_than_the_meta_models_context_is_retried_with_less_evide
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_prompt_edit_that_drops_a_placeholder_is_undone_and_retried() {
+async fn a_prompt_rewrite_that_drops_a_placeholder_lands_as_added_lines() {
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
     let blind = edit(
@@ -426,19 +426,41 @@ async fn a_prompt_edit_that_drops_a_placeholder_is_undone_and_retried() {
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    // The template keeps every placeholder; the rewrite's new sentence is
+    // put in by code after the prompt's first paragraph.
     let prompt = std::fs::read_to_string(out.join("skills/reason/prompt.md")).unwrap();
+    let seed_prompt = std::fs::read_to_string(seed_dir().join("skills/reason/prompt.md")).unwrap();
     assert!(
-        prompt.contains("{{ question }}") && prompt.contains("as a number"),
+        prompt.contains("{{ question }}")
+            && prompt.contains("then state the answer as a number.")
+            && prompt.len() > seed_prompt.len(),
         "{prompt}"
     );
-    let requests = model.requests.lock().unwrap();
-    assert_eq!(
-        requests.len(),
-        3,
-        "a refused try, its retry, the second candidate"
+    assert!(
+        outcome
+            .trace
+            .contains("added 1 lines to skills/reason/prompt.md"),
+        "{}",
+        outcome.trace
     );
-    let retry = &requests[1].messages[0].content;
-    assert!(retry.contains("removed {{ question }}"), "{retry}");
+    // The candidate asked for lines, with a small reply budget.
+    let requests = model.requests.lock().unwrap();
+    let focus = requests[0].messages[0]
+        .content
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(
+        focus.contains("lines of instructions to add to skills/reason/prompt.md"),
+        "{focus}"
+    );
+    assert!(
+        requests[0].sampling.max_tokens <= 200,
+        "{}",
+        requests[0].sampling.max_tokens
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,13 @@ MAX_REPLY_TOKENS = 1200
 # characters a token) and a few lines around it; a new or empty file (a
 # rules file) needs room of its own (200 cut rules replies off mid-way).
 REPLY_TOKENS_BESIDE_FILE = 400
+# A prompt template (a .md file with placeholders) is extended with up to
+# this many plain lines the model writes, inserted by code: small models
+# asked to rewrite a template drop its placeholders (every such rewrite in
+# bench meta's first contexts was refused for it).
+ADDED_LINES_MAX = 4
+ADDED_LINE_CHARS = 200
+ADDITION_TOKENS = 160
 # Worked examples mined from successful episodes, for agents that recall().
 EXEMPLARS_FILE = "demos/exemplars.jsonl"
 EXEMPLARS_MAX = 40
@@ -317,7 +324,7 @@ def resolve_edit(edit, targets, editable, may_create):
     return "", "", "the SEARCH text is not in " + path + " (" + missed + "); copy it exactly. The file " + path + " reads:\n" + before[:1500]
 
 
-def propose(focus, targets, editable, evidence_vars, label, may_create=False, previous=""):
+def propose(focus, targets, editable, evidence_vars, label, may_create=False, previous="", addition=False):
     # Asks the meta model for an edit, applies and guards it, and feeds any
     # refusal back for another try. Returns a candidate {label, files, ...}
     # that passed (the child is left as it was) or None.
@@ -337,6 +344,8 @@ def propose(focus, targets, editable, evidence_vars, label, may_create=False, pr
         )
         longest = max([len(current(p) or "") for p in targets] + [0])
         room = min(MAX_REPLY_TOKENS, REPLY_TOKENS_BESIDE_FILE + longest // 3)
+        if addition:
+            room = ADDITION_TOKENS
         try:
             reply = llm(text, max_tokens=room, temperature=TEMPERATURE)
         except RuntimeError as error:
@@ -347,12 +356,10 @@ def propose(focus, targets, editable, evidence_vars, label, may_create=False, pr
             evidence["episodes"] = evidence["episodes"][:len(evidence["episodes"]) // 2]
             continue
         parsed = parse_edits(str(reply))
-        if len(parsed["edits"]) == 0:
-            previous = "no edit was found in your reply; " + ("; ".join(parsed["problems"]) if parsed["problems"] else "write the file's path on one line, then the file in a fenced block")
-            log(label + ": " + previous[:200])
-            continue
-        files = {}
         why = ""
+        if len(parsed["edits"]) == 0:
+            why = "no edit was found in your reply; " + ("; ".join(parsed["problems"]) if parsed["problems"] else "write the file's path on one line, then the file in a fenced block")
+        files = {}
         for edit in parsed["edits"]:
             path, new_text, why = resolve_edit(edit, targets, editable, may_create)
             if why != "":
@@ -362,10 +369,64 @@ def propose(focus, targets, editable, evidence_vars, label, may_create=False, pr
             saved, why = apply_candidate(label, files)
             if saved is not None:
                 restore(saved)
-                return {"label": label, "files": files, "tries": attempt + 1, "focus": focus, "targets": targets, "may_create": may_create}
+                return {"label": label, "files": files, "tries": attempt + 1, "focus": focus, "targets": targets, "may_create": may_create, "addition": addition}
+        if addition:
+            # Not a usable edit: the new lines it holds (inside its blocks
+            # if it has any, else the reply's own lines), put in by code.
+            before = read_file(targets[0])
+            target = targets[0]
+            mine = [e["new"] for e in parsed["edits"] if e["path"] is None or e["path"] == target or target.endswith("/" + str(e["path"]))]
+            source = "\n".join(mine) if len(parsed["edits"]) > 0 else str(reply)
+            lines = added_lines(source, before)
+            if len(lines) > 0:
+                files = {targets[0]: insert_lines(before, lines)}
+                saved, added_why = apply_candidate(label, files)
+                if saved is not None:
+                    restore(saved)
+                    log(label + ": added " + str(len(lines)) + " lines to " + targets[0])
+                    return {"label": label, "files": files, "tries": attempt + 1, "focus": focus, "targets": targets, "may_create": may_create, "addition": addition}
+                why = added_why
+            elif len(parsed["edits"]) == 0:
+                why = "write one to " + str(ADDED_LINES_MAX) + " plain lines of instructions, nothing else"
         previous = why
         log(label + ": " + why[:300])
     return None
+
+
+def added_lines(reply, existing):
+    # The new plain lines of a reply meant to be added to a prompt: fences,
+    # headings, paths, edit markers, lines the prompt already has (a model
+    # that echoes the file) and anything a template would read as code are
+    # dropped.
+    have = [l.strip() for l in existing.split("\n")]
+    lines = []
+    for line in str(reply).split("\n"):
+        text = line.strip()
+        if text == "" or text in have or text in lines:
+            continue
+        if text.startswith("```") or text.startswith("#") or text.startswith("<<<<<<<") or text.startswith("=======") or text.startswith(">>>>>>>"):
+            continue
+        if "{{" in text or "{%" in text or "}}" in text or "%}" in text:
+            continue
+        if re.match(r"^[\w./*-]+\.(md|py|toml|jsonl|json)\W*$", text):
+            continue
+        lines.append(text[:ADDED_LINE_CHARS])
+        if len(lines) >= ADDED_LINES_MAX:
+            break
+    # Lines that only reflow what the prompt says add nothing.
+    if " ".join(" ".join(lines).split()) in " ".join(existing.split()):
+        return []
+    return lines
+
+
+def insert_lines(text, lines):
+    # After the prompt's first paragraph (its instructions), before the
+    # inputs it renders.
+    block = "\n".join(lines)
+    at = text.find("\n\n")
+    if at < 0:
+        return text.rstrip("\n") + "\n" + block + "\n"
+    return text[:at] + "\n" + block + text[at:]
 
 
 def mine_exemplars(passed):
@@ -499,12 +560,17 @@ def main():
         aimed = [p for p in targets if not p.endswith(RULES_SUFFIX)] or targets
         for i in range(MODEL_CANDIDATES):
             target = aimed[i % len(aimed)]
-            focus = "Rewrite " + target + " so that the failed episodes succeed without breaking others. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with that one file only."
-            # Only the file to rewrite is shown: a small model shown several
+            # Only the file to change is shown: a small model shown several
             # copies the wrong one under the right name.
             aimed_vars = dict(base_vars)
             aimed_vars["sources"] = show_sources([target])
-            c = propose(focus, [target], editable, aimed_vars, "edit " + str(i + 1), not restricted)
+            label = "edit " + str(i + 1)
+            template = target.endswith(".md") and len(placeholders(current(target) or "")) > 0
+            if template:
+                focus = "Write one to " + str(ADDED_LINES_MAX) + " short lines of instructions to add to " + target + " so that the failed episodes succeed without breaking others. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with the lines only."
+            else:
+                focus = "Rewrite " + target + " so that the failed episodes succeed without breaking others. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with that one file only."
+            c = propose(focus, [target], editable, aimed_vars, label, not restricted, "", template)
             # Evidence shrunk for a model that refused it stays shrunk.
             base_vars["episodes"] = aimed_vars["episodes"]
             report.append({"label": "edit " + str(i + 1), "written_by": "model", "landed": c is not None})
@@ -561,7 +627,7 @@ def main():
                         # Back to the meta model with the error, once.
                         repairs -= 1
                         label = c["label"] + " repaired"
-                        again = propose(c["focus"], c["targets"], editable, base_vars, label, c["may_create"], why)
+                        again = propose(c["focus"], c["targets"], editable, base_vars, label, c["may_create"], why, c.get("addition", False))
                         report.append({"label": label, "written_by": "model", "landed": again is not None})
                         if again:
                             candidates.append(again)
