@@ -76,6 +76,16 @@ impl ProgramError {
     pub(crate) fn new(location: Location, kind: ProgramErrorKind) -> Self {
         Self { location, kind }
     }
+
+    /// The error with the program's directory as the user named it, named
+    /// once: `dir/file:line: …`, or `dir: …` for the directory itself.
+    pub fn in_dir(&self, dir: &std::path::Path) -> String {
+        if self.location.file == "." {
+            format!("{}: {}", dir.display(), self.kind)
+        } else {
+            format!("{}/{self}", dir.display())
+        }
+    }
 }
 
 /// What is wrong; the message is written for someone about to edit the file.

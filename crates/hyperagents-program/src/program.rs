@@ -343,11 +343,12 @@ fn load(root: &Path, checker: &dyn ScriptChecker) -> Result<Program, Vec<Program
     let mut errors = Vec::new();
     let scan = files::scan(root, None);
     let broken: BTreeSet<String> = scan.errors.iter().map(|e| e.path().to_owned()).collect();
+    // The scan names the root as the caller gave it; an error is located
+    // inside the program, so the root itself is ".".
+    let root_name = root.display().to_string();
     errors.extend(scan.errors.iter().map(|e| {
-        ProgramError::new(
-            Location::file(e.path()),
-            ProgramErrorKind::File(fs_problem(e)),
-        )
+        let file = if e.path() == root_name { "." } else { e.path() };
+        ProgramError::new(Location::file(file), ProgramErrorKind::File(fs_problem(e)))
     }));
     let mut contents = BTreeMap::new();
     for file in scan.files {
@@ -362,7 +363,8 @@ fn load(root: &Path, checker: &dyn ScriptChecker) -> Result<Program, Vec<Program
         }
     }
     let Some(bytes) = contents.get(MANIFEST_FILE) else {
-        if !broken.contains(MANIFEST_FILE) {
+        // A directory that cannot be read has no manifest to report.
+        if !broken.contains(MANIFEST_FILE) && !broken.contains(&root_name) {
             errors.push(ProgramError::new(
                 Location::file(MANIFEST_FILE),
                 ProgramErrorKind::MissingManifest,

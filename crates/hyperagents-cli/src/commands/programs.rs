@@ -35,7 +35,7 @@ pub fn check(command: ProgramCommand) -> Result<ExitCode> {
         }
         Err(errors) => {
             for error in &errors {
-                eprintln!("{}/{error}", dir.display());
+                eprintln!("{}", error.in_dir(&dir));
             }
             eprintln!("{}: {} error(s)", dir.display(), errors.len());
             Ok(ExitCode::FAILURE)
@@ -47,7 +47,7 @@ pub(super) fn load_program(dir: &std::path::Path) -> Result<Program> {
     Program::load(dir, &SandboxChecker).map_err(|errors| {
         let lines: Vec<String> = errors
             .iter()
-            .map(|e| format!("  {}/{e}", dir.display()))
+            .map(|e| format!("  {}", e.in_dir(dir)))
             .collect();
         anyhow::anyhow!(
             "the program {} is invalid:\n{}",

@@ -405,6 +405,32 @@ fn all_errors_are_collected_in_one_load() {
 }
 
 #[test]
+fn a_missing_directory_is_named_once_as_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    let errors = hyperagents_program::Program::load(&missing, &FakeChecker).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let shown = errors[0].in_dir(&missing);
+    let name = missing.display().to_string();
+    assert!(
+        shown.starts_with(&format!("{name}: cannot read")),
+        "{shown}"
+    );
+    assert_eq!(shown.matches(&name).count(), 1, "{shown}");
+    // Inside the program, the file follows the directory.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let errors = hyperagents_program::Program::load(&empty, &FakeChecker).unwrap_err();
+    assert_eq!(
+        errors[0].in_dir(&empty),
+        format!(
+            "{}/hyperagent.toml: missing manifest: a program directory needs `hyperagent.toml` at its root",
+            empty.display()
+        )
+    );
+}
+
+#[test]
 fn missing_manifest_and_foreign_format() {
     let dir = tempfile::tempdir().unwrap();
     check(
