@@ -238,7 +238,7 @@ async fn prompt_only_mode_keeps_prompt_edits_and_the_meta_agents_notes() {
             let rest = focus
                 .strip_prefix("Rewrite ")
                 .or_else(|| focus.split_once(" to add to ").map(|(_, rest)| rest))?;
-            let path = rest.split([' ', ':']).next()?;
+            let path = rest.split([' ', ':', ',']).next()?;
             Some(path.to_string())
         })
         .collect();

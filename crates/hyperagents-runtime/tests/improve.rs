@@ -175,7 +175,7 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
         };
         let (first_focus, first_files) = shown(0);
         assert!(
-            first_focus.contains("to add to skills/reason/prompt.md "),
+            first_focus.contains("to add to skills/reason/prompt.md,"),
             "{first_focus}"
         );
         assert_eq!(
@@ -184,7 +184,7 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
         );
         let (second_focus, second_files) = shown(1);
         assert!(
-            second_focus.contains("to add to skills/extract_answer/prompt.md "),
+            second_focus.contains("to add to skills/extract_answer/prompt.md,"),
             "{second_focus}"
         );
         assert_eq!(

@@ -32,6 +32,10 @@ REPLY_TOKENS_BESIDE_FILE = 400
 # asked to rewrite a template drop its placeholders (every such rewrite in
 # bench meta's first contexts was refused for it).
 ADDED_LINES_MAX = 4
+# The shape of a line for an agent, shown to the meta model: asked for
+# "instructions" without one, it wrote advice to the program's developer
+# ("Add more examples…") that the agent cannot act on.
+RULE_EXAMPLE = "\"Do not repeat an action that left the page unchanged; try another element.\""
 ADDED_LINE_CHARS = 200
 ADDITION_TOKENS = 160
 # Worked examples mined from successful episodes, for agents that recall().
@@ -567,7 +571,7 @@ def main():
             label = "edit " + str(i + 1)
             template = target.endswith(".md") and len(placeholders(current(target) or "")) > 0
             if template:
-                focus = "Write one to " + str(ADDED_LINES_MAX) + " short lines of instructions to add to " + target + " so that the failed episodes succeed without breaking others. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with the lines only."
+                focus = "Write one to " + str(ADDED_LINES_MAX) + " short lines of instructions to add to " + target + ", addressed to the agent that reads it and telling it what to do differently, so that the failed episodes succeed without breaking others (for example: " + RULE_EXAMPLE + "). Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with the lines only."
             else:
                 focus = "Rewrite " + target + " so that the failed episodes succeed without breaking others. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with that one file only."
             c = propose(focus, [target], editable, aimed_vars, label, not restricted, "", template)
@@ -578,7 +582,7 @@ def main():
                 candidates.append(c)
         rules = [p for p in targets if p.endswith(RULES_SUFFIX)]
         if len(rules) > 0:
-            focus = "Rewrite " + rules[0] + ": at most five short rules for the agent that reads it, each one line, learnt from the patterns above. General rules only: name no task and no answer."
+            focus = "Rewrite " + rules[0] + ": at most five short rules, each one line, addressed to the agent that reads it and telling it what to do when it acts (for example: " + RULE_EXAMPLE + "), learnt from the patterns above. General rules only: name no task and no answer."
             c = propose(focus, [rules[0]], editable, base_vars, "rules")
             report.append({"label": "rules", "written_by": "model", "landed": c is not None})
             if c:
