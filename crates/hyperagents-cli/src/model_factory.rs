@@ -86,27 +86,20 @@ impl ModelFactory {
     /// `PROVIDER:MODEL`.
     pub fn resolve(&self, spec: &str) -> Result<ModelSettings> {
         if let Some(model) = self.settings.roles.get(spec) {
+            // A role names a model under [models] or PROVIDER:MODEL.
+            if self.settings.models.contains_key(model) {
+                return self.named(model);
+            }
+            if let Some(parsed) = provider_spec(model) {
+                return parsed.with_context(|| format!("the model of role `{spec}`"));
+            }
             return self.named(model);
         }
         if self.settings.models.contains_key(spec) {
             return self.named(spec);
         }
-        if let Some((provider, model)) = spec.split_once(':') {
-            let model = model.to_string();
-            return match provider {
-                "embedded" => Ok(ModelSettings::Embedded { name: model }),
-                "openai" => Ok(ModelSettings::Openai {
-                    model,
-                    base_url: None,
-                }),
-                "anthropic" => Ok(ModelSettings::Anthropic {
-                    model,
-                    base_url: None,
-                }),
-                other => bail!(
-                    "unknown provider `{other}` in `{spec}` (expected embedded, openai or anthropic)"
-                ),
-            };
+        if let Some(parsed) = provider_spec(spec) {
+            return parsed;
         }
         let roles: Vec<&str> = self.settings.roles.keys().map(String::as_str).collect();
         let models: Vec<&str> = self.settings.models.keys().map(String::as_str).collect();
@@ -204,5 +197,56 @@ impl ModelFactory {
         let budget = self.settings.budgets.get(role).copied().unwrap_or_default();
         router.bind(role, model, budget);
         Ok(())
+    }
+}
+
+/// `PROVIDER:MODEL` as model settings; `None` when `spec` has no provider.
+fn provider_spec(spec: &str) -> Option<Result<ModelSettings>> {
+    let (provider, model) = spec.split_once(':')?;
+    let model = model.to_string();
+    Some(match provider {
+        "embedded" => Ok(ModelSettings::Embedded { name: model }),
+        "openai" => Ok(ModelSettings::Openai {
+            model,
+            base_url: None,
+        }),
+        "anthropic" => Ok(ModelSettings::Anthropic {
+            model,
+            base_url: None,
+        }),
+        other => Err(anyhow!(
+            "unknown provider `{other}` in `{spec}` (expected {})",
+            crate::settings::PROVIDERS.join(", ")
+        )),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use figment::Figment;
+
+    use super::*;
+
+    #[test]
+    fn a_role_bound_to_provider_and_model_resolves_like_the_flag() {
+        let env: BTreeMap<String, String> = [(
+            "HYPERAGENTS_ROLES__TASK".to_string(),
+            "openai:gpt-4o-mini".to_string(),
+        )]
+        .into();
+        let settings = Settings::load(None, &env, Figment::new()).unwrap();
+        let factory = ModelFactory::new(settings).unwrap();
+        let expected = ModelSettings::Openai {
+            model: "gpt-4o-mini".into(),
+            base_url: None,
+        };
+        assert_eq!(factory.resolve("task").unwrap(), expected);
+        assert_eq!(factory.resolve("openai:gpt-4o-mini").unwrap(), expected);
+        let error = format!("{:#}", factory.resolve("gemini:x").unwrap_err());
+        assert!(error.contains("unknown provider `gemini`"), "{error}");
     }
 }

@@ -345,6 +345,10 @@ pub enum SettingsError {
     Inconsistent(String),
 }
 
+/// The providers a `PROVIDER:MODEL` name may start with (`--model`, `[roles]`
+/// and `HYPERAGENTS_ROLES__*` all accept the form).
+pub const PROVIDERS: [&str; 3] = ["embedded", "openai", "anthropic"];
+
 impl Settings {
     /// Merges the layers. `explicit_file` must exist when given; otherwise
     /// the first of [`default_config_paths`] that exists is used. `env` is
@@ -394,10 +398,24 @@ impl Settings {
 
     fn check(&self) -> Result<(), SettingsError> {
         for (role, model) in &self.roles {
-            if !self.models.contains_key(model) {
-                return Err(SettingsError::Inconsistent(format!(
-                    "role `{role}` is bound to model `{model}`, which is not defined under [models]"
-                )));
+            if self.models.contains_key(model) {
+                continue;
+            }
+            match model.split_once(':') {
+                Some((provider, name)) if PROVIDERS.contains(&provider) && !name.is_empty() => {}
+                Some((provider, _)) if !PROVIDERS.contains(&provider) => {
+                    return Err(SettingsError::Inconsistent(format!(
+                        "role `{role}` is bound to `{model}`: unknown provider `{provider}` \
+                         (expected {})",
+                        PROVIDERS.join(", ")
+                    )));
+                }
+                _ => {
+                    return Err(SettingsError::Inconsistent(format!(
+                        "role `{role}` is bound to model `{model}`, which is not defined under \
+                         [models] (or name one as PROVIDER:MODEL, e.g. `openai:gpt-4o-mini`)"
+                    )));
+                }
             }
         }
         if self.embedded.threads == 0 {
@@ -530,6 +548,13 @@ mod tests {
     }
 
     #[test]
+    fn a_role_may_name_a_model_as_provider_and_model() {
+        let env = env(&[("HYPERAGENTS_ROLES__TASK", "openai:gpt-4o-mini")]);
+        let s = Settings::load(None, &env, Figment::new()).unwrap();
+        assert_eq!(s.roles["task"], "openai:gpt-4o-mini");
+    }
+
+    #[test]
     fn the_api_key_is_never_serialised() {
         let env = env(&[
             ("OPENAI_API_KEY", "sk-never-shown"),
@@ -556,6 +581,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`nope`"), "{err}");
+        let file = write(&dir, "[roles]\ntask = \"gemini:x\"\n");
+        let err = Settings::load(Some(&file), &BTreeMap::new(), Figment::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown provider `gemini`"), "{err}");
 
         let missing = dir.path().join("absent.toml");
         let err = Settings::load(Some(&missing), &BTreeMap::new(), Figment::new())
