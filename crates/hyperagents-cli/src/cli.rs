@@ -84,6 +84,8 @@ pub enum Command {
     Trace(TraceArgs),
     /// Run a program's own meta agent once on failed trajectories; write the child and its diff.
     Improve(ImproveArgs),
+    /// Write the built-in seed program into DIR, a starting point to edit and evolve.
+    Init(InitArgs),
     /// Evolve a program: generations of children made by their parents' own meta agents,
     /// validated, evaluated in stages and kept in an archive. Rerun to resume.
     Evolve(EvolveArgs),
@@ -130,8 +132,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The program directory.
-    #[arg(long)]
+    /// The program directory (default: the repository's seed here, else the built-in one).
+    #[arg(long, default_value = "programs/seed")]
     pub program: PathBuf,
     /// `miniwob`, `webarena`, `gaia`, or a JSONL task file.
     #[arg(long)]
@@ -168,7 +170,7 @@ pub struct EvolveArgs {
     /// The run's name; running again with the same name resumes it.
     #[arg(long)]
     pub run: String,
-    /// The seed program.
+    /// The seed program (default: the repository's seed here, else the built-in one).
     #[arg(long, default_value = "programs/seed")]
     pub program: PathBuf,
     /// Start from an evolved program instead: `RUN/NODE` (a node of an earlier run in
@@ -531,4 +533,10 @@ pub struct BenchRuntimeArgs {
     /// Where to write the report section.
     #[arg(long, default_value = "BENCHMARKS.md")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the program (must not exist, or be empty).
+    pub dir: PathBuf,
 }

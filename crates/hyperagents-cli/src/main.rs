@@ -8,6 +8,7 @@
 //! shell reports it). A run stopped either way stored nothing cut short
 //! and can be continued (`eval` again, `resume`).
 
+mod builtin;
 mod cli;
 mod commands;
 mod model_factory;

@@ -29,6 +29,10 @@ pub async fn run(settings: Settings, args: EvalArgs) -> Result<ExitCode> {
     if args.episodes == 0 {
         bail!("--episodes must be at least 1");
     }
+    let args = EvalArgs {
+        program: crate::builtin::resolve_program(&args.program, &settings)?,
+        ..args
+    };
     let program = Arc::new(load_program(&args.program)?);
     let suite = plan_suite(&settings, &args.suite, parse_split(&args.split)?)?;
     let identity = suite.identity.clone();

@@ -66,6 +66,10 @@ pub async fn resume(settings: Settings, args: ResumeArgs) -> Result<ExitCode> {
 }
 
 pub async fn run(settings: Settings, args: EvolveArgs) -> Result<ExitCode> {
+    let args = EvolveArgs {
+        program: crate::builtin::resolve_program(&args.program, &settings)?,
+        ..args
+    };
     run_evolution(settings, args).await
 }
 

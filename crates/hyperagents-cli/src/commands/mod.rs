@@ -41,5 +41,14 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => evolve::report(&settings, &args),
         Command::Compare(args) => evolve::compare(&settings, &args),
         Command::Improve(args) => programs::improve(settings, args).await,
+        Command::Init(args) => {
+            crate::builtin::write_seed(&args.dir)?;
+            println!(
+                "wrote the seed program to {}; check it with `hyperagents program check {}`",
+                args.dir.display(),
+                args.dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
