@@ -375,6 +375,9 @@ pub enum ModelsCommand {
     List,
     /// Re-hash pulled models against their pinned sha256.
     Verify { name: Option<String> },
+    /// Load a GGUF file once and exit: how a model named by path is vetted in a child process.
+    #[command(hide = true)]
+    Probe { path: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,7 @@
 //! cache, and charges it to a role in a [`ModelRouter`].
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use hyperagents_llm::router::ModelRouter;
 use hyperagents_llm_cache::{CacheMode, CachedModel, ResponseCache};
 use hyperagents_llm_embedded::{EmbeddedModel, EngineConfig};
 use hyperagents_llm_http::{AnthropicChat, AnthropicConfig, OpenAiChat, OpenAiConfig};
+use hyperagents_models::check_local_gguf;
 use hyperagents_models::{Catalog, ModelStore};
 use secrecy::ExposeSecret;
 
@@ -122,7 +123,10 @@ impl ModelFactory {
     pub async fn build(&mut self, spec: &str) -> Result<Arc<dyn ChatModel>> {
         let resolved = self.resolve(spec)?;
         let provider: Arc<dyn ChatModel> = match resolved {
-            ModelSettings::Embedded { name } => self.embedded(&name).await?,
+            ModelSettings::Embedded { name, path, sha256 } => {
+                self.embedded_model(&name, path.as_deref(), sha256.as_deref())
+                    .await?
+            }
             ModelSettings::Openai { model, base_url } => {
                 let s = &self.settings;
                 let mut config = OpenAiConfig::new(model)
@@ -157,6 +161,52 @@ impl ModelFactory {
     }
 
     /// Loads a pulled catalog model once per process.
+    /// A catalog model by `name`, or the GGUF file at `path` (named `name`, else its file
+    /// name): its header and pin checked, then loaded once in a child process (llama.cpp
+    /// aborts the loading process on some malformed files) before it is loaded here.
+    pub async fn embedded_model(
+        &mut self,
+        name: &str,
+        path: Option<&Path>,
+        sha256: Option<&str>,
+    ) -> Result<Arc<EmbeddedModel>> {
+        let Some(path) = path else {
+            return self.embedded(name).await;
+        };
+        let label = if name.is_empty() {
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            )
+        } else {
+            name.to_string()
+        };
+        let key = format!("file:{}", path.display());
+        if let Some(model) = self.embedded.get(&key) {
+            return Ok(model.clone());
+        }
+        let checked = {
+            let path = path.to_path_buf();
+            let pin = sha256.map(str::to_owned);
+            tokio::task::spawn_blocking(move || check_local_gguf(&path, pin.as_deref()))
+                .await
+                .context("checking the model file")??
+        };
+        probe_load(path).await?;
+        let e = &self.settings.embedded;
+        let config = EngineConfig {
+            n_ctx: e.n_ctx,
+            n_seq: e.n_seq,
+            n_batch: e.n_batch,
+        };
+        let model = EmbeddedModel::load(&label, path, Some(checked.sha256), config)
+            .await
+            .with_context(|| format!("loading the embedded model {}", path.display()))?;
+        let model = Arc::new(model);
+        self.embedded.insert(key, model.clone());
+        Ok(model)
+    }
+
     pub async fn embedded(&mut self, name: &str) -> Result<Arc<EmbeddedModel>> {
         if let Some(model) = self.embedded.get(name) {
             return Ok(model.clone());
@@ -205,7 +255,19 @@ fn provider_spec(spec: &str) -> Option<Result<ModelSettings>> {
     let (provider, model) = spec.split_once(':')?;
     let model = model.to_string();
     Some(match provider {
-        "embedded" => Ok(ModelSettings::Embedded { name: model }),
+        // A path (`embedded:/models/my.gguf`) names a local file.
+        "embedded" if model.ends_with(".gguf") || model.contains('/') => {
+            Ok(ModelSettings::Embedded {
+                name: String::new(),
+                path: Some(PathBuf::from(model)),
+                sha256: None,
+            })
+        }
+        "embedded" => Ok(ModelSettings::Embedded {
+            name: model,
+            path: None,
+            sha256: None,
+        }),
         "openai" => Ok(ModelSettings::Openai {
             model,
             base_url: None,
@@ -219,6 +281,36 @@ fn provider_spec(spec: &str) -> Option<Result<ModelSettings>> {
             crate::settings::PROVIDERS.join(", ")
         )),
     })
+}
+
+/// Loads the GGUF file at `path` in a child process (`hyperagents models probe`), so a file
+/// that makes llama.cpp abort fails with a message instead of taking this process down.
+async fn probe_load(path: &Path) -> Result<()> {
+    let exe = std::env::current_exe().context("finding this executable to probe the model")?;
+    let mut command = tokio::process::Command::new(exe);
+    command
+        .args(["-q", "models", "probe"])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), command.output())
+        .await
+        .map_err(|_| anyhow!("loading {} did not finish in 300 s", path.display()))?
+        .with_context(|| format!("probing {}", path.display()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+    let how = match output.status.code() {
+        Some(code) => format!("exit code {code}"),
+        None => "a crash (killed by a signal)".to_string(),
+    };
+    bail!(
+        "{} cannot be loaded as a model: loading it ended in {how}: {}",
+        path.display(),
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    )
 }
 
 #[cfg(test)]

@@ -45,8 +45,16 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "provider", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ModelSettings {
-    /// A catalog model run in-process (`hyperagents models list`).
-    Embedded { name: String },
+    /// A model run in-process: a catalog model by `name` (`hyperagents models list`), or any
+    /// local GGUF file by `path` (optionally pinned by `sha256`; it must carry a chat template).
+    Embedded {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
     /// Any OpenAI-compatible Chat Completions server.
     Openai {
         model: String,
@@ -245,18 +253,24 @@ impl Default for Settings {
                 "smollm2-135m".to_string(),
                 ModelSettings::Embedded {
                     name: "smollm2-135m".into(),
+                    path: None,
+                    sha256: None,
                 },
             ),
             (
                 "qwen2.5-coder-1.5b".to_string(),
                 ModelSettings::Embedded {
                     name: "qwen2.5-coder-1.5b".into(),
+                    path: None,
+                    sha256: None,
                 },
             ),
             (
                 "qwen2.5-coder-0.5b".to_string(),
                 ModelSettings::Embedded {
                     name: "qwen2.5-coder-0.5b".into(),
+                    path: None,
+                    sha256: None,
                 },
             ),
         ]);
@@ -397,6 +411,16 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), SettingsError> {
+        for (key, model) in &self.models {
+            if let ModelSettings::Embedded { name, path, .. } = model
+                && name.is_empty() == path.is_none()
+            {
+                return Err(SettingsError::Inconsistent(format!(
+                    "[models.{key}]: an embedded model needs either `name` (a catalog model) or \
+                     `path` (a GGUF file), not both"
+                )));
+            }
+        }
         for (role, model) in &self.roles {
             if self.models.contains_key(model) {
                 continue;

@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod datasets;
 mod error;
 pub mod gguf;
+mod local;
 mod pip;
 pub mod progress;
 pub mod store;
@@ -26,6 +27,7 @@ pub use catalog::{BUILTIN_MODELS, Catalog, ModelSpec, PartSpec, QWEN2_5_CODER_1_
 pub use datasets::{BUILTIN_DATASETS, DatasetReport, DatasetSpec, MINIWOB, WEBARENA};
 pub use error::{ModelError, PartLocation};
 pub use gguf::{GgufError, GgufErrorKind, GgufHeader, MetaArray, MetaValue, ValueType};
+pub use local::{LocalModel, check_local_gguf};
 pub use pip::PipConfig;
 pub use progress::{NoProgress, Phase, Progress, ProgressEvent};
 pub use store::{

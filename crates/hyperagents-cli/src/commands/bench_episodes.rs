@@ -277,7 +277,11 @@ async fn measure(
     )
     .await?;
     let engine = match models.resolve(&setup.task_model) {
-        Ok(ModelSettings::Embedded { name }) => Some(models.embedded(&name).await?),
+        Ok(ModelSettings::Embedded { name, path, sha256 }) => Some(
+            models
+                .embedded_model(&name, path.as_deref(), sha256.as_deref())
+                .await?,
+        ),
         _ => None,
     };
     let domain = plan.open(&ctx).await?;

@@ -37,6 +37,18 @@ pub async fn run(settings: Settings, command: ModelsCommand) -> Result<ExitCode>
             }
             Ok(ExitCode::SUCCESS)
         }
+        ModelsCommand::Probe { path } => {
+            let config = hyperagents_llm_embedded::EngineConfig {
+                n_ctx: 256,
+                n_seq: 1,
+                n_batch: 256,
+            };
+            hyperagents_llm_embedded::EmbeddedModel::load("probe", &path, None, config)
+                .await
+                .with_context(|| format!("loading {}", path.display()))?;
+            println!("ok: {} loads", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
         ModelsCommand::List => {
             let store = ModelStore::new(settings.cache_dir());
             println!(
@@ -113,7 +125,10 @@ fn role_models(settings: &Settings) -> Vec<String> {
         .roles
         .values()
         .filter_map(|model| match settings.models.get(model) {
-            Some(ModelSettings::Embedded { name }) => Some(name.clone()),
+            // Models named by path are the user's files, not pulled.
+            Some(ModelSettings::Embedded {
+                name, path: None, ..
+            }) => Some(name.clone()),
             _ => None,
         })
         .collect();
