@@ -270,3 +270,14 @@ pub fn run_calculator(args: &serde_json::Value) -> Result<String, DomainError> {
             message,
         })
 }
+
+/// FNV-1a, 64-bit: a stable hash that will not change with a Rust release
+/// (split rules and samples that must never move use it).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}

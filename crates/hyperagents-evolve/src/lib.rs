@@ -17,6 +17,7 @@
 //!   defect is told from a failed task.
 
 pub mod engine;
+pub mod origin;
 pub mod quick;
 pub mod select;
 

@@ -13,6 +13,9 @@ use toml::Spanned;
 
 use crate::MiniWobError;
 
+/// The split rule's hash (kept here, where the rule is, for its readers).
+pub use hyperagents_domain::fnv1a64;
+
 /// The default split file, as committed.
 pub const DEFAULT_SPLIT_TOML: &str = include_str!("../splits/default.toml");
 /// The name errors use for the embedded default split.
@@ -207,17 +210,6 @@ pub fn family(task: &str) -> &str {
 pub fn rule_puts_in_test(task: &str) -> bool {
     let key = format!("{RULE_SALT}{}", family(task));
     fnv1a64(key.as_bytes()) % 10 < 3
-}
-
-/// FNV-1a, 64-bit: a stable hash that will not change with a Rust release
-/// (split rules and samples that must never move use it).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

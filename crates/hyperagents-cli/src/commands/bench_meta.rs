@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use hyperagents_eval::{EvalPlan, EvalTarget, evaluate};
+use hyperagents_evolve::origin::transplant_meta;
 use hyperagents_evolve::quick::{TrainQuickEval, program_defect};
 use hyperagents_runtime::improve::{ImproveConfig, QuickEvalHandle, improve};
 use hyperagents_runtime::steps::episode_steps;
@@ -28,7 +29,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::bench::write_section;
-use super::evolve::transplant_meta;
 use super::programs::{episode_aliases, load_program, run_context};
 use super::suites::{parse_split, plan_suite};
 use crate::cli::BenchMetaArgs;
@@ -415,7 +415,7 @@ async fn measure(
 /// `count` tasks of `tasks` drawn for context `index`, in suite order (the
 /// draw `evolve` makes for stage 1, with its own seeds).
 fn sample_tasks(tasks: &[String], count: usize, index: usize) -> Vec<String> {
-    super::evolve::sample_tasks(tasks, count, CONTEXT_SEEDS + index as u64)
+    hyperagents_evolve::origin::sample_tasks(tasks, count, CONTEXT_SEEDS + index as u64)
 }
 
 /// Context `i` draws its tasks with seed `CONTEXT_SEEDS + i`.

@@ -15,9 +15,8 @@ use anyhow::{Context, Result, bail};
 use hyperagents_domain::Split;
 use hyperagents_eval::Interruption;
 use hyperagents_eval::ledger::{LedgerKeeper, evolution_scope};
+use hyperagents_evolve::origin::{resolve_node, sample_tasks, transplant_meta};
 use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
-use hyperagents_miniwob::split::fnv1a64;
-use hyperagents_program::copy_program;
 use hyperagents_runtime::improve::ImproveConfig;
 use hyperagents_store::{EvolutionEvent, NodeStatus, RunMode};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -449,113 +448,4 @@ fn recorded_run_dir(
             .map(PathBuf::from)
     });
     Ok(launched.unwrap_or_else(|| settings.cache_dir().join("runs").join(run)))
-}
-
-/// A node's program directory: `RUN/NODE` under `runs`, or a directory.
-fn resolve_node(runs: &Path, spec: &str) -> Result<PathBuf> {
-    let direct = PathBuf::from(spec);
-    if direct.join("hyperagent.toml").is_file() {
-        return Ok(direct);
-    }
-    let Some((run, node)) = spec.split_once('/') else {
-        bail!("`{spec}` is neither RUN/NODE nor a program directory");
-    };
-    let dir = runs.join(run).join("nodes").join(node);
-    if !dir.join("hyperagent.toml").is_file() {
-        bail!("no node `{node}` of run `{run}` at {}", dir.display());
-    }
-    Ok(dir)
-}
-
-/// Writes to `out` the program `base` with its `meta/` replaced by the one of
-/// `donor` (meta-level transfer). An `out` left by an earlier start of the
-/// same run is rebuilt, so a resume composes the same program.
-pub(super) fn transplant_meta(base: &Path, donor: &Path, out: &Path) -> Result<()> {
-    if out.exists() {
-        std::fs::remove_dir_all(out).with_context(|| format!("removing {}", out.display()))?;
-    }
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    copy_program(base, out).with_context(|| format!("copying {}", base.display()))?;
-    let meta = out.join("meta");
-    std::fs::remove_dir_all(&meta).with_context(|| format!("removing {}", meta.display()))?;
-    copy_program(&donor.join("meta"), &meta)
-        .with_context(|| format!("copying {}/meta", donor.display()))?;
-    load_program(out).map(|_| ()).with_context(|| {
-        format!(
-            "{} with the meta agent of {} is not a valid program",
-            base.display(),
-            donor.display()
-        )
-    })
-}
-
-/// `count` tasks drawn from `tasks` in an order fixed by the run seed, kept
-/// in their suite order: stage 1's sample is the same on every resume.
-pub(super) fn sample_tasks(tasks: &[String], count: usize, seed: u64) -> Vec<String> {
-    let mut keyed: Vec<(u64, usize)> = tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (fnv1a64(format!("{seed}:{t}").as_bytes()), i))
-        .collect();
-    keyed.sort();
-    let mut chosen: Vec<usize> = keyed.into_iter().take(count).map(|(_, i)| i).collect();
-    chosen.sort_unstable();
-    chosen.into_iter().map(|i| tasks[i].clone()).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn seed() -> PathBuf {
-        std::env::var_os("CARGO_MANIFEST_DIR")
-            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-            .join("../../programs/seed")
-    }
-
-    #[test]
-    fn meta_transfer_puts_only_the_donors_meta_on_the_base() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let donor = dir.path().join("runs/r1/nodes/g2c0");
-        copy_program(&seed(), &donor).expect("copy");
-        std::fs::write(
-            donor.join("meta/prompt.md"),
-            "Evolved meta prompt {{ failures }}",
-        )
-        .expect("write");
-        std::fs::write(donor.join("skills/reason/prompt.md"), "Evolved task prompt")
-            .expect("write");
-        let found = resolve_node(&dir.path().join("runs"), "r1/g2c0").expect("resolves");
-        assert_eq!(found, donor);
-        let out = dir.path().join("origin");
-        transplant_meta(&seed(), &found, &out).expect("transplant");
-        let meta = std::fs::read_to_string(out.join("meta/prompt.md")).expect("read");
-        assert!(meta.starts_with("Evolved meta prompt"));
-        let task = std::fs::read_to_string(out.join("skills/reason/prompt.md")).expect("read");
-        let original =
-            std::fs::read_to_string(seed().join("skills/reason/prompt.md")).expect("read");
-        assert_eq!(task, original, "only meta/ is transferred");
-        // Again (a resume): rebuilt, same result.
-        transplant_meta(&seed(), &found, &out).expect("again");
-        assert!(resolve_node(&dir.path().join("runs"), "r1/nope").is_err());
-        assert!(resolve_node(&dir.path().join("runs"), "nonsense").is_err());
-    }
-
-    #[test]
-    fn stage1_samples_are_fixed_by_the_seed_and_keep_suite_order() {
-        let tasks: Vec<String> = (0..20).map(|i| format!("task-{i}")).collect();
-        let a = sample_tasks(&tasks, 5, 7);
-        assert_eq!(a, sample_tasks(&tasks, 5, 7));
-        assert_eq!(a.len(), 5);
-        let positions: Vec<usize> = a
-            .iter()
-            .map(|t| tasks.iter().position(|x| x == t).unwrap_or(usize::MAX))
-            .collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
-        assert_ne!(a, sample_tasks(&tasks, 5, 8));
-        assert_eq!(sample_tasks(&tasks, 50, 7), tasks);
-    }
 }

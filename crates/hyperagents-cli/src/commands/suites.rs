@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use hyperagents_browser::{LaunchConfig, PoolConfig as BrowserPoolConfig};
+use hyperagents_domain::fnv1a64;
 use hyperagents_domain::judge::{JudgeConfig, LlmJudge};
 use hyperagents_domain::{Domain, JsonlSuite, Split};
 use hyperagents_eval::SuiteIdentity;
 use hyperagents_gaia::{GaiaConfig, GaiaDomain, GaiaSuite};
-use hyperagents_miniwob::split::fnv1a64;
 use hyperagents_miniwob::{MiniWob, MiniWobConfig, SplitPart};
 use hyperagents_models::{MINIWOB, ModelStore, WEBARENA};
 use hyperagents_runtime::RunContext;
