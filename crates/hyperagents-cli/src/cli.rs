@@ -164,8 +164,9 @@ pub struct EvalArgs {
     pub jsonl: Option<PathBuf>,
 }
 
-/// Serializable so a run's config keeps them and `resume` can repeat them.
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+/// `resume` repeats them from the run's `LaunchRecord`, converted by hand
+/// (`commands::evolve`), so this grammar can change without breaking stored runs.
+#[derive(Debug, Clone, Args)]
 pub struct EvolveArgs {
     /// The run's name; running again with the same name resumes it.
     #[arg(long)]
@@ -218,41 +219,30 @@ pub struct EvolveArgs {
     /// Let the best node's own `meta/select.py` choose parents (hyper mode); the policy of
     /// --selection is the fallback.
     #[arg(long)]
-    #[serde(default)]
     pub program_selection: bool,
     /// Children in flight at once (default: all of a generation's).
     #[arg(long)]
-    #[serde(default)]
     pub parallel: Option<usize>,
     /// Start no generation once the run has spent this many tokens (meta + episodes), to
     /// compare modes at an equal budget.
     #[arg(long, value_name = "TOKENS")]
-    #[serde(default)]
     pub token_budget: Option<u64>,
     /// Skip the smoke episode a child runs before its staged evaluation.
     #[arg(long)]
-    #[serde(default)]
     pub no_smoke: bool,
     /// Give a rejected child no repair round.
     #[arg(long)]
-    #[serde(default)]
     pub no_repair: bool,
     /// `quick_eval(tasks)` calls a meta step may make (0 disables it): the seed's meta agent
     /// tries each candidate edit with one.
     #[arg(long, default_value_t = 4)]
-    #[serde(default)]
     pub quick_eval_calls: u64,
     /// Train tasks per `quick_eval` call.
     #[arg(long, default_value_t = 4)]
-    #[serde(default = "default_quick_eval_tasks")]
     pub quick_eval_tasks: usize,
     /// The results store (default: <cache dir>/results.sqlite).
     #[arg(long, value_name = "FILE")]
     pub store: Option<PathBuf>,
-}
-
-fn default_quick_eval_tasks() -> usize {
-    4
 }
 
 #[derive(Debug, Args)]

@@ -50,8 +50,8 @@ use hyperagents_store::events::{
     SelectorUsed, SmokeEpisode, Stopped, TestScore,
 };
 use hyperagents_store::{
-    DiffKind as StoredDiffKind, EvalRunId, EvolutionEvent, NewEvalRun, NewEvolutionRun, NewNode,
-    NodeRecord, NodeStatus, ResultsStore, RunMode, RunStatus, RunSummary,
+    DiffKind as StoredDiffKind, EvalRunId, EvolutionEvent, LaunchRecord, NewEvalRun,
+    NewEvolutionRun, NewNode, NodeRecord, NodeStatus, ResultsStore, RunMode, RunStatus, RunSummary,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -117,7 +117,7 @@ pub struct EvolveSettings {
     pub quick_eval_tasks: usize,
     /// How the run was launched (e.g. the CLI's arguments), kept as a
     /// `launch` event so it can be resumed by name.
-    pub launch: serde_json::Value,
+    pub launch: Option<LaunchRecord>,
 }
 
 impl Default for EvolveSettings {
@@ -141,7 +141,7 @@ impl Default for EvolveSettings {
             repair: true,
             quick_eval_calls: 4,
             quick_eval_tasks: 4,
-            launch: serde_json::Value::Null,
+            launch: None,
         }
     }
 }
@@ -332,11 +332,11 @@ impl Evolution {
         })?;
         // Recorded as an event rather than in the config, so a resume with,
         // say, more episodes in flight is not a conflicting run.
-        if !s.launch.is_null() {
+        if let Some(launch) = &s.launch {
+            let event = EvolutionEvent::Launch(Box::new(launch.clone()));
             let last = self.store.last_event(&s.run_id, "launch")?;
-            if last.is_none_or(|e| e.payload != s.launch) {
-                self.store
-                    .append(&s.run_id, &EvolutionEvent::Launch(s.launch.clone()))?;
+            if last.is_none_or(|e| e.payload != event.payload()) {
+                self.store.append(&s.run_id, &event)?;
             }
         }
         self.ensure_seed(seed_program).await?;

@@ -7,6 +7,8 @@
 //! build does not know, or a payload it cannot read, is an [`EventError`]
 //! naming the event, never a panic; readers decide whether to skip it.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -17,7 +19,7 @@ use crate::evolution::EventRecord;
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
 pub enum EvolutionEvent {
     /// The arguments the run was started with (what `resume` runs again).
-    Launch(Value),
+    Launch(Box<LaunchRecord>),
     /// The run stopped before it was done.
     Stopped(Stopped),
     /// The token budget was spent before a generation.
@@ -39,6 +41,60 @@ pub enum EvolutionEvent {
     /// A generation's best node scored on the test split (after the last
     /// generation).
     Test(TestScore),
+}
+
+/// How an evolution run was started, as `resume` needs it: paths absolute,
+/// so a resume from another directory finds the same files. Its own type,
+/// converted by hand from the CLI's arguments, so the CLI's grammar can
+/// change without breaking stored runs; the field names are those runs were
+/// always stored with, and fields added later default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchRecord {
+    pub run: String,
+    pub program: PathBuf,
+    /// A node (`RUN/NODE`) or program directory to start from instead.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A node whose `meta/` goes on the seed (meta-level transfer).
+    #[serde(default)]
+    pub meta_from: Option<String>,
+    pub suite: String,
+    pub mode: String,
+    pub generations: u64,
+    pub children: usize,
+    #[serde(default)]
+    pub tasks: Vec<String>,
+    pub stage1: usize,
+    pub episodes: u64,
+    pub concurrency: usize,
+    #[serde(default)]
+    pub no_test: bool,
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// A selection policy as JSON text.
+    #[serde(default)]
+    pub selection: Option<String>,
+    #[serde(default)]
+    pub program_selection: bool,
+    #[serde(default)]
+    pub parallel: Option<usize>,
+    #[serde(default)]
+    pub token_budget: Option<u64>,
+    #[serde(default)]
+    pub no_smoke: bool,
+    #[serde(default)]
+    pub no_repair: bool,
+    /// 0 in runs stored before `quick_eval` existed: none for them.
+    #[serde(default)]
+    pub quick_eval_calls: u64,
+    #[serde(default = "default_quick_eval_tasks")]
+    pub quick_eval_tasks: usize,
+    #[serde(default)]
+    pub store: Option<PathBuf>,
+}
+
+fn default_quick_eval_tasks() -> usize {
+    4
 }
 
 /// Why a run stopped: interrupted (`interrupted` says by what, `message`
@@ -275,7 +331,31 @@ mod tests {
     #[test]
     fn events_round_trip_through_kind_and_payload() {
         let events = [
-            EvolutionEvent::Launch(json!({"run": "r", "generations": 2})),
+            EvolutionEvent::Launch(Box::new(LaunchRecord {
+                run: "r".into(),
+                program: "/p/seed".into(),
+                from: None,
+                meta_from: None,
+                suite: "miniwob".into(),
+                mode: "hyper".into(),
+                generations: 2,
+                children: 2,
+                tasks: vec![],
+                stage1: 4,
+                episodes: 1,
+                concurrency: 2,
+                no_test: false,
+                dir: Some("/runs/r".into()),
+                selection: None,
+                program_selection: false,
+                parallel: None,
+                token_budget: Some(1000),
+                no_smoke: false,
+                no_repair: false,
+                quick_eval_calls: 4,
+                quick_eval_tasks: 4,
+                store: None,
+            })),
             EvolutionEvent::Stopped(Stopped {
                 interrupted: Some("signal".into()),
                 message: Some("SIGTERM".into()),
@@ -325,6 +405,19 @@ mod tests {
                 selector: None,
             })
         );
+        // A launch record from before quick evaluations and budgets.
+        let launch = record(
+            "launch",
+            json!({"run": "old", "program": "/p", "from": null, "meta_from": null,
+                   "suite": "s.jsonl", "mode": "hyper", "generations": 3, "children": 2,
+                   "tasks": [], "stage1": 5, "episodes": 1, "concurrency": 2,
+                   "no_test": false, "dir": "/runs/old", "selection": null, "store": null}),
+        );
+        let EvolutionEvent::Launch(old) = launch.event().unwrap() else {
+            panic!("not a launch")
+        };
+        assert_eq!((old.quick_eval_calls, old.quick_eval_tasks), (0, 4));
+        assert_eq!(old.token_budget, None);
         let stopped = record("stopped", json!({"before_generation": 2}));
         assert!(matches!(
             stopped.event().unwrap(),

@@ -29,7 +29,7 @@ pub mod report;
 mod store;
 
 pub use error::StoreError;
-pub use events::{EventError, EvolutionEvent};
+pub use events::{EventError, EvolutionEvent, LaunchRecord};
 pub use evolution::{
     DiffKind, EventRecord, EvolutionRun, NewEvolutionRun, NewNode, NodeRecord, NodeStatus, RunMode,
     RunStatus,

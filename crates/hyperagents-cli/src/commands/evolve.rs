@@ -18,7 +18,7 @@ use hyperagents_eval::ledger::{LedgerKeeper, evolution_scope};
 use hyperagents_evolve::origin::{resolve_node, sample_tasks, transplant_meta};
 use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
 use hyperagents_runtime::improve::ImproveConfig;
-use hyperagents_store::{EvolutionEvent, NodeStatus, RunMode};
+use hyperagents_store::{EvolutionEvent, LaunchRecord, NodeStatus, RunMode};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::eval::{SignalStop, keep_saving, open_store, stop_saving};
@@ -50,8 +50,7 @@ pub async fn resume(settings: Settings, args: ResumeArgs) -> Result<ExitCode> {
             args.run
         );
     };
-    let mut evolve_args: EvolveArgs = serde_json::from_value(launch)
-        .with_context(|| format!("the arguments recorded for run `{}`", args.run))?;
+    let mut evolve_args = args_of(*launch);
     if args.store.is_some() {
         evolve_args.store = args.store;
     }
@@ -168,8 +167,7 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
             repair: !args.no_repair,
             quick_eval_calls: args.quick_eval_calls,
             quick_eval_tasks: args.quick_eval_tasks,
-            launch: serde_json::to_value(launch_args(&args, &run_dir))
-                .context("recording the run's arguments")?,
+            launch: Some(launch_record(&args, &run_dir)),
         },
         dir: run_dir.clone(),
     };
@@ -369,18 +367,69 @@ fn watch_progress(
 
 /// The arguments as `resume` will need them: paths made absolute, so a
 /// resume from another directory finds the same files.
-fn launch_args(args: &EvolveArgs, run_dir: &Path) -> EvolveArgs {
+fn launch_record(args: &EvolveArgs, run_dir: &Path) -> LaunchRecord {
     let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut launch = args.clone();
-    launch.program = absolute(&args.program);
-    launch.dir = Some(absolute(run_dir));
-    launch.store = args.store.as_deref().map(absolute);
-    if Path::new(&args.suite).is_file() {
-        launch.suite = absolute(Path::new(&args.suite))
+    let suite = if Path::new(&args.suite).is_file() {
+        absolute(Path::new(&args.suite))
             .to_string_lossy()
-            .into_owned();
+            .into_owned()
+    } else {
+        args.suite.clone()
+    };
+    LaunchRecord {
+        run: args.run.clone(),
+        program: absolute(&args.program),
+        from: args.from.clone(),
+        meta_from: args.meta_from.clone(),
+        suite,
+        mode: args.mode.clone(),
+        generations: args.generations,
+        children: args.children,
+        tasks: args.tasks.clone(),
+        stage1: args.stage1,
+        episodes: args.episodes,
+        concurrency: args.concurrency,
+        no_test: args.no_test,
+        dir: Some(absolute(run_dir)),
+        selection: args.selection.clone(),
+        program_selection: args.program_selection,
+        parallel: args.parallel,
+        token_budget: args.token_budget,
+        no_smoke: args.no_smoke,
+        no_repair: args.no_repair,
+        quick_eval_calls: args.quick_eval_calls,
+        quick_eval_tasks: args.quick_eval_tasks,
+        store: args.store.as_deref().map(absolute),
     }
-    launch
+}
+
+/// The arguments a recorded launch stands for.
+fn args_of(record: LaunchRecord) -> EvolveArgs {
+    EvolveArgs {
+        run: record.run,
+        program: record.program,
+        from: record.from,
+        meta_from: record.meta_from,
+        suite: record.suite,
+        mode: record.mode,
+        generations: record.generations,
+        children: record.children,
+        tasks: record.tasks,
+        stage1: record.stage1,
+        episodes: record.episodes,
+        concurrency: record.concurrency,
+        no_test: record.no_test,
+        dir: record.dir,
+        selection: record.selection,
+        program_selection: record.program_selection,
+        parallel: record.parallel,
+        token_budget: record.token_budget,
+        no_smoke: record.no_smoke,
+        no_repair: record.no_repair,
+        quick_eval_calls: record.quick_eval_calls,
+        quick_eval_tasks: record.quick_eval_tasks,
+        store: record.store,
+    }
 }
 
 /// `hyperagents report RUN`: report.md and its plots, by default in the
@@ -441,11 +490,9 @@ fn recorded_run_dir(
     store: &hyperagents_store::ResultsStore,
     run: &str,
 ) -> Result<PathBuf> {
-    let launched = store.last_event(run, "launch")?.and_then(|e| {
-        e.payload
-            .get("dir")
-            .and_then(|d| d.as_str())
-            .map(PathBuf::from)
-    });
+    let launched = match store.last_event(run, "launch")?.map(|e| e.event()) {
+        Some(Ok(EvolutionEvent::Launch(record))) => record.dir,
+        _ => None,
+    };
     Ok(launched.unwrap_or_else(|| settings.cache_dir().join("runs").join(run)))
 }
