@@ -293,21 +293,12 @@ impl ScriptPool {
     /// [`Confinement::shortfalls`]: crate::confine::Confinement::shortfalls
     pub async fn probe_confinement(&self) -> Result<ProbeReport, ScriptError> {
         let spec = &self.inner.shared.spawn;
-        let mut cmd = Command::new(&spec.exe);
         // Its own executable: a file that exists and that it could read unconfined.
-        cmd.arg("--probe-confinement")
-            .arg(&spec.exe)
-            .env_clear()
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let (address_space, cpu_seconds) = (spec.address_space, spec.cpu_seconds);
-        // SAFETY: as in `spawn_worker`: only async-signal-safe calls on copied values.
-        unsafe {
-            cmd.pre_exec(move || limit_self(address_space, cpu_seconds));
-        }
+        let mut cmd = worker_command(
+            spec,
+            &["--probe-confinement".as_ref(), spec.exe.as_os_str()],
+        );
+        cmd.stdin(Stdio::null());
         let probe = |why: String| {
             ScriptError::Internal(format!(
                 "probing the sandbox worker {}'s confinement: {why}",
@@ -619,15 +610,13 @@ fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Starts one worker process with an empty environment and OS limits.
-fn spawn_worker(shared: &Shared, slot: usize) -> Result<WorkerProc, String> {
-    let spec = &shared.spawn;
+/// The worker executable with `args`, an empty environment, `/` as its directory, piped
+/// output, killed when dropped, and the OS limits applied between fork and exec.
+fn worker_command(spec: &SpawnSpec, args: &[&std::ffi::OsStr]) -> Command {
     let mut cmd = Command::new(&spec.exe);
-    cmd.arg("--max-memory-bytes")
-        .arg(spec.max_memory.to_string())
+    cmd.args(args)
         .env_clear()
         .current_dir("/")
-        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
@@ -637,6 +626,15 @@ fn spawn_worker(shared: &Shared, slot: usize) -> Result<WorkerProc, String> {
     unsafe {
         cmd.pre_exec(move || limit_self(address_space, cpu_seconds));
     }
+    cmd
+}
+
+/// Starts one worker process with an empty environment and OS limits.
+fn spawn_worker(shared: &Shared, slot: usize) -> Result<WorkerProc, String> {
+    let spec = &shared.spawn;
+    let max_memory = spec.max_memory.to_string();
+    let mut cmd = worker_command(spec, &["--max-memory-bytes".as_ref(), max_memory.as_ref()]);
+    cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
         format!(
             "cannot start the sandbox worker {}: {e}",
