@@ -7,32 +7,12 @@
 
 mod support;
 
-use std::path::PathBuf;
-
 use support::{run, text};
-
-/// The pulled SmolLM2 file (`scripts/test.sh` pulls it before the tests).
-fn smollm2() -> PathBuf {
-    let cache = std::env::var_os("HYPERAGENTS_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("hyperagents"))
-        })
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hyperagents")))
-        .unwrap();
-    let path = cache.join("models/smollm2-135m.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `hyperagents models pull`",
-        path.display()
-    );
-    path
-}
 
 #[test]
 fn a_gguf_file_by_path_answers_and_bad_files_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let model = smollm2();
+    let model = hyperagents_testkit::smollm2_path();
     let spec = format!("embedded:{}", model.display());
     let out = run(dir.path(), &["chat", "--model", &spec, "What is 2+2?"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

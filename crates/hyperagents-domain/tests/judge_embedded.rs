@@ -5,34 +5,16 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on setup failures by design.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use hyperagents_domain::judge::{Judge, JudgeConfig, LlmJudge};
 use hyperagents_llm_embedded::{EmbeddedModel, EngineConfig};
 
-fn model_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("HYPERAGENTS_TEST_MODEL") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var_os("HYPERAGENTS_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hyperagents")))
-        .expect("HOME or HYPERAGENTS_CACHE_DIR must be set");
-    let path = cache.join("models/smollm2-135m.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `hyperagents models pull smollm2-135m` (the README's test command does)",
-        path.display()
-    );
-    path
-}
-
 #[tokio::test]
 async fn the_embedded_model_gives_verdicts_that_parse() {
     let model = EmbeddedModel::load(
         "smollm2-135m",
-        &model_path(),
+        &hyperagents_testkit::smollm2_path(),
         None,
         EngineConfig {
             n_ctx: 2048,

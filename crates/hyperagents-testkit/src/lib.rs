@@ -168,6 +168,27 @@ pub fn seed_dir() -> PathBuf {
         .join("../../programs/seed")
 }
 
+/// The pulled SmolLM2-135M file for tests that run the real model:
+/// `HYPERAGENTS_TEST_MODEL`, else `models/smollm2-135m.gguf` in the cache
+/// directory (`HYPERAGENTS_CACHE_DIR`, else `~/.cache/hyperagents`). A
+/// missing file fails the test with the command that fetches it.
+pub fn smollm2_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("HYPERAGENTS_TEST_MODEL") {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var_os("HYPERAGENTS_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hyperagents")))
+        .expect("HOME or HYPERAGENTS_CACHE_DIR must be set");
+    let path = cache.join("models/smollm2-135m.gguf");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `hyperagents models pull smollm2-135m` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
 /// A copy of the seed program in `dir`, to modify freely.
 pub fn seed_copy(dir: &Path) -> PathBuf {
     let target = dir.join("program");
