@@ -617,6 +617,18 @@ async fn a_shortened_path_lands_on_the_one_file_it_ends() {
         "Question: {{ question }}\nGive the answer as a number.\n"
     );
     assert!(!out.join("reason/prompt.md").exists());
+
+    // Asked for one file, a reply naming it under misspelt folders lands there.
+    let reply = "### reasoning/prompt.md (whole file)\n```\nQuestion: {{ question }}\nAnswer with a number.\n```\n";
+    let model = proposing(reply.to_string());
+    let ctx = meta_context(model, dir.path()).await;
+    let out = dir.path().join("child2");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert_eq!(
+        std::fs::read_to_string(out.join("skills/reason/prompt.md")).unwrap(),
+        "Question: {{ question }}\nAnswer with a number.\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -295,10 +295,13 @@ def resolve_edit(edit, targets, editable, may_create):
         return "", "", "name the file on the line before its block"
     if path not in editable:
         # Small models shorten a path to its last parts ("rules.md"): take
-        # the one editable file it ends, if only one does.
+        # the one editable file it ends, if only one does; asked for one
+        # file, they also misspell its folders ("rules/choose_action/rules.md").
         ends = [p for p in editable if p.endswith("/" + path)]
         if len(ends) == 1:
             path = ends[0]
+        elif len(targets) == 1 and path.split("/")[-1] == targets[0].split("/")[-1]:
+            path = targets[0]
     before = current(path)
     new_file = before is None and may_create and not path.startswith("meta/") and not path.startswith("memory/")
     if path not in editable and not new_file:
