@@ -44,4 +44,4 @@ pub use program::{
     AgentSpec, HyperSpec, Manifest, MetaSpec, ModelAlias, Program, ProgramInfo, SkillSpec,
 };
 pub use script::{ScriptChecker, ScriptSyntaxError};
-pub use template::{PromptTemplate, Prompts, RenderError};
+pub use template::{MAX_RENDER_BYTES, PromptTemplate, Prompts, RENDER_FUEL, RenderError};

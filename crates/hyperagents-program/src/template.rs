@@ -20,6 +20,32 @@ use crate::path::RelPath;
 /// Instructions one render may execute (minijinja fuel); far above any sane prompt.
 pub const RENDER_FUEL: u64 = 2_000_000;
 
+/// Bytes one render may produce: far above any model's context, and a bound on
+/// what a template can make the host allocate (fuel alone does not bound it: a
+/// short loop over a large variable writes gigabytes).
+pub const MAX_RENDER_BYTES: usize = 4 << 20;
+
+/// Collects a render's output, refusing to grow past [`MAX_RENDER_BYTES`].
+struct CappedOutput {
+    bytes: Vec<u8>,
+    exceeded: bool,
+}
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDER_BYTES {
+            self.exceeded = true;
+            return Err(std::io::Error::other("the render output limit was reached"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The compiled prompt templates of a program, keyed by program-relative path.
 #[derive(Clone)]
 pub struct Prompts {
@@ -123,9 +149,24 @@ impl PromptTemplate<'_> {
 
     /// Renders with `vars`; any undefined variable is an error.
     pub fn render<S: Serialize>(&self, vars: S) -> Result<String, RenderError> {
-        self.template
-            .render(minijinja::value::Serde(vars))
-            .map_err(|err| render_error(&err, self.name()))
+        let mut out = CappedOutput {
+            bytes: Vec::new(),
+            exceeded: false,
+        };
+        match self
+            .template
+            .render_captured_to(minijinja::value::Serde(vars), &mut out)
+        {
+            Ok(_) => Ok(String::from_utf8_lossy(&out.bytes).into_owned()),
+            Err(_) if out.exceeded => Err(RenderError {
+                location: Location::file(self.name()),
+                variable: None,
+                message: format!(
+                    "the rendered prompt would exceed {MAX_RENDER_BYTES} bytes, the limit on one prompt"
+                ),
+            }),
+            Err(err) => Err(render_error(&err, self.name())),
+        }
     }
 }
 
@@ -264,6 +305,23 @@ mod tests {
         .unwrap();
         let err = p.render("a.md", serde_json::json!({})).unwrap_err();
         assert!(err.message.contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn a_render_that_would_outgrow_its_limit_is_an_error_naming_it() {
+        // Few instructions, a large variable: fuel alone would let it through.
+        let p = prompts(&[("a.md", "{% for i in range(1000) %}{{ big }}{% endfor %}")]).unwrap();
+        let big = "x".repeat(1 << 20);
+        let err = p
+            .render("a.md", serde_json::json!({ "big": big }))
+            .unwrap_err();
+        assert_eq!(err.location.file, "a.md");
+        assert!(err.message.contains(&MAX_RENDER_BYTES.to_string()), "{err}");
+        // Under the limit, the same template renders.
+        let small = p
+            .render("a.md", serde_json::json!({ "big": "ab" }))
+            .unwrap();
+        assert_eq!(small.len(), 2000);
     }
 
     #[test]

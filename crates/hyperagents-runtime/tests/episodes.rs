@@ -565,3 +565,28 @@ async fn a_deep_delegation_chain_stops_at_the_depth_limit() {
     assert!(!outcome.summary.success, "{said}");
     assert!(said.contains("delegation deeper than 8 levels"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_render_past_the_output_limit_fails_the_episode_with_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = seed_copy(dir.path());
+    // A short loop over a 1 MiB variable: within the fuel, far past the output limit.
+    std::fs::write(
+        program_dir.join("tasks/answerer/prompt.md"),
+        "{% for i in range(1000) %}{{ goal }}{% endfor %}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        program_dir.join("tasks/answerer/policy.py"),
+        "text = prompt(goal=\"x\" * (1 << 20))\nanswer(text[:10])\n",
+    )
+    .unwrap();
+    let outcome = run_add(&program_dir, 3, dir.path()).await;
+    let said = format!("{:?}", outcome.summary);
+    assert!(!outcome.summary.success, "{said}");
+    assert!(
+        said.contains(&hyperagents_program::MAX_RENDER_BYTES.to_string())
+            && said.contains("tasks/answerer/prompt.md"),
+        "{said}"
+    );
+}
