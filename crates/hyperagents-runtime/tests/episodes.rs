@@ -52,8 +52,10 @@ async fn the_seed_delegates_to_the_answerer_and_succeeds() {
         .unwrap();
     let s = &outcome.summary;
     assert!(s.success, "{s:?}");
-    assert_eq!(s.llm_calls, 2, "reason + extract_answer");
-    assert_eq!(model.request_count(), 2);
+    // The suite offers a calculator: choose_tool (which chose none), reason,
+    // extract_answer.
+    assert_eq!(s.llm_calls, 3, "choose_tool + reason + extract_answer");
+    assert_eq!(model.request_count(), 3);
     assert!(s.failure.is_none(), "{:?}", s.failure);
     // Scripts that ran and prompts that were rendered, first use first; the
     // hyperagent's prompt is never rendered on this path, nor is the
@@ -63,6 +65,8 @@ async fn the_seed_delegates_to_the_answerer_and_succeeds() {
         [
             "hyper/main.py",
             "tasks/answerer/policy.py",
+            "skills/choose_tool/skill.py",
+            "skills/choose_tool/prompt.md",
             "skills/reason/prompt.md",
             "skills/extract_answer/skill.py",
             "skills/extract_answer/prompt.md",
@@ -230,8 +234,8 @@ async fn a_task_agents_own_cap_counts_the_actions_its_skills_take() {
     // The answerer may take 2 actions of the run's 10; it answers through
     // a skill, so the actions happen one level down.
     let manifest = manifest.replace(
-        "skills = [\"reason\", \"extract_answer\"]\nmax_steps = 6",
-        "skills = [\"reason\", \"extract_answer\"]\nmax_steps = 2",
+        "skills = [\"reason\", \"extract_answer\", \"choose_tool\"]\nmax_steps = 6",
+        "skills = [\"reason\", \"extract_answer\", \"choose_tool\"]\nmax_steps = 2",
     );
     assert!(
         manifest.contains("max_steps = 2"),
@@ -481,6 +485,48 @@ async fn a_runaway_prompt_template_runs_out_of_render_fuel_and_fails_the_episode
     let said = format!("{s:?}");
     assert!(said.contains("fuel"), "{said}");
     assert!(said.contains("skills/reason/prompt.md"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_answerer_calls_a_tool_the_model_chooses_and_reasons_over_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    // The model picks the calculator when asked; otherwise it answers 4.
+    let model = ScriptedModel::new(|request| {
+        let text = serde_json::to_string(&request.messages).unwrap();
+        match request.response_format {
+            ResponseFormat::JsonSchema { .. } if text.contains("may call one tool first") => {
+                r#"{"tool": "calculator", "input": "2+2"}"#.to_string()
+            }
+            ResponseFormat::JsonSchema { .. } => r#"{"answer": "4"}"#.to_string(),
+            ResponseFormat::Text => "The answer is 4.".to_string(),
+        }
+    });
+    let ctx = context(model.clone(), pool(1).await, 40, dir.path());
+    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
+    let outcome = run_episode(&ctx, program, &suite(), "add", 0)
+        .await
+        .unwrap();
+    assert!(outcome.summary.success, "{:?}", outcome.summary);
+    let trajectory = read_trajectory(&outcome.trajectory).unwrap();
+    let calculator = trajectory
+        .spans
+        .iter()
+        .find(|s| s.kind == SpanKind::Tool && s.name == "calculator")
+        .expect("the calculator was called");
+    assert_eq!(
+        calculator.input["expression"], "2+2",
+        "{:?}",
+        calculator.input
+    );
+    // Its result reached the reasoning prompt.
+    let requests = model.requests.lock().unwrap();
+    assert!(
+        requests.iter().any(|r| {
+            let text = serde_json::to_string(&r.messages).unwrap();
+            text.contains("calculator(2+2) returned") && text.contains("Think step by step")
+        }),
+        "no reasoning prompt carried the tool's result"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,8 +155,9 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
             "{text}"
         );
         // Among the files the failed episode used, the first candidate is
-        // aimed at the lowest level of the hierarchy, a prompt before code,
-        // the second at the next; each is shown only the file it rewrites.
+        // aimed at the lowest level of the hierarchy, a prompt before code
+        // (in the order the episode used them), the second at the next; each
+        // is shown only the file it changes.
         let requests = model.requests.lock().unwrap();
         let shown = |i: usize| -> (String, Vec<String>) {
             let text = &requests[i].messages[0].content;
@@ -175,21 +176,21 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
         };
         let (first_focus, first_files) = shown(0);
         assert!(
-            first_focus.contains("to add to skills/reason/prompt.md,"),
+            first_focus.contains("to add to skills/choose_tool/prompt.md,"),
             "{first_focus}"
         );
         assert_eq!(
             first_files,
-            vec!["### skills/reason/prompt.md (whole file)".to_string()]
+            vec!["### skills/choose_tool/prompt.md (whole file)".to_string()]
         );
         let (second_focus, second_files) = shown(1);
         assert!(
-            second_focus.contains("to add to skills/extract_answer/prompt.md,"),
+            second_focus.contains("to add to skills/reason/prompt.md,"),
             "{second_focus}"
         );
         assert_eq!(
             second_files,
-            vec!["### skills/extract_answer/prompt.md (whole file)".to_string()]
+            vec!["### skills/reason/prompt.md (whole file)".to_string()]
         );
         drop(requests);
         // It left a note for later generations.
@@ -317,7 +318,7 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
             .unwrap();
         assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
         assert!(
-            focus(&model).contains("skills/reason/prompt.md"),
+            focus(&model).contains("skills/choose_tool/prompt.md"),
             "{}",
             focus(&model)
         );
@@ -409,11 +410,12 @@ async fn a_prompt_longer_than_the_meta_models_context_is_retried_with_less_evide
 async fn a_prompt_rewrite_that_drops_a_placeholder_lands_as_added_lines() {
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
+    // The first candidate is aimed at the tool-choosing prompt.
     let blind = edit(
         "simplify",
-        "skills/reason/prompt.md",
+        "skills/choose_tool/prompt.md",
         "",
-        "Think step by step in a few short sentences, then state the answer as a number.",
+        "Pick the calculator when the question holds arithmetic, then state the answer as a number.",
     );
     let kept = edit(
         "ask for a number",
@@ -428,10 +430,13 @@ async fn a_prompt_rewrite_that_drops_a_placeholder_lands_as_added_lines() {
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
     // The template keeps every placeholder; the rewrite's new sentence is
     // put in by code after the prompt's first paragraph.
-    let prompt = std::fs::read_to_string(out.join("skills/reason/prompt.md")).unwrap();
-    let seed_prompt = std::fs::read_to_string(seed_dir().join("skills/reason/prompt.md")).unwrap();
+    let prompt = std::fs::read_to_string(out.join("skills/choose_tool/prompt.md")).unwrap();
+    let seed_prompt =
+        std::fs::read_to_string(seed_dir().join("skills/choose_tool/prompt.md")).unwrap();
     assert!(
-        prompt.contains("{{ question }}")
+        ["{{ question }}", "{{ tool.name }}", "{{ notes }}"]
+            .iter()
+            .all(|p| prompt.contains(p))
             && prompt.contains("then state the answer as a number.")
             && prompt.len() > seed_prompt.len(),
         "{prompt}"
@@ -439,7 +444,7 @@ async fn a_prompt_rewrite_that_drops_a_placeholder_lands_as_added_lines() {
     assert!(
         outcome
             .trace
-            .contains("added 1 lines to skills/reason/prompt.md"),
+            .contains("added 1 lines to skills/choose_tool/prompt.md"),
         "{}",
         outcome.trace
     );
@@ -453,7 +458,7 @@ async fn a_prompt_rewrite_that_drops_a_placeholder_lands_as_added_lines() {
         .unwrap()
         .to_string();
     assert!(
-        focus.contains("lines of instructions to add to skills/reason/prompt.md"),
+        focus.contains("lines of instructions to add to skills/choose_tool/prompt.md"),
         "{focus}"
     );
     assert!(
@@ -501,7 +506,10 @@ async fn only_used_files_are_shown_and_a_missed_snippet_is_answered_with_the_fil
         first.contains("- tasks/operator/policy.py (not used by the failed episodes)"),
         "{first}"
     );
-    assert!(first.contains("### skills/reason/prompt.md"), "{first}");
+    assert!(
+        first.contains("### skills/choose_tool/prompt.md"),
+        "{first}"
+    );
     assert!(
         !first.contains("### skills/choose_action/prompt.md"),
         "{first}"
