@@ -246,8 +246,9 @@ fn one_string_parameter(name: &str, description: &str) -> serde_json::Value {
 pub fn read_file_tool() -> ActionSpec {
     ActionSpec {
         name: "read_file".into(),
-        description: "Reads a file attached to the task: text as is, CSV/TSV as a table, JSON \
-                      pretty-printed, PDF as text. Only the task's own files can be read."
+        description: "Reads a file attached to the task: text as is, CSV/TSV and spreadsheets \
+                      (xlsx, xls, ods) as tables, JSON pretty-printed, PDF and Word (docx) as \
+                      text. Only the task's own files can be read."
             .into(),
         parameters: one_string_parameter("path", "the file's name, e.g. `data.csv`"),
     }

@@ -1,5 +1,6 @@
-//! Turning an attachment into text for a model: plain text as is, CSV/TSV as a table, JSON
-//! pretty-printed, PDF as its extracted text; every rendering capped in size.
+//! Turning an attachment into text for a model: plain text as is, CSV/TSV and spreadsheets
+//! (xlsx, xls, ods, through calamine) as tables, JSON pretty-printed, PDF and Word (docx: its
+//! `word/document.xml` read with quick-xml) as their text; every rendering capped in size.
 //!
 //! PDF text comes from `pdf-extract`, which maps font encodings (standard, differences, ToUnicode
 //! maps) to Unicode better than lopdf's own `extract_text`, but panics on some malformed files:
@@ -45,7 +46,12 @@ pub(crate) enum FileKind {
     Json,
     JsonLines,
     Pdf,
-    /// Known binary formats this reader does not convert (images, audio, office files, archives).
+    /// xlsx, xlsm, xls, ods.
+    Spreadsheet,
+    /// docx.
+    Word,
+    /// Known binary formats this reader does not convert (images, audio, other office files,
+    /// archives).
     Unsupported,
     /// Anything else: shown if it is UTF-8 text.
     Text,
@@ -62,9 +68,11 @@ pub(crate) fn kind_of(path: &Path) -> FileKind {
         "json" | "jsonld" => FileKind::Json,
         "jsonl" | "ndjson" => FileKind::JsonLines,
         "pdf" => FileKind::Pdf,
+        "xlsx" | "xlsm" | "xls" | "ods" => FileKind::Spreadsheet,
+        "docx" => FileKind::Word,
         "png" | "jpg" | "jpeg" | "gif" | "bmp" | "webp" | "tif" | "tiff" | "mp3" | "wav"
-        | "m4a" | "flac" | "ogg" | "mp4" | "mov" | "avi" | "xlsx" | "xls" | "docx" | "doc"
-        | "pptx" | "ppt" | "zip" | "gz" | "tar" | "7z" => FileKind::Unsupported,
+        | "m4a" | "flac" | "ogg" | "mp4" | "mov" | "avi" | "doc" | "pptx" | "ppt" | "zip"
+        | "gz" | "tar" | "7z" => FileKind::Unsupported,
         _ => FileKind::Text,
     }
 }
@@ -85,6 +93,10 @@ pub(crate) fn render(path: &Path, shown: &str, limits: &ToolLimits) -> Result<St
             ));
         }
         FileKind::Pdf => pdf_text(&bytes).map_err(|e| format!("`{shown}`: {e}"))?,
+        FileKind::Spreadsheet => {
+            spreadsheet_text(&bytes, limits).map_err(|e| format!("`{shown}`: {e}"))?
+        }
+        FileKind::Word => docx_text(&bytes, limits).map_err(|e| format!("`{shown}`: {e}"))?,
         FileKind::Csv => csv_table(&utf8(&bytes, shown)?, b',', limits),
         FileKind::Tsv => csv_table(&utf8(&bytes, shown)?, b'\t', limits),
         FileKind::Json => pretty_json(&utf8(&bytes, shown)?),
@@ -100,6 +112,10 @@ pub(crate) fn raw_text(path: &Path, shown: &str, limits: &ToolLimits) -> Result<
     let bytes = read_capped(path, shown, limits)?;
     match kind_of(path) {
         FileKind::Pdf => pdf_text(&bytes).map_err(|e| format!("`{shown}`: {e}")),
+        FileKind::Spreadsheet => {
+            spreadsheet_text(&bytes, limits).map_err(|e| format!("`{shown}`: {e}"))
+        }
+        FileKind::Word => docx_text(&bytes, limits).map_err(|e| format!("`{shown}`: {e}")),
         FileKind::Unsupported => Err(format!("`{shown}` is a binary format, not text")),
         _ => utf8(&bytes, shown),
     }
@@ -184,8 +200,17 @@ fn csv_table(text: &str, delimiter: u8, limits: &ToolLimits) -> String {
             );
         }
     }
-    let Some(header) = rows.first() else {
+    if rows.is_empty() {
         return "(empty CSV file)".into();
+    }
+    table(&rows, total_rows)
+}
+
+/// `rows` (the first the header, cells already capped) as a pipe table; `total_rows` counts
+/// the header and every row of the source, shown or not.
+fn table(rows: &[Vec<String>], total_rows: usize) -> String {
+    let Some(header) = rows.first() else {
+        return "(no rows)".into();
     };
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let data_rows = total_rows.saturating_sub(1);
@@ -207,6 +232,101 @@ fn csv_table(text: &str, delimiter: u8, limits: &ToolLimits) -> String {
         ));
     }
     out
+}
+
+/// Every sheet of a spreadsheet (xlsx, xlsm, xls, ods) as a pipe table under its name.
+pub fn spreadsheet_text(bytes: &[u8], limits: &ToolLimits) -> Result<String, String> {
+    use calamine::Reader;
+    let mut workbook = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("the spreadsheet could not be read: {e}"))?;
+    let mut out = String::new();
+    for name in workbook.sheet_names() {
+        let range = workbook
+            .worksheet_range(&name)
+            .map_err(|e| format!("sheet `{name}` could not be read: {e}"))?;
+        let total_rows = range.height();
+        let rows: Vec<Vec<String>> = range
+            .rows()
+            .take(limits.max_csv_rows + 1)
+            .map(|row| {
+                row.iter()
+                    .map(|cell| cell_text(&cell.to_string(), limits.max_cell_chars))
+                    .collect()
+            })
+            .collect();
+        out.push_str(&format!("--- sheet {name} ---\n"));
+        out.push_str(&table(&rows, total_rows));
+    }
+    if out.is_empty() {
+        return Err("the spreadsheet has no sheets".into());
+    }
+    Ok(out)
+}
+
+/// The text of a Word document (docx): its paragraphs, one per line. The document part is read
+/// at most `max_file_bytes` decompressed (a zip bomb stops there).
+pub fn docx_text(bytes: &[u8], limits: &ToolLimits) -> Result<String, String> {
+    use std::io::Read;
+
+    use quick_xml::events::Event;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("the document is not a readable docx (zip): {e}"))?;
+    let mut xml = Vec::new();
+    archive
+        .by_name("word/document.xml")
+        .map_err(|e| format!("the docx has no word/document.xml: {e}"))?
+        .take(limits.max_file_bytes)
+        .read_to_end(&mut xml)
+        .map_err(|e| format!("the docx could not be decompressed: {e}"))?;
+    let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
+    let mut text = String::new();
+    let mut in_text = false;
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) if e.name().into_inner() == "w:t" => in_text = true,
+            Ok(Event::End(e)) => match e.name().into_inner() {
+                "w:t" => in_text = false,
+                "w:p" => text.push('\n'),
+                _ => {}
+            },
+            Ok(Event::Empty(e)) => match e.name().into_inner() {
+                "w:tab" => text.push('\t'),
+                "w:br" => text.push('\n'),
+                _ => {}
+            },
+            Ok(Event::Text(t)) if in_text => text.push_str(t.as_ref()),
+            Ok(Event::GeneralRef(r)) if in_text => {
+                // Character references and the five XML entities; nothing else is defined.
+                if let Ok(Some(c)) = r.resolve_char_ref() {
+                    text.push(c);
+                } else {
+                    let name: &str = r.as_ref();
+                    text.push_str(match name {
+                        "amp" => "&",
+                        "lt" => "<",
+                        "gt" => ">",
+                        "quot" => "\"",
+                        "apos" => "'",
+                        _ => "",
+                    });
+                }
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => {
+                return Err(format!(
+                    "the docx's XML is malformed at byte {}: {e}",
+                    reader.buffer_position()
+                ));
+            }
+        }
+        buf.clear();
+    }
+    if text.trim().is_empty() {
+        return Err("the docx holds no text".into());
+    }
+    Ok(text)
 }
 
 fn cell_text(cell: &str, max_chars: usize) -> String {

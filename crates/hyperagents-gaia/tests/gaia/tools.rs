@@ -367,3 +367,72 @@ async fn web_search_uses_the_plugged_provider_or_says_there_is_none() {
         .to_string();
     assert!(err.contains("calculator, read_file, web_search"), "{err}");
 }
+
+/// An OOXML package (a zip of XML parts), as office suites write them.
+fn office_file(parts: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, text) in parts {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+const RELS: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+
+#[test]
+fn read_file_renders_spreadsheets_and_word_documents() {
+    let xlsx = office_file(&[
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#,
+        ),
+        (
+            "_rels/.rels",
+            &format!(
+                r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{RELS}/officeDocument" Target="xl/workbook.xml"/></Relationships>"#
+            ),
+        ),
+        (
+            "xl/workbook.xml",
+            &format!(
+                r#"<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="{RELS}"><sheets><sheet name="Sales" sheetId="1" r:id="rId1"/></sheets></workbook>"#
+            ),
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            &format!(
+                r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{RELS}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#
+            ),
+        ),
+        (
+            "xl/worksheets/sheet1.xml",
+            r#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>region</t></is></c><c r="B1" t="inlineStr"><is><t>amount</t></is></c></row><row r="2"><c r="A2" t="inlineStr"><is><t>north</t></is></c><c r="B2"><v>120</v></c></row><row r="3"><c r="A3" t="inlineStr"><is><t>south</t></is></c><c r="B3"><v>80.5</v></c></row></sheetData></worksheet>"#,
+        ),
+    ]);
+    let limits = hyperagents_gaia::ToolLimits::default();
+    let table = hyperagents_gaia::files::spreadsheet_text(&xlsx, &limits).unwrap();
+    assert_eq!(
+        table,
+        "--- sheet Sales ---\n2 rows × 2 columns\n| region | amount |\n| --- | --- |\n\
+         | north | 120 |\n| south | 80.5 |\n"
+    );
+
+    let docx = office_file(&[(
+        "word/document.xml",
+        r#"<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>The ferry leaves at 7:15</w:t></w:r></w:p><w:p><w:r><w:t xml:space="preserve">from pier </w:t></w:r><w:r><w:t>4 &amp; 5.</w:t></w:r></w:p></w:body></w:document>"#,
+    )]);
+    let text = hyperagents_gaia::files::docx_text(&docx, &limits).unwrap();
+    assert_eq!(text, "The ferry leaves at 7:15\nfrom pier 4 & 5.\n");
+
+    // Broken files are errors, not panics.
+    let not_zip = hyperagents_gaia::files::docx_text(b"plain text", &limits).unwrap_err();
+    assert!(not_zip.contains("not a readable docx"), "{not_zip}");
+    let no_body = office_file(&[("word/styles.xml", "<w:styles/>")]);
+    let missing = hyperagents_gaia::files::docx_text(&no_body, &limits).unwrap_err();
+    assert!(missing.contains("word/document.xml"), "{missing}");
+    let bad_sheet = hyperagents_gaia::files::spreadsheet_text(b"nope", &limits).unwrap_err();
+    assert!(bad_sheet.contains("could not be read"), "{bad_sheet}");
+}
