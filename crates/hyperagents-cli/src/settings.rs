@@ -202,6 +202,13 @@ pub struct WebarenaSettings {
     /// Site name (`shopping`, `shopping_admin`, `reddit`, `gitlab`,
     /// `wikipedia`, `map`, `homepage`) → base URL.
     pub sites: BTreeMap<String, String>,
+    /// Site name → how to log in to it and how to reset it
+    /// (`[benchmarks.webarena.hooks.shopping]`). Without a reset, tasks that
+    /// need one are unsupported; without a login, logging in is skipped.
+    pub hooks: BTreeMap<String, WebarenaSiteHooks>,
+    /// The shopping site's administrator account, for the evaluators'
+    /// `func:shopping_*` helpers (Magento's REST API).
+    pub shopping_admin: Option<WebarenaAccount>,
 }
 
 impl Default for WebarenaSettings {
@@ -210,8 +217,63 @@ impl Default for WebarenaSettings {
             dir: None,
             dataset: "original".into(),
             sites: BTreeMap::new(),
+            hooks: BTreeMap::new(),
+            shopping_admin: None,
         }
     }
+}
+
+/// One WebArena site's login form and reset.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebarenaSiteHooks {
+    pub login: Option<WebarenaLogin>,
+    /// A program and its arguments (no shell unless named) that resets the
+    /// site and exits 0, e.g. `["docker", "restart", "shopping"]`.
+    pub reset_command: Vec<String>,
+    /// Or an HTTP request that resets it and answers 2xx.
+    pub reset_http: Option<WebarenaResetHttp>,
+}
+
+/// A login form the host fills before a task that needs the site logged in.
+/// The password never reaches agents, logs, trajectories or `config show`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebarenaLogin {
+    pub url: String,
+    pub username_selector: String,
+    pub password_selector: String,
+    pub submit_selector: String,
+    pub username: String,
+    #[serde(skip_serializing)]
+    pub password: Option<SecretString>,
+    #[serde(default = "default_login_secs")]
+    pub timeout_secs: f64,
+}
+
+fn default_login_secs() -> f64 {
+    30.0
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebarenaResetHttp {
+    #[serde(default = "default_reset_method")]
+    pub method: String,
+    pub url: String,
+}
+
+fn default_reset_method() -> String {
+    "POST".into()
+}
+
+/// A username and password; the password is never serialised back out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebarenaAccount {
+    pub username: String,
+    #[serde(skip_serializing)]
+    pub password: Option<SecretString>,
 }
 
 /// GAIA-style tasks from directories the user supplies.

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use hyperagents_browser::{LaunchConfig, PoolConfig as BrowserPoolConfig};
@@ -19,11 +20,12 @@ use hyperagents_models::{MINIWOB, ModelStore, WEBARENA};
 use hyperagents_runtime::RunContext;
 use hyperagents_sandbox::{ScriptPool, locate_worker};
 use hyperagents_webarena::{
-    BrowserSource, Dataset, Site, SiteConfig, WebArenaDomain, WebArenaDomainConfig, WebArenaSuite,
+    ApiCredentials, BrowserSource, ConfiguredSiteHooks, Dataset, LoginForm, ResetAction, Site,
+    SiteConfig, SiteHookConfig, SiteHooks, WebArenaDomain, WebArenaDomainConfig, WebArenaSuite,
 };
 use sha2::{Digest, Sha256};
 
-use crate::settings::Settings;
+use crate::settings::{Settings, WebarenaSettings};
 
 /// A suite whose tasks are known, not yet opened.
 pub struct SuitePlan {
@@ -43,6 +45,8 @@ enum Source {
         windows: usize,
         observation_tokens: usize,
         chromium: Option<PathBuf>,
+        hooks: Option<ConfiguredSiteHooks>,
+        shopping_admin: Option<ApiCredentials>,
     },
     Gaia {
         suite: GaiaSuite,
@@ -92,9 +96,13 @@ impl SuitePlan {
                 windows,
                 observation_tokens,
                 chromium,
+                hooks,
+                shopping_admin,
             } => {
                 let judge = LlmJudge::new(ctx.router.model("judge")?, JudgeConfig::default());
                 let mut config = WebArenaDomainConfig::new(Arc::new(judge));
+                config.hooks = hooks.map(|h| Arc::new(h) as Arc<dyn SiteHooks>);
+                config.eval.shopping_admin_api = shopping_admin;
                 let launch = LaunchConfig {
                     executable: chromium,
                     ..LaunchConfig::default()
@@ -286,6 +294,161 @@ fn plan_webarena(settings: &Settings, split: Split) -> Result<SuitePlan> {
             windows: b.windows.max(1),
             observation_tokens: b.observation_tokens,
             chromium: b.chromium.clone(),
+            hooks: webarena_hooks(w)?,
+            shopping_admin: shopping_admin(w)?,
         },
     })
+}
+
+/// The login and reset hooks `[benchmarks.webarena.hooks.<site>]` describe, if any.
+fn webarena_hooks(w: &WebarenaSettings) -> Result<Option<ConfiguredSiteHooks>> {
+    if w.hooks.is_empty() {
+        return Ok(None);
+    }
+    let mut hooks = ConfiguredSiteHooks::new();
+    for (name, h) in &w.hooks {
+        let key = format!("benchmarks.webarena.hooks.{name}");
+        let site: Site = name.parse().map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+        let login = match &h.login {
+            None => None,
+            Some(l) => Some(LoginForm {
+                url: l.url.clone(),
+                username_selector: l.username_selector.clone(),
+                password_selector: l.password_selector.clone(),
+                submit_selector: l.submit_selector.clone(),
+                username: l.username.clone(),
+                password: l.password.clone().with_context(|| {
+                    format!(
+                        "{key}.login.password is not set (put it in the settings file or in \
+                         HYPERAGENTS_BENCHMARKS__WEBARENA__HOOKS__{}__LOGIN__PASSWORD)",
+                        name.to_uppercase()
+                    )
+                })?,
+                timeout: Duration::from_secs_f64(l.timeout_secs.max(0.0)),
+            }),
+        };
+        let reset = match (h.reset_command.split_first(), &h.reset_http) {
+            (Some(_), Some(_)) => bail!("{key}: give reset_command or reset_http, not both"),
+            (Some((program, args)), None) => Some(ResetAction::Command {
+                program: program.clone(),
+                args: args.to_vec(),
+            }),
+            (None, Some(http)) => Some(ResetAction::Http {
+                method: http.method.clone(),
+                url: http.url.clone(),
+            }),
+            (None, None) => None,
+        };
+        hooks = hooks.with(site, SiteHookConfig { login, reset });
+    }
+    Ok(Some(hooks))
+}
+
+/// The shopping administrator account, if the settings give one.
+fn shopping_admin(w: &WebarenaSettings) -> Result<Option<ApiCredentials>> {
+    let Some(account) = &w.shopping_admin else {
+        return Ok(None);
+    };
+    Ok(Some(ApiCredentials {
+        username: account.username.clone(),
+        password: account.password.clone().context(
+            "benchmarks.webarena.shopping_admin.password is not set (put it in the settings file \
+             or in HYPERAGENTS_BENCHMARKS__WEBARENA__SHOPPING_ADMIN__PASSWORD)",
+        )?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+
+    use figment::Figment;
+
+    use super::*;
+
+    fn settings(toml: &str, env: &[(&str, &str)]) -> Settings {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hyperagents.toml");
+        std::fs::write(&file, toml).unwrap();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load(Some(&file), &env, Figment::new()).unwrap()
+    }
+
+    const HOOKS: &str = r##"
+[benchmarks.webarena.hooks.shopping]
+reset_command = ["docker", "restart", "shopping"]
+[benchmarks.webarena.hooks.shopping.login]
+url = "http://127.0.0.1:7770/customer/account/login/"
+username_selector = "#email"
+password_selector = "#pass"
+submit_selector = "#send2"
+username = "emma.lopez@gmail.com"
+[benchmarks.webarena.shopping_admin]
+username = "admin"
+"##;
+
+    #[test]
+    fn webarena_hooks_and_the_admin_account_come_from_settings_and_environment() {
+        let s = settings(
+            HOOKS,
+            &[
+                (
+                    "HYPERAGENTS_BENCHMARKS__WEBARENA__HOOKS__SHOPPING__LOGIN__PASSWORD",
+                    "pw-planted-4417",
+                ),
+                (
+                    "HYPERAGENTS_BENCHMARKS__WEBARENA__SHOPPING_ADMIN__PASSWORD",
+                    "admin-planted-9931",
+                ),
+            ],
+        );
+        let w = &s.benchmarks.webarena;
+        let hooks = webarena_hooks(w).unwrap().unwrap();
+        let shown = format!("{hooks:?}");
+        assert!(
+            shown.contains("#send2") && shown.contains("docker"),
+            "{shown}"
+        );
+        assert!(!shown.contains("pw-planted"), "{shown}");
+        let admin = shopping_admin(w).unwrap().unwrap();
+        assert_eq!(admin.username, "admin");
+        // Neither password is ever written back out (`config show`).
+        let written = toml::to_string(&s).unwrap();
+        assert!(
+            !written.contains("planted") && written.contains("#send2"),
+            "{written}"
+        );
+    }
+
+    #[test]
+    fn a_missing_password_or_two_resets_are_errors_naming_the_setting() {
+        let s = settings(HOOKS, &[]);
+        let error = webarena_hooks(&s.benchmarks.webarena)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("HYPERAGENTS_BENCHMARKS__WEBARENA__HOOKS__SHOPPING__LOGIN__PASSWORD"),
+            "{error}"
+        );
+        let error = shopping_admin(&s.benchmarks.webarena)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("shopping_admin.password"), "{error}");
+        let both = settings(
+            "[benchmarks.webarena.hooks.reddit]\nreset_command = [\"true\"]\n\
+             [benchmarks.webarena.hooks.reddit.reset_http]\nurl = \"http://127.0.0.1:9/reset\"\n",
+            &[],
+        );
+        let error = webarena_hooks(&both.benchmarks.webarena)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not both"), "{error}");
+        let unknown = settings("[benchmarks.webarena.hooks.myspace]\n", &[]);
+        assert!(webarena_hooks(&unknown.benchmarks.webarena).is_err());
+    }
 }
