@@ -10,20 +10,7 @@ use hyperagents_llm::{ChatModel, ChatRequest, FinishReason, LlmError, Message, T
 use hyperagents_llm_embedded::{EmbeddedError, EmbeddedModel, EngineConfig};
 
 fn model_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("HYPERAGENTS_TEST_MODEL") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var_os("HYPERAGENTS_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/hyperagents")))
-        .expect("HOME or HYPERAGENTS_CACHE_DIR must be set");
-    let path = cache.join("models/smollm2-135m.gguf");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `hyperagents models pull smollm2-135m` (the README's test command does)",
-        path.display()
-    );
-    path
+    hyperagents_testkit::smollm2_path()
 }
 
 async fn smollm2() -> EmbeddedModel {
