@@ -50,20 +50,19 @@ fn a_gguf_file_by_path_answers_and_bad_files_are_refused_by_name() {
         "{said}"
     );
 
+    // What the CLI says when asked to chat with the model file at `path`,
+    // which it must refuse.
+    let refused = |path: &std::path::Path| {
+        let spec = format!("embedded:{}", path.display());
+        let out = run(dir.path(), &["chat", "--model", &spec, "hi"]);
+        assert!(!out.status.success(), "{} was accepted", path.display());
+        text(&out.stderr)
+    };
+
     // Not a GGUF file at all.
     let notes = dir.path().join("notes.gguf");
     std::fs::write(&notes, "hello, not a model").unwrap();
-    let out = run(
-        dir.path(),
-        &[
-            "chat",
-            "--model",
-            &format!("embedded:{}", notes.display()),
-            "hi",
-        ],
-    );
-    assert!(!out.status.success());
-    let said = text(&out.stderr);
+    let said = refused(&notes);
     assert!(said.contains("notes.gguf"), "{said}");
 
     // A GGUF whose chat template key is renamed (same length, offsets kept).
@@ -74,17 +73,7 @@ fn a_gguf_file_by_path_answers_and_bad_files_are_refused_by_name() {
     renamed[at + key.len() - 1] = b'X';
     let untemplated = dir.path().join("untemplated.gguf");
     std::fs::write(&untemplated, &renamed).unwrap();
-    let out = run(
-        dir.path(),
-        &[
-            "chat",
-            "--model",
-            &format!("embedded:{}", untemplated.display()),
-            "hi",
-        ],
-    );
-    assert!(!out.status.success());
-    let said = text(&out.stderr);
+    let said = refused(&untemplated);
     assert!(
         said.contains("untemplated.gguf") && said.contains("no tokenizer.chat_template"),
         "{said}"
@@ -94,17 +83,7 @@ fn a_gguf_file_by_path_answers_and_bad_files_are_refused_by_name() {
     // process, and the CLI says so.
     let truncated = dir.path().join("truncated.gguf");
     std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
-    let out = run(
-        dir.path(),
-        &[
-            "chat",
-            "--model",
-            &format!("embedded:{}", truncated.display()),
-            "hi",
-        ],
-    );
-    assert!(!out.status.success());
-    let said = text(&out.stderr);
+    let said = refused(&truncated);
     assert!(
         said.contains("truncated.gguf") && said.contains("cannot be loaded as a model"),
         "{said}"
