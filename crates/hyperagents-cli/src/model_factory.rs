@@ -252,35 +252,7 @@ impl ModelFactory {
 
 /// `PROVIDER:MODEL` as model settings; `None` when `spec` has no provider.
 fn provider_spec(spec: &str) -> Option<Result<ModelSettings>> {
-    let (provider, model) = spec.split_once(':')?;
-    let model = model.to_string();
-    Some(match provider {
-        // A path (`embedded:/models/my.gguf`) names a local file.
-        "embedded" if model.ends_with(".gguf") || model.contains('/') => {
-            Ok(ModelSettings::Embedded {
-                name: String::new(),
-                path: Some(PathBuf::from(model)),
-                sha256: None,
-            })
-        }
-        "embedded" => Ok(ModelSettings::Embedded {
-            name: model,
-            path: None,
-            sha256: None,
-        }),
-        "openai" => Ok(ModelSettings::Openai {
-            model,
-            base_url: None,
-        }),
-        "anthropic" => Ok(ModelSettings::Anthropic {
-            model,
-            base_url: None,
-        }),
-        other => Err(anyhow!(
-            "unknown provider `{other}` in `{spec}` (expected {})",
-            crate::settings::PROVIDERS.join(", ")
-        )),
-    })
+    ModelSettings::from_provider_spec(spec).map(|parsed| parsed.map_err(|why| anyhow!(why)))
 }
 
 /// Loads the GGUF file at `path` in a child process (`hyperagents models probe`), so a file

@@ -425,6 +425,45 @@ pub enum SettingsError {
 /// and `HYPERAGENTS_ROLES__*` all accept the form).
 pub const PROVIDERS: [&str; 3] = ["embedded", "openai", "anthropic"];
 
+impl ModelSettings {
+    /// `PROVIDER:MODEL` as model settings (`embedded:/models/x.gguf`, a path, names a local
+    /// file); `None` when `spec` names no provider, an error naming the providers when it
+    /// names an unknown one or no model.
+    pub fn from_provider_spec(spec: &str) -> Option<Result<Self, String>> {
+        let (provider, model) = spec.split_once(':')?;
+        if model.is_empty() {
+            return Some(Err(format!("`{spec}` names no model after `{provider}:`")));
+        }
+        let model = model.to_string();
+        Some(match provider {
+            "embedded" if model.ends_with(".gguf") || model.contains('/') => {
+                Ok(ModelSettings::Embedded {
+                    name: String::new(),
+                    path: Some(PathBuf::from(model)),
+                    sha256: None,
+                })
+            }
+            "embedded" => Ok(ModelSettings::Embedded {
+                name: model,
+                path: None,
+                sha256: None,
+            }),
+            "openai" => Ok(ModelSettings::Openai {
+                model,
+                base_url: None,
+            }),
+            "anthropic" => Ok(ModelSettings::Anthropic {
+                model,
+                base_url: None,
+            }),
+            other => Err(format!(
+                "unknown provider `{other}` in `{spec}` (expected {})",
+                PROVIDERS.join(", ")
+            )),
+        })
+    }
+}
+
 impl Settings {
     /// Merges the layers. `explicit_file` must exist when given; otherwise
     /// the first of [`default_config_paths`] that exists is used. `env` is
@@ -487,16 +526,14 @@ impl Settings {
             if self.models.contains_key(model) {
                 continue;
             }
-            match model.split_once(':') {
-                Some((provider, name)) if PROVIDERS.contains(&provider) && !name.is_empty() => {}
-                Some((provider, _)) if !PROVIDERS.contains(&provider) => {
+            match ModelSettings::from_provider_spec(model) {
+                Some(Ok(_)) => {}
+                Some(Err(why)) => {
                     return Err(SettingsError::Inconsistent(format!(
-                        "role `{role}` is bound to `{model}`: unknown provider `{provider}` \
-                         (expected {})",
-                        PROVIDERS.join(", ")
+                        "role `{role}` is bound to `{model}`: {why}"
                     )));
                 }
-                _ => {
+                None => {
                     return Err(SettingsError::Inconsistent(format!(
                         "role `{role}` is bound to model `{model}`, which is not defined under \
                          [models] (or name one as PROVIDER:MODEL, e.g. `openai:gpt-4o-mini`)"

@@ -148,7 +148,8 @@ impl ModelStore {
     }
 }
 
-fn sha256_file(path: &Path) -> Result<String, ModelError> {
+/// The SHA-256 of the file at `path`, lowercase hex.
+pub(crate) fn sha256_file(path: &Path) -> Result<String, ModelError> {
     let mut file = fs_err::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];

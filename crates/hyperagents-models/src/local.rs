@@ -6,10 +6,7 @@
 //! Whether llama.cpp can load it is for the caller to find out in a child
 //! process: some malformed tensors abort the loading process.
 
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::ModelError;
 use crate::gguf::GgufHeader;
@@ -34,7 +31,7 @@ pub fn check_local_gguf(path: &Path, pin: Option<&str>) -> Result<LocalModel, Mo
             path: path.to_path_buf(),
         });
     }
-    let sha256 = sha256_of(path)?;
+    let sha256 = crate::datasets::sha256_file(path)?;
     if let Some(expected) = pin {
         let expected = expected.trim().to_ascii_lowercase();
         if expected != sha256 {
@@ -52,19 +49,4 @@ pub fn check_local_gguf(path: &Path, pin: Option<&str>) -> Result<LocalModel, Mo
         architecture: header.architecture().map(str::to_owned),
         tensor_count: header.tensor_count,
     })
-}
-
-fn sha256_of(path: &Path) -> Result<String, ModelError> {
-    let mut file = fs_err::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
