@@ -254,22 +254,40 @@ fn hyper_situation(tried: u64, accepted: u64, parent_changed: &[&str]) -> serde_
     })
 }
 
+/// The seed's policy file with `key` set to `value`.
+fn policy_with(key: &str, value: serde_json::Value) -> String {
+    let text = std::fs::read_to_string(seed_dir().join("meta/policy.json")).unwrap();
+    let mut policy: serde_json::Value = serde_json::from_str(&text).unwrap();
+    policy[key] = value;
+    serde_json::to_string_pretty(&policy).unwrap()
+}
+
+/// Every request's last line: what each of the meta agent's calls asked for.
+fn foci(model: &ScriptedModel) -> Vec<String> {
+    let requests = model.requests.lock().unwrap();
+    requests
+        .iter()
+        .map(|r| {
+            let text = r.messages[0].content.trim_end();
+            text.lines().last().unwrap_or_default().to_string()
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() {
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
-    let meta_edit = edit(
-        "name the files the failures used",
-        "meta/prompt.md",
-        "Keep every",
-        "Prefer files marked as used. Keep every",
-    );
 
-    // Two edits evaluated, none accepted, the parent changed a prompt: a meta turn.
-    let model = proposing(meta_edit.clone());
+    // Two edits evaluated, none accepted, the parent changed a prompt: a
+    // meta turn. In an odd generation it rewrites the meta agent's policy.
+    let policy = policy_with("model_candidates", serde_json::json!(3));
+    let model = proposing(edit("more candidates", "meta/policy.json", "", &policy));
     let ctx = meta_context(model.clone(), dir.path()).await;
+    let mut situation = hyper_situation(2, 0, &["prompt", "memory"]);
+    situation["generation"] = serde_json::json!(3);
     let config = ImproveConfig {
-        context: hyper_situation(2, 0, &["prompt", "memory"]),
+        context: situation,
         ..ImproveConfig::default()
     };
     let out = dir.path().join("meta-child");
@@ -279,21 +297,93 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     assert!(
-        focus(&model).contains("Edit one of: meta/prompt.md, meta/improve.py, meta/select.py."),
+        focus(&model).contains("Improve the improver"),
+        "{}",
+        focus(&model)
+    );
+    assert!(
+        focus(&model).contains("meta/policy.json"),
         "{}",
         focus(&model)
     );
     let text = model.requests.lock().unwrap()[0].messages[0]
         .content
         .clone();
-    assert!(text.contains("Improve the improver"), "{text}");
+    assert!(text.contains("### meta/policy.json (whole file)"), "{text}");
     assert!(
-        text.contains("### meta/improve.py (start of the file)"),
+        text.contains("model_candidates: edits the model writes"),
         "{text}"
     );
     assert!(outcome.diff.kinds().contains(&DiffKind::Meta));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("meta/policy.json")).unwrap())
+            .unwrap();
+    assert_eq!(written["model_candidates"], 3);
     let notes = std::fs::read_to_string(out.join("memory/notes.md")).unwrap();
     assert!(notes.contains("improved the improver"), "{notes}");
+
+    // In an even generation it adds lines to its own prompt.
+    let model = proposing(
+        "When the failed episodes stop right after typing, tell the agent to submit.".into(),
+    );
+    let ctx = meta_context(model.clone(), dir.path()).await;
+    let config = ImproveConfig {
+        context: hyper_situation(2, 0, &["prompt", "memory"]),
+        ..ImproveConfig::default()
+    };
+    let out = dir.path().join("meta-prompt-child");
+    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(
+        focus(&model).contains("to add to meta/prompt.md"),
+        "{}",
+        focus(&model)
+    );
+    let meta_prompt = std::fs::read_to_string(out.join("meta/prompt.md")).unwrap();
+    assert!(
+        meta_prompt.contains("tell the agent to submit.") && meta_prompt.contains("{{ focus }}"),
+        "{meta_prompt}"
+    );
+
+    // A policy out of its bounds is refused with the reason, and when no
+    // meta edit lands the step edits the task program instead.
+    let policy = policy_with("model_candidates", serde_json::json!(9));
+    let model = proposing(edit("many candidates", "meta/policy.json", "", &policy));
+    let ctx = meta_context(model.clone(), dir.path()).await;
+    let mut situation = hyper_situation(2, 0, &["prompt", "memory"]);
+    situation["generation"] = serde_json::json!(3);
+    let config = ImproveConfig {
+        context: situation,
+        ..ImproveConfig::default()
+    };
+    let out = dir.path().join("fallback-child");
+    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let text = model.requests.lock().unwrap()[1].messages[0]
+        .content
+        .clone();
+    assert!(
+        text.contains("model_candidates must be between 1 and 4"),
+        "{text}"
+    );
+    assert!(
+        outcome
+            .trace
+            .contains("no edit to the meta agent landed; this step edits the task program"),
+        "{}",
+        outcome.trace
+    );
+    let asked = foci(&model);
+    assert!(
+        asked
+            .iter()
+            .any(|f| f.contains("skills/choose_tool/prompt.md") && !f.contains("improver")),
+        "{asked:?}"
+    );
 
     // The parent just changed meta/, or an edit was accepted: a task turn.
     for situation in [
@@ -645,7 +735,7 @@ async fn worked_examples_are_mined_from_successful_episodes() {
     let traces = failures_and_a_success(dir.path()).await;
     // A meta model that writes nothing usable: the mined examples are the
     // only candidate.
-    let model = proposing("I am not sure what to change.".into());
+    let model = proposing("```\n```".into());
     let ctx = meta_context(model, dir.path()).await;
     let out = dir.path().join("child");
     let outcome = run_meta(&ctx, &traces, &out).await;
@@ -669,6 +759,16 @@ async fn worked_examples_are_mined_from_successful_episodes() {
         "{}",
         outcome.trace
     );
+
+    // On a tie a model-written candidate is kept: the mined examples are
+    // the same for every child of this parent, sampled edits are not.
+    let model = proposing("Give the answer as a number, nothing else.".into());
+    let ctx = meta_context(model, dir.path()).await;
+    let out = dir.path().join("sibling");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(outcome.trace.contains("kept edit 1"), "{}", outcome.trace);
+    assert!(!out.join("demos/exemplars.jsonl").exists());
 }
 
 /// Scores a child by whether its reasoning prompt asks for a number: the
@@ -747,5 +847,135 @@ async fn candidates_are_tried_on_train_tasks_and_the_one_that_fixes_most_is_kept
         outcome.trace.contains("edit 2: fixed 1, broke 0"),
         "{}",
         outcome.trace
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_meta_agent_follows_its_policy_file_and_its_defaults_when_the_file_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    // Calls a meta step makes when no reply is usable, for a program whose
+    // meta/policy.json reads `policy`.
+    let calls = |policy: String, name: &'static str| {
+        let dir = dir.path().to_path_buf();
+        let traces = traces.clone();
+        async move {
+            let program = dir.join(name);
+            hyperagents_program::copy_program(&seed_dir(), &program).unwrap();
+            std::fs::write(program.join("meta/policy.json"), policy).unwrap();
+            // A reply with nothing in it: every try is refused.
+            let model = proposing("```\n```".into());
+            let ctx = meta_context(model.clone(), &dir).await;
+            let out = dir.join(format!("{name}-child"));
+            let outcome = improve(&ctx, &program, &traces, &out, &ImproveConfig::default())
+                .await
+                .unwrap();
+            assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+            let n = model.requests.lock().unwrap().len();
+            (n, outcome.trace)
+        }
+    };
+    let seed_policy = std::fs::read_to_string(seed_dir().join("meta/policy.json")).unwrap();
+    let (default_calls, _) = calls(seed_policy, "default").await;
+    let one: serde_json::Value =
+        serde_json::from_str(&policy_with("model_candidates", 1.into())).unwrap();
+    let mut one = one;
+    one["attempts"] = 1.into();
+    let (one_calls, _) = calls(one.to_string(), "one").await;
+    // Two candidates with two tries each by default; one with one try here.
+    assert_eq!(default_calls, 4);
+    assert_eq!(one_calls, 1);
+    let (broken_calls, trace) = calls("{\"model_candidates\": ".into(), "broken").await;
+    assert_eq!(broken_calls, default_calls);
+    assert!(
+        trace.contains("meta/policy.json is not JSON")
+            && trace.contains("using the default policy"),
+        "{trace}"
+    );
+    let (unknown_calls, trace) = calls(policy_with("candidates", 1.into()), "unknown").await;
+    assert_eq!(unknown_calls, default_calls);
+    assert!(trace.contains("unknown setting \"candidates\""), "{trace}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_written_for_a_script_are_inserted_after_the_line_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    // Asked for code, the model names a line that opens a block (read off
+    // the numbered file it was shown); a line past the end first.
+    let tries = std::sync::atomic::AtomicU64::new(0);
+    let model = ScriptedModel::new(move |request| {
+        let text = &request.messages[0].content;
+        let asked = text.trim_end().lines().last().unwrap_or_default();
+        if !asked.contains("lines of Python to insert into tasks/answerer/policy.py") {
+            return "```\n```".into();
+        }
+        if tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+            return "after line 999:\n```python\nlog(\"x\")\n```".into();
+        }
+        let opener = text
+            .lines()
+            .find(|l| l.contains("| if \"read_file\" in names:"))
+            .unwrap();
+        let number = opener.split('|').next().unwrap().trim();
+        format!("after line {number}:\n```python\nlog(\"reading the files the goal names\")\n```\n")
+    });
+    // A policy that aims edits at the task agents first.
+    let program = dir.path().join("tasks-first");
+    hyperagents_program::copy_program(&seed_dir(), &program).unwrap();
+    let mut policy: serde_json::Value = serde_json::from_str(&policy_with(
+        "levels",
+        serde_json::json!(["tasks/", "skills/"]),
+    ))
+    .unwrap();
+    policy["model_candidates"] = 1.into();
+    std::fs::write(program.join("meta/policy.json"), policy.to_string()).unwrap();
+    let ctx = meta_context(model.clone(), dir.path()).await;
+    let out = dir.path().join("child");
+    let outcome = improve(&ctx, &program, &traces, &out, &ImproveConfig::default())
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+    let requests = model.requests.lock().unwrap();
+    assert!(
+        requests.iter().any(|r| r.messages[0]
+            .content
+            .contains("line 999 is not in the file")),
+        "the refusal is fed back: {:?}",
+        requests
+            .iter()
+            .map(|r| r.messages[0]
+                .content
+                .trim_end()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string())
+            .collect::<Vec<_>>()
+    );
+    drop(requests);
+    assert!(
+        outcome
+            .trace
+            .contains("inserted lines into tasks/answerer/policy.py"),
+        "{}",
+        outcome.trace
+    );
+    let policy = std::fs::read_to_string(out.join("tasks/answerer/policy.py")).unwrap();
+    let seed = std::fs::read_to_string(seed_dir().join("tasks/answerer/policy.py")).unwrap();
+    let lines: Vec<&str> = policy.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "if \"read_file\" in names:")
+        .unwrap();
+    // Inside the block the named line opens, everything else as it was.
+    assert_eq!(
+        lines[at + 1],
+        "    log(\"reading the files the goal names\")"
+    );
+    assert_eq!(
+        policy.replace("    log(\"reading the files the goal names\")\n", ""),
+        seed
     );
 }

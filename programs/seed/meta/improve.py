@@ -38,6 +38,12 @@ ADDED_LINES_MAX = 4
 RULE_EXAMPLE = "\"Do not repeat an action that left the page unchanged; try another element.\""
 ADDED_LINE_CHARS = 200
 ADDITION_TOKENS = 160
+# A script is extended the same way: up to this many lines the model
+# writes, inserted by code after the numbered line it names. Asked to
+# rewrite a script whole, the 1.5B meta model returned it unchanged in
+# every try of e16's first generations.
+CODE_LINES_MAX = 8
+CODE_ADDITION_TOKENS = 320
 # Worked examples mined from successful episodes, for agents that recall().
 EXEMPLARS_FILE = "demos/exemplars.jsonl"
 EXEMPLARS_MAX = 40
@@ -60,6 +66,124 @@ MIN_NET_FIXED = 0
 # Model-written candidates that fail to run when tested, sent back to the
 # meta model with the error for another try, per step.
 REPAIRS = 1
+
+# The settings above that a meta turn may change live in meta/policy.json
+# (improving the improver): a small model cannot edit this script, shown
+# in part, but it can rewrite a dozen values. The constants above are the
+# defaults; each numeric setting has bounds that keep a changed policy
+# affordable. A missing or invalid file means the defaults.
+POLICY_FILE = "meta/policy.json"
+# What a meta turn edits.
+META_TARGETS = [POLICY_FILE, "meta/prompt.md"]
+POLICY_BOUNDS = {
+    "episodes_shown": [1, 6],
+    "steps_shown": [2, 12],
+    "model_candidates": [1, 4],
+    "attempts": [1, 3],
+    "temperature": [0.0, 1.2],
+    "added_lines_max": [1, 8],
+    "test_failed": [1, 6],
+    "test_passed": [0, 3],
+    "min_net_fixed": [0, 3],
+}
+POLICY_MEANINGS = {
+    "episodes_shown": "failed episodes shown step by step to the model that writes edits",
+    "steps_shown": "last steps shown of each such episode",
+    "model_candidates": "edits the model writes per step, each aimed at one file",
+    "attempts": "tries each edit gets when it is refused, with the reason fed back",
+    "temperature": "sampling temperature of those edits",
+    "added_lines_max": "most lines one edit may add to a prompt",
+    "rule_example": "the example line shown when asking for lines to add to a prompt",
+    "levels": "folders of the hierarchy, in the order edits aim at them",
+    "test_failed": "failed train tasks each edit is tried on before it is kept",
+    "test_passed": "passed train tasks each edit is tried on (to see what it breaks)",
+    "min_net_fixed": "an edit is kept only if it fixes this many more episodes than it breaks",
+    "exemplars": "whether worked examples mined from successful episodes are offered as a candidate",
+}
+DEFAULT_POLICY = {
+    "episodes_shown": EPISODES_SHOWN,
+    "steps_shown": STEPS_SHOWN,
+    "model_candidates": MODEL_CANDIDATES,
+    "attempts": ATTEMPTS,
+    "temperature": TEMPERATURE,
+    "added_lines_max": ADDED_LINES_MAX,
+    "rule_example": RULE_EXAMPLE.strip("\""),
+    "levels": LEVELS,
+    "test_failed": TEST_FAILED,
+    "test_passed": TEST_PASSED,
+    "min_net_fixed": MIN_NET_FIXED,
+    "exemplars": True,
+}
+
+
+def policy_problems(policy):
+    # Why a policy cannot be used, one phrase each; [] when it can.
+    if not isinstance(policy, dict):
+        return ["it must be one JSON object"]
+    problems = []
+    for key in policy:
+        if key not in DEFAULT_POLICY:
+            problems.append("unknown setting " + json.dumps(key) + "; the settings are " + ", ".join(DEFAULT_POLICY.keys()))
+    for key in DEFAULT_POLICY:
+        if key not in policy:
+            problems.append("missing setting " + json.dumps(key))
+            continue
+        value = policy[key]
+        if key in POLICY_BOUNDS:
+            low = POLICY_BOUNDS[key][0]
+            high = POLICY_BOUNDS[key][1]
+            whole = isinstance(low, int) and not isinstance(low, bool) and not isinstance(low, float)
+            number = isinstance(value, int) or isinstance(value, float)
+            if isinstance(value, bool) or not number or (whole and not isinstance(value, int)):
+                problems.append(key + " must be " + ("a whole number" if whole else "a number"))
+            elif value < low or value > high:
+                problems.append(key + " must be between " + str(low) + " and " + str(high))
+        elif key == "rule_example":
+            if not isinstance(value, str) or len(value.strip()) < 10 or len(value) > ADDED_LINE_CHARS:
+                problems.append("rule_example must be one line of 10 to " + str(ADDED_LINE_CHARS) + " characters")
+        elif key == "levels":
+            known = DEFAULT_POLICY["levels"]
+            if not isinstance(value, list) or len(value) == 0 or any(not isinstance(v, str) or v not in known for v in value) or len(set(value)) != len(value):
+                problems.append("levels must list some of " + json.dumps(known) + ", each once")
+        elif key == "exemplars":
+            if not isinstance(value, bool):
+                problems.append("exemplars must be true or false")
+    return problems
+
+
+def read_policy():
+    try:
+        text = read_file(POLICY_FILE)
+    except ValueError:
+        return DEFAULT_POLICY
+    try:
+        policy = json.loads(text)
+    except ValueError as error:
+        log(POLICY_FILE + " is not JSON (" + str(error)[:120] + "); using the default policy")
+        return DEFAULT_POLICY
+    problems = policy_problems(policy)
+    if len(problems) > 0:
+        log(POLICY_FILE + " is invalid (" + "; ".join(problems)[:300] + "); using the default policy")
+        return DEFAULT_POLICY
+    return policy
+
+
+POLICY = read_policy()
+EPISODES_SHOWN = POLICY["episodes_shown"]
+STEPS_SHOWN = POLICY["steps_shown"]
+MODEL_CANDIDATES = POLICY["model_candidates"]
+ATTEMPTS = POLICY["attempts"]
+TEMPERATURE = POLICY["temperature"]
+ADDED_LINES_MAX = POLICY["added_lines_max"]
+RULE_EXAMPLE = "\"" + POLICY["rule_example"] + "\""
+LEVELS = POLICY["levels"]
+TEST_FAILED = POLICY["test_failed"]
+TEST_PASSED = POLICY["test_passed"]
+MIN_NET_FIXED = POLICY["min_net_fixed"]
+MINE_EXEMPLARS = POLICY["exemplars"]
+# The example line shown when a meta turn asks for lines to add to the
+# meta agent's own prompt.
+META_RULE_EXAMPLE = "\"When the failed episodes repeat one action, add a line telling the agent what to try instead.\""
 
 
 def gather_evidence():
@@ -191,7 +315,7 @@ def choose_targets(paths, editable, uses, meta_turn):
     # they used, or the manifest: offer those, most used first, then by
     # level of the hierarchy.
     if meta_turn:
-        return [p for p in ["meta/prompt.md", "meta/improve.py", "meta/select.py"] if p in editable]
+        return [p for p in META_TARGETS if p in editable]
     targets = [p for p in sorted(uses.keys(), key=lambda p: (-uses[p], hierarchy_rank(p))) if p in editable]
     if "hyperagent.toml" in editable:
         targets.append("hyperagent.toml")
@@ -247,7 +371,22 @@ def guard_placeholders(path, before, after):
     return ""
 
 
-GUARDS = [guard_unchanged, guard_gutted, guard_placeholders]
+def guard_policy(path, before, after):
+    # A policy the meta agent could not read would silently fall back to
+    # the defaults: refuse it with what is wrong.
+    if path != POLICY_FILE:
+        return ""
+    try:
+        policy = json.loads(after)
+    except ValueError as error:
+        return path + " must be JSON: " + str(error)[:160]
+    problems = policy_problems(policy)
+    if len(problems) > 0:
+        return path + ": " + "; ".join(problems)
+    return ""
+
+
+GUARDS = [guard_unchanged, guard_gutted, guard_placeholders, guard_policy]
 
 
 def current(path):
@@ -331,10 +470,12 @@ def resolve_edit(edit, targets, editable, may_create):
     return "", "", "the SEARCH text is not in " + path + " (" + missed + "); copy it exactly. The file " + path + " reads:\n" + before[:1500]
 
 
-def propose(focus, targets, editable, evidence_vars, label, may_create=False, previous="", addition=False):
+def propose(focus, targets, editable, evidence_vars, label, may_create=False, previous="", addition=""):
     # Asks the meta model for an edit, applies and guards it, and feeds any
     # refusal back for another try. Returns a candidate {label, files, ...}
-    # that passed (the child is left as it was) or None.
+    # that passed (the child is left as it was) or None. `addition` is ""
+    # for a rewrite or SEARCH/REPLACE edit, "lines" for lines added to a
+    # prompt, "code" for lines inserted into a script after a numbered line.
     # Evidence shrunk for a model that refused it stays shrunk for the
     # candidates after this one.
     evidence = evidence_vars
@@ -351,8 +492,10 @@ def propose(focus, targets, editable, evidence_vars, label, may_create=False, pr
         )
         longest = max([len(current(p) or "") for p in targets] + [0])
         room = min(MAX_REPLY_TOKENS, REPLY_TOKENS_BESIDE_FILE + longest // 3)
-        if addition:
+        if addition == "lines":
             room = ADDITION_TOKENS
+        elif addition == "code":
+            room = CODE_ADDITION_TOKENS
         try:
             reply = llm(text, max_tokens=room, temperature=TEMPERATURE)
         except RuntimeError as error:
@@ -361,6 +504,18 @@ def propose(focus, targets, editable, evidence_vars, label, may_create=False, pr
             log("the meta model failed: " + str(error)[:300])
             evidence["sources"] = evidence["sources"][:len(evidence["sources"]) // 2]
             evidence["episodes"] = evidence["episodes"][:len(evidence["episodes"]) // 2]
+            continue
+        if addition == "code" and "after line" in str(reply).lower():
+            new_text, why = inserted_code(str(reply), current(targets[0]) or "")
+            if why == "":
+                files = {targets[0]: new_text}
+                saved, why = apply_candidate(label, files)
+                if saved is not None:
+                    restore(saved)
+                    log(label + ": inserted lines into " + targets[0])
+                    return {"label": label, "files": files, "tries": attempt + 1, "focus": focus, "targets": targets, "may_create": may_create, "addition": addition}
+            previous = why
+            log(label + ": " + why[:300])
             continue
         parsed = parse_edits(str(reply))
         why = ""
@@ -377,7 +532,9 @@ def propose(focus, targets, editable, evidence_vars, label, may_create=False, pr
             if saved is not None:
                 restore(saved)
                 return {"label": label, "files": files, "tries": attempt + 1, "focus": focus, "targets": targets, "may_create": may_create, "addition": addition}
-        if addition:
+        if addition == "code" and why != "":
+            why = why + "; or reply with `after line N:` on a line of its own, then the lines to insert in a fenced block"
+        if addition == "lines":
             # Not a usable edit: the new lines it holds (inside its blocks
             # if it has any, else the reply's own lines), put in by code.
             before = read_file(targets[0])
@@ -398,6 +555,75 @@ def propose(focus, targets, editable, evidence_vars, label, may_create=False, pr
         previous = why
         log(label + ": " + why[:300])
     return None
+
+
+def numbered(path, text):
+    # A script shown for a code insertion: every line with its number.
+    lines = text.split("\n")
+    if len(lines) > 0 and lines[-1] == "":
+        lines = lines[:-1]
+    body = "\n".join([str(i + 1).rjust(3) + "| " + lines[i] for i in range(len(lines))])
+    return "### " + path + " (whole file, numbered lines)\n" + body[:SOURCES_CHARS]
+
+
+def fenced_body(text):
+    # The first fenced block's lines, else the text's own lines.
+    lines = text.split("\n")
+    starts = [i for i in range(len(lines)) if lines[i].strip().startswith("```")]
+    if len(starts) >= 2:
+        return lines[starts[0] + 1:starts[1]]
+    if len(starts) == 1:
+        return lines[starts[0] + 1:]
+    return lines
+
+
+def indent_of(line):
+    return len(line) - len(line.lstrip(" "))
+
+
+def inserted_code(reply, existing):
+    # A script with the reply's lines inserted after the line it names
+    # ("after line N:", then the lines), re-indented to where they go;
+    # or "" and why the reply cannot be used. Small models asked to rewrite
+    # a script return it unchanged; asked for a few lines, they write some.
+    found = re.search(r"after line\s+(\d+)", reply.lower())
+    if found is None:
+        return "", "start your reply with `after line N:` (N from the numbered file)"
+    lines = existing.split("\n")
+    if len(lines) > 0 and lines[-1] == "":
+        lines = lines[:-1]
+    at = int(found.group(1))
+    if at < 0 or at > len(lines):
+        return "", "line " + str(at) + " is not in the file (it has " + str(len(lines)) + " lines)"
+    body = fenced_body(reply[found.end():])
+    # "after line 12:" leaves its colon on the marker's own line.
+    if len(body) > 0 and body[0].strip() in ["", ":"]:
+        body = body[1:]
+    while len(body) > 0 and body[-1].strip() == "":
+        body = body[:-1]
+    body = [re.sub(r"^\s*\d+\|\s?", "", l) if re.match(r"^\s*\d+\| ", l) else l for l in body]
+    code = [l for l in body if l.strip() != ""]
+    if len(code) == 0:
+        return "", "give the lines to insert in a fenced block after `after line N:`"
+    if len(code) > CODE_LINES_MAX:
+        return "", "insert at most " + str(CODE_LINES_MAX) + " lines"
+    if all([l.strip() in [x.strip() for x in lines] for l in code]):
+        return "", "those lines are already in the file; write new ones"
+    # The inserted lines go where the next line of code stands (inside a
+    # block if the named line opens one).
+    following = [l for l in lines[at:] if l.strip() != "" and not l.strip().startswith("#")]
+    target = indent_of(following[0]) if len(following) > 0 else 0
+    if at > 0 and lines[at - 1].rstrip().endswith(":") and target <= indent_of(lines[at - 1]):
+        target = indent_of(lines[at - 1]) + 4
+    least = min([indent_of(l) for l in code])
+    placed = []
+    for l in body:
+        if l.strip() == "":
+            placed.append("")
+        else:
+            placed.append(" " * target + l[least:] if indent_of(l) >= least else " " * target + l.lstrip(" "))
+    new_lines = lines[:at] + placed + lines[at:]
+    return "\n".join(new_lines) + "\n", ""
 
 
 def added_lines(reply, existing):
@@ -504,6 +730,36 @@ def score_candidate(results, failed, passed):
     return fixed, broken, defects
 
 
+def improve_the_improver(editable, base_vars, generation):
+    # A meta turn: one edit to this meta agent, by means a small model
+    # lands (it cannot edit this script, shown in part): the settings in
+    # meta/policy.json rewritten whole, or lines added to meta/prompt.md
+    # (the instructions the model reads when it writes edits). Which is
+    # tried first alternates by generation; the other is the fallback.
+    ways = [w for w in META_TARGETS if w in editable]
+    if generation % 2 == 0:
+        ways = ways[::-1]
+    report = []
+    for target in ways:
+        meta_vars = dict(base_vars)
+        if target == POLICY_FILE:
+            meanings = "\n".join(["- " + k + ": " + POLICY_MEANINGS[k] for k in DEFAULT_POLICY])
+            meta_vars["sources"] = show_sources([target]) + "\n\nWhat each setting means:\n" + meanings
+            focus = "Earlier edits to the task program were evaluated and none improved it (see edit_effects above). Improve the improver: change the settings in " + target + " that decide how you write and test edits, so that future edits fix failed episodes more often. Change one to three values; keep every setting. Reply with the whole file."
+            label = "meta policy"
+            addition = ""
+        else:
+            meta_vars["sources"] = ""
+            focus = "Earlier edits to the task program were evaluated and none improved it (see edit_effects above). Improve the improver: write one to " + str(ADDED_LINES_MAX) + " short lines to add to " + target + ", the instructions you are reading, telling the meta agent (you) how to write edits that fix failed episodes more often (for example: " + META_RULE_EXAMPLE + "). General lines only: name no task and no answer. Reply with the lines only."
+            label = "meta prompt"
+            addition = "lines"
+        c = propose(focus, [target], editable, meta_vars, label, False, "", addition)
+        report.append({"label": label, "written_by": "model", "landed": c is not None})
+        if c:
+            return {"candidate": c, "report": report}
+    return {"candidate": None, "report": report}
+
+
 def main():
     situation = context() or {}
     # Runs that allow only some kinds of files get no mined examples and
@@ -552,13 +808,18 @@ def main():
     # What became of every candidate, returned to the engine for its records.
     report = []
     if meta_turn:
-        focus = "Earlier edits to the task program were evaluated and none improved it. Improve the improver: edit meta/prompt.md (the instructions you are reading) or meta/improve.py (the script that gathers this evidence, asks for edits, tests and keeps them) so that future edits fix failures more often. Keep it general and keep the script valid. Edit one of: " + ", ".join(targets) + "."
-        c = propose(focus, targets, editable, base_vars, "meta")
-        report.append({"label": "meta", "written_by": "model", "landed": c is not None})
-        if c:
-            candidates.append(c)
-    else:
-        if not restricted:
+        c = improve_the_improver(editable, base_vars, situation.get("generation", 0))
+        report = report + c["report"]
+        if c["candidate"]:
+            candidates.append(c["candidate"])
+        else:
+            # A step spent on a meta edit that did not land is a step lost:
+            # this one edits the task program instead.
+            log("no edit to the meta agent landed; this step edits the task program")
+            meta_turn = False
+            targets = choose_targets(paths, editable, uses, False)
+    if not meta_turn:
+        if not restricted and MINE_EXEMPLARS:
             c = mine_exemplars(evidence["passed"])
             if c:
                 report.append({"label": "exemplars", "written_by": "code", "landed": True})
@@ -573,11 +834,18 @@ def main():
             aimed_vars["sources"] = show_sources([target])
             label = "edit " + str(i + 1)
             template = target.endswith(".md") and len(placeholders(current(target) or "")) > 0
+            script = target.endswith(".py")
             if template:
+                addition = "lines"
                 focus = "Write one to " + str(ADDED_LINES_MAX) + " short lines of instructions to add to " + target + ", addressed to the agent that reads it and telling it what to do differently, so that the failed episodes succeed without breaking others (for example: " + RULE_EXAMPLE + "). Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with the lines only."
+            elif script:
+                addition = "code"
+                aimed_vars["sources"] = numbered(target, current(target) or "")
+                focus = "Write one to " + str(CODE_LINES_MAX) + " lines of Python to insert into " + target + " so that the failed episodes succeed without breaking others: code that changes what the agent does, for example by using what the steps so far show. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with `after line N:` (N from the numbered file) on a line of its own, then the lines in a fenced block."
             else:
+                addition = ""
                 focus = "Rewrite " + target + " so that the failed episodes succeed without breaking others. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with that one file only."
-            c = propose(focus, [target], editable, aimed_vars, label, not restricted, "", template)
+            c = propose(focus, [target], editable, aimed_vars, label, not restricted, "", addition)
             # Evidence shrunk for a model that refused it stays shrunk.
             base_vars["episodes"] = aimed_vars["episodes"]
             report.append({"label": "edit " + str(i + 1), "written_by": "model", "landed": c is not None})
@@ -612,7 +880,12 @@ def main():
             log(c["label"] + " refused: " + why[:300])
             entry["landed"] = False
             continue
-        score = (0, 0)
+        # Ties go to a model-written candidate: the mined examples are the
+        # same for every child of one parent, so preferring them on a tie
+        # made sibling children identical (e16: one of two refused as a
+        # duplicate).
+        sampled = 0 if c["label"] == "exemplars" else 1
+        score = (0, 0, sampled)
         if quick_available and quick_calls == 0 and not meta_turn:
             # Out of test runs: an untested candidate does not compete with
             # tested ones.
@@ -634,14 +907,14 @@ def main():
                         # Back to the meta model with the error, once.
                         repairs -= 1
                         label = c["label"] + " repaired"
-                        again = propose(c["focus"], c["targets"], editable, base_vars, label, c["may_create"], why, c.get("addition", False))
+                        again = propose(c["focus"], c["targets"], editable, base_vars, label, c["may_create"], why, c.get("addition", ""))
                         report.append({"label": label, "written_by": "model", "landed": again is not None})
                         if again:
                             candidates.append(again)
                     continue
                 entry["fixed"] = fixed
                 entry["broken"] = broken
-                score = (fixed - broken, fixed)
+                score = (fixed - broken, fixed, sampled)
                 log(c["label"] + ": fixed " + str(fixed) + ", broke " + str(broken) + " of " + str(len(chosen_tasks)) + " train tasks")
             except ValueError as error:
                 log("quick_eval refused: " + str(error)[:200])
