@@ -60,6 +60,11 @@ fn main() -> ExitCode {
 /// chromiumoxide warns about every DevTools event newer than its protocol
 /// tables: noise at the default levels.
 fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn,llama_cpp_2=error,chromiumoxide=error",
@@ -69,12 +74,29 @@ fn init_tracing(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
-        .init();
+        .with_filter(filter.and(tracing_subscriber::filter::filter_fn(|meta| {
+            !carries_wire_data(meta.target()) || *meta.level() <= tracing::Level::INFO
+        })));
+    tracing_subscriber::registry().with(layer).init();
+}
+
+/// Libraries whose debug and trace events print whole DevTools messages and
+/// WebSocket frames: page contents, and the values a login hook types,
+/// passwords included. Whatever `-v` or `RUST_LOG` says, they log at info
+/// at most, so no secret reaches a log.
+fn carries_wire_data(target: &str) -> bool {
+    ["chromiumoxide", "tungstenite", "tokio_tungstenite", "async_tungstenite"]
+        .iter()
+        .any(|prefix| {
+            target == *prefix
+                || target
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with("::"))
+        })
 }
 
 /// Ends the process quietly when stdout is a pipe whose reader has gone

@@ -11,11 +11,9 @@
 
 mod support;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support::{bin, fake_openai, repo, text};
+use support::{bin, contents, fake_openai, files_under, repo, text};
 
 const OPENAI_KEY: &str = "sk-planted-openai-5e8a13c7d2";
 const ANTHROPIC_KEY: &str = "sk-ant-planted-9d2f64b0e1";
@@ -25,32 +23,6 @@ const CORES: [&str; 2] = ["openai-5e8a13c7", "planted-9d2f64b0"];
 const SUITE: &str = r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}
 {"id": "sub", "input": "What is 10 minus 3?", "expected": 7, "scorer": "numeric"}
 "#;
-
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
-
-/// A file's bytes, and its decompressed bytes when it is gzip.
-fn contents(path: &Path) -> Vec<u8> {
-    let bytes = std::fs::read(path).unwrap();
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut plain = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut plain)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        plain
-    } else {
-        bytes
-    }
-}
 
 fn holds_a_key(bytes: &[u8]) -> Option<&'static str> {
     let keys = [OPENAI_KEY, ANTHROPIC_KEY];
