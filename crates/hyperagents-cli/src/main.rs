@@ -89,14 +89,19 @@ fn init_tracing(verbose: u8, quiet: bool) {
 /// passwords included. Whatever `-v` or `RUST_LOG` says, they log at info
 /// at most, so no secret reaches a log.
 fn carries_wire_data(target: &str) -> bool {
-    ["chromiumoxide", "tungstenite", "tokio_tungstenite", "async_tungstenite"]
-        .iter()
-        .any(|prefix| {
-            target == *prefix
-                || target
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.starts_with("::"))
-        })
+    [
+        "chromiumoxide",
+        "tungstenite",
+        "tokio_tungstenite",
+        "async_tungstenite",
+    ]
+    .iter()
+    .any(|prefix| {
+        target == *prefix
+            || target
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with("::"))
+    })
 }
 
 /// Ends the process quietly when stdout is a pipe whose reader has gone

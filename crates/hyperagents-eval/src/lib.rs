@@ -4,8 +4,9 @@
 //! computation (same [`EvalKey`]) was already done.
 //!
 //! This crate knows nothing about browsers, WebArena or GAIA: the binary
-//! opens a [`Domain`] and hands it in. The evolution engine reuses
-//! [`evaluate`] for its staged evaluations.
+//! opens a [`Domain`] and hands it in. The evolution engine runs its staged
+//! evaluations through the [`Evaluator`] trait; [`LocalEvaluator`] is
+//! [`evaluate`] in this process.
 
 pub mod benchmarks_file;
 pub mod ledger;
@@ -137,6 +138,45 @@ impl EvalError {
             EvalError::Interrupted(cause) => Some(cause),
             _ => None,
         }
+    }
+}
+
+/// Where episodes run, as the evolution engine sees it: a plan for a target,
+/// its results stored under an evaluation run as each is known (reused when
+/// stored before), trajectories under a folder. [`LocalEvaluator`] runs them
+/// in this process; a distributed one hands them to workers. Implementations
+/// stop early with [`EvalError::Interrupted`] as [`evaluate`] does.
+#[async_trait::async_trait]
+pub trait Evaluator: Send + Sync {
+    async fn evaluate(
+        &self,
+        target: &EvalTarget,
+        plan: &EvalPlan,
+        run: EvalRunId,
+        traces: &std::path::Path,
+    ) -> Result<EvalReport, EvalError>;
+}
+
+/// Runs episodes in this process with [`evaluate`], storing into `store`.
+#[derive(Clone)]
+pub struct LocalEvaluator {
+    /// Bound to the episodes' models; its trace folder is replaced per call.
+    pub ctx: RunContext,
+    pub store: ResultsStore,
+}
+
+#[async_trait::async_trait]
+impl Evaluator for LocalEvaluator {
+    async fn evaluate(
+        &self,
+        target: &EvalTarget,
+        plan: &EvalPlan,
+        run: EvalRunId,
+        traces: &std::path::Path,
+    ) -> Result<EvalReport, EvalError> {
+        let mut ctx = self.ctx.clone();
+        ctx.traces_dir = traces.to_path_buf();
+        evaluate(&ctx, target, plan, &self.store, run, &|_| {}).await
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use hyperagents_domain::{Domain, JsonlSuite};
-use hyperagents_eval::SuiteIdentity;
+use hyperagents_eval::{LocalEvaluator, SuiteIdentity};
 use hyperagents_evolve::{Evolution, EvolveSettings};
 use hyperagents_llm::accounting::{Budget, PriceTable};
 use hyperagents_llm::router::ModelRouter;
@@ -368,10 +368,16 @@ async fn run_once(parallel: usize, worker: &Path) -> Result<Run, Box<dyn std::er
     let domain: Arc<dyn Domain> =
         Arc::new(JsonlSuite::parse("jsonl:bench", "bench.jsonl", &suite())?);
     let train: Vec<String> = (0..TRAIN_TASKS).map(|i| format!("t{i:02}")).collect();
+    let episodes = context(&task, &meta, pool.clone(), dir.path().join("traces"));
+    let store = ResultsStore::open(dir.path().join("results.sqlite"))?;
     let evolution = Evolution {
-        episodes: context(&task, &meta, pool.clone(), dir.path().join("traces")),
+        episodes: episodes.clone(),
         meta: context(&task, &meta, pool, dir.path().join("meta-traces")),
-        store: ResultsStore::open(dir.path().join("results.sqlite"))?,
+        archive: Arc::new(store.clone()),
+        evaluator: Arc::new(LocalEvaluator {
+            ctx: episodes,
+            store,
+        }),
         domain,
         suite: SuiteIdentity {
             name: "jsonl:bench".into(),
@@ -395,7 +401,7 @@ async fn run_once(parallel: usize, worker: &Path) -> Result<Run, Box<dyn std::er
     if stats.len() as u64 != GENERATIONS {
         return Err(format!("the run stopped after {} generations", stats.len()).into());
     }
-    let events = evolution.store.events("bench", 0)?;
+    let events = evolution.archive.events("bench", 0)?;
     let at = |kind: &str, generation: u64| {
         events
             .iter()

@@ -2,17 +2,21 @@
 //!
 //! Each generation chooses parents from the archive, lets each parent's own meta agent edit a
 //! copy of it, validates the child, evaluates it in stages and inserts it into the archive.
-//! The engine works on plain data and traits; it knows nothing about SQLite, NATS, HTTP or the
-//! script runtime, which the binary plugs in.
+//! The engine works on plain data and two traits the binary plugs in: it keeps runs, nodes,
+//! events and results through [`hyperagents_store::Archive`] (SQLite is one implementation) and
+//! runs episodes through [`hyperagents_eval::Evaluator`] (in this process, or elsewhere). Meta
+//! steps and selection scripts run in this process, in the runtime's sandbox workers.
 //!
 //! Modules:
 //! - [`select`] — parent selection policies (DGM-H's sigmoid, novelty, Pareto front, ...) and
 //!   the [`select::ParentSelector`] hook for a program's own `meta/select.py`.
 //!
-//! - [`engine`] — the generation loop: parents from the archive (or the best node's own
-//!   selection script), the parent's own meta agent on a copy with archive context and
-//!   `quick_eval`, validation (including the mode's limits and a smoke episode), one repair
-//!   round, staged evaluation, insertion, token budgets, and resume from the store.
+//! - [`engine`] — the generation loop, split by concern: the run and its safe points
+//!   (`engine/mod.rs`), one generation's attempts and their nodes (`generation`), parents from
+//!   the archive or the best node's own selection script (`parents`), making a child — the
+//!   parent's own meta agent on a copy with `quick_eval`, the mode's limits, duplicates, one
+//!   repair round (`child`) —, what a meta agent is told (`context`), and staged evaluation,
+//!   smoke episodes, paired comparison and tokens spent (`stages`).
 //! - [`quick`] — `quick_eval(tasks)` for meta agents on train tasks, and how a program's own
 //!   defect is told from a failed task.
 

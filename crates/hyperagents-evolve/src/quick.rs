@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use hyperagents_domain::Domain;
-use hyperagents_eval::{EpisodeRecord, EvalPlan, EvalTarget, SuiteIdentity, evaluate};
+use hyperagents_eval::{EpisodeRecord, EvalPlan, EvalTarget, Evaluator, SuiteIdentity};
 use hyperagents_program::Program;
-use hyperagents_runtime::RunContext;
 use hyperagents_runtime::improve::QuickEval;
 use hyperagents_store::events::QuickEvalCall;
-use hyperagents_store::{EvalStatus, EvolutionEvent, NewEvalRun, ResultsStore};
+use hyperagents_store::{Archive, EvalStatus, EvolutionEvent, NewEvalRun};
 use serde_json::json;
 
 /// Errors that mean the program itself is broken rather than that the agent
@@ -55,8 +54,8 @@ pub struct QuickEvalEvents {
 /// them) and, with [`QuickEvalEvents`], each call recorded as a
 /// `quick_eval` event with its tokens.
 pub struct TrainQuickEval {
-    pub ctx: RunContext,
-    pub store: ResultsStore,
+    pub evaluator: Arc<dyn Evaluator>,
+    pub archive: Arc<dyn Archive>,
     pub domain: Arc<dyn Domain>,
     pub suite: SuiteIdentity,
     /// The only tasks it runs.
@@ -74,8 +73,8 @@ pub struct TrainQuickEval {
 impl TrainQuickEval {
     #[allow(clippy::too_many_arguments)] // Every field is a setting of the call.
     pub fn new(
-        ctx: RunContext,
-        store: ResultsStore,
+        evaluator: Arc<dyn Evaluator>,
+        archive: Arc<dyn Archive>,
         domain: Arc<dyn Domain>,
         suite: SuiteIdentity,
         train: BTreeSet<String>,
@@ -86,8 +85,8 @@ impl TrainQuickEval {
         max_calls: u64,
     ) -> Self {
         Self {
-            ctx,
-            store,
+            evaluator,
+            archive,
             domain,
             suite,
             train,
@@ -152,8 +151,8 @@ impl QuickEval for TrainQuickEval {
         let program = Arc::new(program);
         let node = self.events.as_ref().map(|e| e.node.clone());
         let eval_run = self
-            .store
-            .create_run(&NewEvalRun {
+            .archive
+            .create_eval_run(&NewEvalRun {
                 program_hash: program.content_hash().to_hex(),
                 suite: self.suite.name.clone(),
                 split: "train".into(),
@@ -165,29 +164,27 @@ impl QuickEval for TrainQuickEval {
                 }),
             })
             .map_err(|e| e.to_string())?;
-        let mut ctx = self.ctx.clone();
-        ctx.traces_dir = self.traces.join(format!("quick-{call}"));
-        let report = evaluate(
-            &ctx,
-            &EvalTarget {
-                program,
-                domain: self.domain.clone(),
-                suite: self.suite.clone(),
-            },
-            &EvalPlan {
-                tasks: unique.clone(),
-                seeds: vec![self.seed],
-                concurrency: self.concurrency,
-                reuse_cached: true,
-            },
-            &self.store,
-            eval_run,
-            &|_| {},
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        let report = self
+            .evaluator
+            .evaluate(
+                &EvalTarget {
+                    program,
+                    domain: self.domain.clone(),
+                    suite: self.suite.clone(),
+                },
+                &EvalPlan {
+                    tasks: unique.clone(),
+                    seeds: vec![self.seed],
+                    concurrency: self.concurrency,
+                    reuse_cached: true,
+                },
+                eval_run,
+                &self.traces.join(format!("quick-{call}")),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(events) = &self.events {
-            self.store
+            self.archive
                 .append(
                     &events.run_id,
                     &EvolutionEvent::QuickEval(QuickEvalCall {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hyperagents_domain::{Domain, JsonlSuite};
-use hyperagents_eval::SuiteIdentity;
+use hyperagents_eval::{LocalEvaluator, SuiteIdentity};
 use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
 use hyperagents_llm::{ChatRequest, ResponseFormat};
 use hyperagents_runtime::improve::ImproveConfig;
@@ -95,10 +95,16 @@ async fn evolution(
 ) -> Evolution {
     let suite: Arc<dyn Domain> = Arc::new(JsonlSuite::parse("jsonl:t", "t.jsonl", SUITE).unwrap());
     let workers = pool(2).await;
+    let store = ResultsStore::open(dir.join("results.sqlite")).unwrap();
+    let episodes = context(task, workers.clone(), 40, &dir.join("traces"));
     Evolution {
-        episodes: context(task, workers.clone(), 40, &dir.join("traces")),
+        episodes: episodes.clone(),
         meta: context(meta, workers, 40, &dir.join("meta-traces")),
-        store: ResultsStore::open(dir.join("results.sqlite")).unwrap(),
+        archive: Arc::new(store.clone()),
+        evaluator: Arc::new(LocalEvaluator {
+            ctx: episodes.clone(),
+            store,
+        }),
         domain: suite,
         suite: SuiteIdentity {
             name: "jsonl:t".into(),
@@ -118,7 +124,7 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
     let evo = evolution(dir.path(), RunMode::Hyper, task.clone(), meta.clone()).await;
     let stats = evo.run(&mechanics_seed()).await.unwrap();
     assert_eq!(stats.len(), 2);
-    let nodes = evo.store.nodes("run").unwrap();
+    let nodes = store_of(&evo).nodes("run").unwrap();
     assert_eq!(nodes.len(), 5, "the seed and 2 × 2 children");
     let valid: Vec<_> = nodes
         .iter()
@@ -135,7 +141,7 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
             node.diff
         );
         assert!(
-            evo.store
+            store_of(&evo)
                 .node_stage_summary("run", &node.node_id, "stage1")
                 .unwrap()
                 .is_some(),
@@ -143,8 +149,7 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
         );
     }
     // The seed scores 1/4 on the full stage; the children answer the same.
-    let seed = evo
-        .store
+    let seed = store_of(&evo)
         .node_stage_summary("run", "seed", "full")
         .unwrap()
         .unwrap();
@@ -152,13 +157,12 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
     // Each generation's best is scored on the test split at the end.
     assert!(stats.iter().all(|g| g.best_test == Some(0.0)), "{stats:?}");
     let best = &stats[1].best_node;
-    let test = evo
-        .store
+    let test = store_of(&evo)
         .node_stage_summary("run", best, "test")
         .unwrap()
         .unwrap();
     assert_eq!(test.episodes, 1);
-    let events = evo.store.events("run", 0).unwrap();
+    let events = store_of(&evo).events("run", 0).unwrap();
     assert_eq!(events.iter().filter(|e| e.kind == "generation").count(), 2);
     // Each valid child is compared with its parent, paired by task; answering
     // exactly as the parent does is no accepted improvement.
@@ -184,7 +188,7 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
     assert_eq!(task.request_count(), task_calls);
     assert_eq!(meta.request_count(), meta_calls);
     assert_eq!(resumed, stats);
-    assert_eq!(again.store.nodes("run").unwrap().len(), 5);
+    assert_eq!(store_of(&again).nodes("run").unwrap().len(), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,8 +201,7 @@ async fn prompt_only_mode_rejects_code_edits() {
         "text = read_file(\"tasks/answerer/policy.py\")\nwrite_file(\"tasks/answerer/policy.py\", \"log(1)\\n\" + text)\n",
     );
     evo.run(&seed).await.unwrap();
-    let children: Vec<_> = evo
-        .store
+    let children: Vec<_> = store_of(&evo)
         .nodes("run")
         .unwrap()
         .into_iter()
@@ -223,7 +226,7 @@ async fn prompt_only_mode_keeps_prompt_edits_and_the_meta_agents_notes() {
     evo.settings.generations = 1;
     evo.run(&mechanics_seed()).await.unwrap();
     for child in ["g1c0", "g1c1"] {
-        let node = evo.store.node("run", child).unwrap().unwrap();
+        let node = store_of(&evo).node("run", child).unwrap().unwrap();
         assert_eq!(node.status, NodeStatus::Valid, "{}", node.validation_errors);
         assert!(node.diff.contains("memory/notes.md"), "{}", node.diff);
     }
@@ -266,7 +269,7 @@ async fn none_mode_reruns_the_seed_on_fresh_episode_seeds_without_a_meta_agent()
         0,
         "no meta step without self-improvement"
     );
-    let nodes = evo.store.nodes("run").unwrap();
+    let nodes = store_of(&evo).nodes("run").unwrap();
     let seed_hash = nodes[0].program_hash.clone();
     assert!(nodes.iter().all(|n| n.program_hash == seed_hash));
     assert!(nodes.iter().all(|n| n.status == NodeStatus::Valid));
@@ -274,13 +277,11 @@ async fn none_mode_reruns_the_seed_on_fresh_episode_seeds_without_a_meta_agent()
     // Every re-run meets episodes no other node met.
     let mut seen = std::collections::BTreeSet::new();
     for node in &nodes {
-        let eval_run = evo
-            .store
+        let eval_run = store_of(&evo)
             .node_eval_run("run", &node.node_id, "stage1")
             .unwrap()
             .unwrap();
-        let seeds: std::collections::BTreeSet<u64> = evo
-            .store
+        let seeds: std::collections::BTreeSet<u64> = store_of(&evo)
             .run_evaluations(eval_run)
             .unwrap()
             .iter()
@@ -306,8 +307,7 @@ async fn fixed_meta_mode_uses_the_seeds_meta_agent_and_refuses_meta_edits() {
         "text = read_file(\"meta/prompt.md\")\nwrite_file(\"meta/prompt.md\", text + \"\\nBe bold.\\n\")\n",
     );
     evo.run(&seed).await.unwrap();
-    for child in evo
-        .store
+    for child in store_of(&evo)
         .nodes("run")
         .unwrap()
         .into_iter()
@@ -332,7 +332,7 @@ async fn a_child_whose_results_came_from_the_store_still_teaches_its_children() 
     // Equal scores: `best` breaks the tie by the smallest id, g1c0.
     evo.settings.selection = SelectionPolicy::Best;
     evo.run(&mechanics_seed()).await.unwrap();
-    let nodes = evo.store.nodes("run").unwrap();
+    let nodes = store_of(&evo).nodes("run").unwrap();
     let g1c0 = nodes.iter().find(|n| n.node_id == "g1c0").unwrap();
     assert_eq!(
         g1c0.status,
@@ -434,7 +434,7 @@ async fn a_stop_file_ends_the_run_before_the_next_generation() {
     let stats = evo.run(&mechanics_seed()).await.unwrap();
     assert!(stats.is_empty());
     assert_eq!(meta.request_count(), 0);
-    let run = evo.store.evolution_run("run").unwrap().unwrap();
+    let run = store_of(&evo).evolution_run("run").unwrap().unwrap();
     assert_eq!(run.status, hyperagents_store::RunStatus::Stopped);
     // Removing the file and running again resumes where it stopped.
     std::fs::remove_file(dir.path().join("run/STOP")).unwrap();
@@ -479,7 +479,7 @@ async fn a_child_with_a_code_defect_fails_its_smoke_episode_and_gets_one_repair_
     // The diff is against the parent: the defect and its fix cancel out.
     assert!(child.diff.contains("log(\"repaired\")"), "{}", child.diff);
     assert!(!child.diff.contains("undefined_helper"), "{}", child.diff);
-    let events = evo.store.events("run", 0).unwrap();
+    let events = store_of(&evo).events("run", 0).unwrap();
     let smokes: Vec<_> = events.iter().filter(|e| e.kind == "smoke").collect();
     assert_eq!(smokes.len(), 2, "{smokes:?}");
     assert_eq!(smokes[0].payload["ok"], false);
@@ -520,14 +520,13 @@ async fn an_episode_the_search_uses_twice_is_spent_once() {
     );
     for stage in ["stage1", "full"] {
         assert!(
-            evo.store
+            store_of(&evo)
                 .node_stage_summary("run", "g1c0", stage)
                 .unwrap()
                 .is_some()
         );
     }
-    let seed = evo
-        .store
+    let seed = store_of(&evo)
         .node_stage_summary("run", "seed", "full")
         .unwrap()
         .unwrap();
@@ -551,7 +550,7 @@ async fn one_child(
     evo.settings.quick_eval_calls = 0;
     evo.settings.repair = repair;
     evo.run(&mechanics_seed()).await.unwrap();
-    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    let child = store_of(&evo).node("run", "g1c0").unwrap().unwrap();
     (evo, child)
 }
 
@@ -602,7 +601,7 @@ async fn without_a_repair_round_a_defective_child_is_rejected_by_its_smoke_episo
         child.validation_errors
     );
     assert!(
-        evo.store
+        store_of(&evo)
             .node_stage_summary("run", "g1c0", "stage1")
             .unwrap()
             .is_none(),
@@ -619,7 +618,7 @@ async fn the_seed_meta_agent_catches_a_defect_with_quick_eval_and_retries() {
     evo.settings.generations = 1;
     evo.settings.children = 1;
     evo.run(&mechanics_seed()).await.unwrap();
-    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    let child = store_of(&evo).node("run", "g1c0").unwrap().unwrap();
     assert_eq!(
         child.status,
         NodeStatus::Valid,
@@ -629,7 +628,7 @@ async fn the_seed_meta_agent_catches_a_defect_with_quick_eval_and_retries() {
     assert!(!child.label.contains("repaired"), "caught within the round");
     assert!(child.diff.contains("second try"), "{}", child.diff);
     assert!(!child.diff.contains("undefined_helper"), "{}", child.diff);
-    let events = evo.store.events("run", 0).unwrap();
+    let events = store_of(&evo).events("run", 0).unwrap();
     assert!(events.iter().all(|e| e.kind != "repair"));
     let quick: Vec<_> = events.iter().filter(|e| e.kind == "quick_eval").collect();
     assert!(!quick.is_empty());
@@ -703,7 +702,7 @@ async fn a_token_budget_stops_the_run_and_a_larger_one_resumes_it() {
     let stats = evo.run(&mechanics_seed()).await.unwrap();
     assert!(stats.is_empty());
     assert_eq!(meta.request_count(), 0);
-    let events = evo.store.events("run", 0).unwrap();
+    let events = store_of(&evo).events("run", 0).unwrap();
     let budget = events.iter().find(|e| e.kind == "budget").unwrap();
     assert!(budget.payload["episode_tokens"].as_u64().unwrap() > 0);
     evo.settings.token_budget = None;
@@ -717,8 +716,7 @@ async fn the_best_nodes_selection_script_chooses_parents_and_a_broken_one_falls_
     let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
     evo.settings.program_selection = true;
     evo.run(&mechanics_seed()).await.unwrap();
-    let parents: Vec<_> = evo
-        .store
+    let parents: Vec<_> = store_of(&evo)
         .events("run", 0)
         .unwrap()
         .into_iter()
@@ -747,8 +745,7 @@ async fn the_best_nodes_selection_script_chooses_parents_and_a_broken_one_falls_
     broken.settings.program_selection = true;
     broken.settings.generations = 1;
     broken.run(&seed).await.unwrap();
-    let event = broken
-        .store
+    let event = store_of(&broken)
         .events("run", 0)
         .unwrap()
         .into_iter()
@@ -782,8 +779,7 @@ async fn the_best_nodes_selection_script_chooses_parents_and_a_broken_one_falls_
     scored.settings.program_selection = true;
     scored.settings.generations = 1;
     scored.run(&seed).await.unwrap();
-    let event = scored
-        .store
+    let event = store_of(&scored)
         .events("run", 0)
         .unwrap()
         .into_iter()
@@ -852,8 +848,8 @@ async fn a_run_killed_at_any_point_resumes_to_the_archive_of_an_uninterrupted_ru
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = seeded_hyper(reference_dir.path()).await;
     let reference_stats = reference.run(&mechanics_seed()).await.unwrap();
-    let reference_archive = archive_of(&reference.store);
-    let total_events = reference.store.events("run", 0).unwrap().len();
+    let reference_archive = archive_of(&store_of(&reference));
+    let total_events = store_of(&reference).events("run", 0).unwrap().len();
     assert!(total_events > 10, "{total_events}");
 
     // Kill after the first event, in the middle, and near the end.
@@ -865,19 +861,25 @@ async fn a_run_killed_at_any_point_resumes_to_the_archive_of_an_uninterrupted_ru
         let stats = resumed.run(&mechanics_seed()).await.unwrap();
         assert_eq!(stats, reference_stats, "killed after {kill_after} events");
         assert_eq!(
-            archive_of(&resumed.store),
+            archive_of(&store_of(&resumed)),
             reference_archive,
             "killed after {kill_after} events"
         );
         // The record of finished work reads as if the run had never stopped.
         for kind in ["parents", "generation", "comparison", "test"] {
             assert_eq!(
-                event_count(&resumed.store, kind),
-                event_count(&reference.store, kind),
+                event_count(&store_of(&resumed), kind),
+                event_count(&store_of(&reference), kind),
                 "{kind} events, killed after {kill_after} events"
             );
         }
     }
+}
+
+/// Another connection to the store an [`evolution`] writes (beside its run
+/// directory), for what the engine's archive does not expose.
+fn store_of(evo: &Evolution) -> ResultsStore {
+    ResultsStore::open(evo.dir.parent().unwrap().join("results.sqlite")).unwrap()
 }
 
 async fn seeded_hyper(dir: &Path) -> Evolution {
@@ -888,7 +890,7 @@ async fn seeded_hyper(dir: &Path) -> Evolution {
 /// in flight — a meta step, an evaluation, a node insert — is cut off
 /// mid-way, as in a killed process.
 async fn kill_when(evo: Evolution, stop: impl Fn(&[hyperagents_store::EventRecord]) -> bool) {
-    let watcher = evo.store.clone();
+    let watcher = store_of(&evo).clone();
     let running = tokio::spawn(async move { evo.run(&mechanics_seed()).await });
     while !running.is_finished() && !stop(&watcher.events("run", 0).unwrap()) {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -926,13 +928,16 @@ async fn a_generation_begun_before_a_restart_finishes_even_past_the_budget() {
     resumed.settings.token_budget = Some(1);
     let stats = resumed.run(&mechanics_seed()).await.unwrap();
     assert_eq!(stats, reference_stats);
-    assert_eq!(archive_of(&resumed.store), archive_of(&reference.store));
+    assert_eq!(
+        archive_of(&store_of(&resumed)),
+        archive_of(&store_of(&reference))
+    );
     // (Work cut off by the kill — a smoke episode, a meta step — is redone
     // and recorded again; the record of finished work is not.)
     for kind in ["parents", "generation", "comparison", "test"] {
         assert_eq!(
-            event_count(&resumed.store, kind),
-            event_count(&reference.store, kind),
+            event_count(&store_of(&resumed), kind),
+            event_count(&store_of(&reference), kind),
             "{kind} events"
         );
     }
@@ -980,7 +985,7 @@ async fn the_seed_meta_agent_refuses_a_write_that_would_gut_a_file() {
     evo.settings.generations = 1;
     evo.settings.children = 1;
     evo.run(&mechanics_seed()).await.unwrap();
-    let child = evo.store.node("run", "g1c0").unwrap().unwrap();
+    let child = store_of(&evo).node("run", "g1c0").unwrap().unwrap();
     assert!(child.diff.contains("Think briefly"), "{}", child.diff);
     assert!(!child.diff.contains("answerer/policy.py"), "{}", child.diff);
     let trace = std::fs::read_to_string(dir.path().join("run/nodes/g1c0.meta.txt")).unwrap();
@@ -1040,24 +1045,30 @@ async fn a_spent_run_budget_stops_the_run_resumably_and_stores_nothing_cut_short
         ),
         "{err:?}"
     );
-    let run = evo.store.evolution_run("run").unwrap().unwrap();
+    let run = store_of(&evo).evolution_run("run").unwrap().unwrap();
     assert_eq!(run.status, hyperagents_store::RunStatus::Stopped);
-    let stopped = evo.store.last_event("run", "stopped").unwrap().unwrap();
+    let stopped = store_of(&evo)
+        .last_event("run", "stopped")
+        .unwrap()
+        .unwrap();
     assert_eq!(stopped.payload["interrupted"], "budget");
     let message = stopped.payload["message"].as_str().unwrap();
     assert!(message.contains("budget for role `task`"), "{message}");
-    no_stored_episode_was_cut_short(&evo.store);
+    no_stored_episode_was_cut_short(&store_of(&evo));
 
     // Resumed with budget to spare, the run ends where an uninterrupted one
     // did: nothing the budget cut short was kept as a result.
     let resumed = seeded_hyper(dir.path()).await;
     let stats = resumed.run(&mechanics_seed()).await.unwrap();
     assert_eq!(stats, reference_stats);
-    assert_eq!(archive_of(&resumed.store), archive_of(&reference.store));
+    assert_eq!(
+        archive_of(&store_of(&resumed)),
+        archive_of(&store_of(&reference))
+    );
     for kind in ["parents", "generation", "comparison", "test"] {
         assert_eq!(
-            event_count(&resumed.store, kind),
-            event_count(&reference.store, kind),
+            event_count(&store_of(&resumed), kind),
+            event_count(&store_of(&reference), kind),
             "{kind} events"
         );
     }
@@ -1068,12 +1079,12 @@ async fn a_stop_request_stops_the_run_resumably() {
     let reference_dir = tempfile::tempdir().unwrap();
     let reference = seeded_hyper(reference_dir.path()).await;
     let reference_stats = reference.run(&mechanics_seed()).await.unwrap();
-    let total_events = reference.store.events("run", 0).unwrap().len();
+    let total_events = store_of(&reference).events("run", 0).unwrap().len();
 
     let dir = tempfile::tempdir().unwrap();
     let evo = seeded_hyper(dir.path()).await;
     let ledger = evo.episodes.router.ledger().clone();
-    let watcher = evo.store.clone();
+    let watcher = store_of(&evo).clone();
     let running = tokio::spawn(async move { evo.run(&mechanics_seed()).await });
     while !running.is_finished() && watcher.events("run", 0).unwrap().len() < total_events / 3 {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -1095,7 +1106,10 @@ async fn a_stop_request_stops_the_run_resumably() {
     let resumed = seeded_hyper(dir.path()).await;
     let stats = resumed.run(&mechanics_seed()).await.unwrap();
     assert_eq!(stats, reference_stats);
-    assert_eq!(archive_of(&resumed.store), archive_of(&reference.store));
+    assert_eq!(
+        archive_of(&store_of(&resumed)),
+        archive_of(&store_of(&reference))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1116,7 +1130,7 @@ async fn of_two_identical_siblings_the_lower_numbered_is_kept_whichever_finishes
     let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
     evo.settings.generations = 1;
     evo.run(&mechanics_seed()).await.unwrap();
-    let nodes = evo.store.nodes("run").unwrap();
+    let nodes = store_of(&evo).nodes("run").unwrap();
     let status = |id: &str| {
         nodes
             .iter()

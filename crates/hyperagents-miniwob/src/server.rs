@@ -7,10 +7,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use axum::http::HeaderValue;
 use axum::http::header::CACHE_CONTROL;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 

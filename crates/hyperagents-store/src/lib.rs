@@ -11,7 +11,8 @@
 //!   groups evaluations into runs (`eval_runs`, `eval_run_members`).
 //! - [`evolution`] is the evolution archive: runs with their resumable
 //!   state, nodes (programs with parent, diff and validation), the
-//!   evaluation runs that scored each node per stage, and an event log.
+//!   evaluation runs that scored each node per stage, and an event log;
+//!   [`Archive`] is what the evolution engine uses of it, as a trait.
 //! - [`report`] aggregates a run per task and overall, with Wilson score
 //!   intervals, and exports it as JSONL.
 //! - [`ledger`] keeps what a run's models spent per role and how long the
@@ -20,6 +21,7 @@
 //! The crate is plain data over SQLite: it knows nothing of models, the
 //! runtime or domains, which convert their own results into [`EvalResult`].
 
+pub mod archive;
 mod error;
 pub mod events;
 pub mod evolution;
@@ -28,6 +30,7 @@ pub mod ledger;
 pub mod report;
 mod store;
 
+pub use archive::Archive;
 pub use error::StoreError;
 pub use events::{EventError, EvolutionEvent, LaunchRecord};
 pub use evolution::{

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
-use hyperagents_eval::{EvalPlan, EvalTarget, evaluate};
+use hyperagents_eval::{EvalPlan, EvalTarget, LocalEvaluator, evaluate};
 use hyperagents_evolve::origin::transplant_meta;
 use hyperagents_evolve::quick::{TrainQuickEval, program_defect};
 use hyperagents_runtime::improve::{ImproveConfig, QuickEvalHandle, improve};
@@ -264,8 +264,11 @@ async fn measure(
     let parent_success = parent_success_by_task(traces)?;
     let first_seed = seeds.first().copied().unwrap_or(0);
     let quick = TrainQuickEval::new(
-        ctx.clone(),
-        store.clone(),
+        Arc::new(LocalEvaluator {
+            ctx: ctx.clone(),
+            store: store.clone(),
+        }),
+        Arc::new(store.clone()),
         domain.clone(),
         identity.clone(),
         tasks.iter().cloned().collect(),

@@ -10,11 +10,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use hyperagents_domain::Split;
-use hyperagents_eval::Interruption;
 use hyperagents_eval::ledger::{LedgerKeeper, evolution_scope};
+use hyperagents_eval::{Interruption, LocalEvaluator};
 use hyperagents_evolve::origin::{resolve_node, sample_tasks, transplant_meta};
 use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
 use hyperagents_runtime::improve::ImproveConfig;
@@ -144,8 +145,12 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
     let signals = SignalStop::install(ctx.router.ledger().clone())?;
     let evolution = Evolution {
         episodes: ctx.clone(),
-        meta: ctx,
-        store,
+        meta: ctx.clone(),
+        archive: Arc::new(store.clone()),
+        evaluator: Arc::new(LocalEvaluator {
+            ctx,
+            store: store.clone(),
+        }),
         domain,
         suite: identity,
         settings: EvolveSettings {
@@ -180,7 +185,7 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
         args.children
     );
     let progress = watch_progress(
-        evolution.store.clone(),
+        store,
         args.run.clone(),
         args.generations * args.children as u64,
     );

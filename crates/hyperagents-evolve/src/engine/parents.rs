@@ -1,0 +1,218 @@
+//! Choosing parents: the archive as candidates, and a program's own
+//! selection script run in the sandbox.
+
+use super::*;
+
+impl Evolution {
+    /// Candidates for parent selection: valid nodes of earlier generations,
+    /// scored by their full stage (else stage 1).
+    pub(super) fn candidates(&self, before: u64) -> Result<Vec<Candidate>, EvolveError> {
+        let run = &self.settings.run_id;
+        let mut nodes: Vec<NodeRecord> = self
+            .archive
+            .nodes(run)?
+            .into_iter()
+            .filter(|n| n.generation < before)
+            .collect();
+        // The store lists a generation's children in the order they
+        // finished, which varies when they run side by side; parent draws
+        // and ties need an order that does not.
+        nodes.sort_by(|a, b| {
+            (a.generation, a.node_id.len(), &a.node_id).cmp(&(
+                b.generation,
+                b.node_id.len(),
+                &b.node_id,
+            ))
+        });
+        let mut candidates = Vec::new();
+        for node in &nodes {
+            let stage = if self
+                .archive
+                .node_eval_run(run, &node.node_id, FULL)?
+                .is_some()
+            {
+                FULL
+            } else {
+                STAGE1
+            };
+            let score = self
+                .archive
+                .node_stage_summary(run, &node.node_id, stage)?
+                .and_then(|s| s.success_rate());
+            let task_successes: BTreeMap<String, f64> = self
+                .archive
+                .node_task_stats(run, &node.node_id, stage)?
+                .into_iter()
+                .filter_map(|t| t.success_rate().map(|r| (t.task, r)))
+                .collect();
+            let children = nodes
+                .iter()
+                .filter(|n| n.parent_id.as_deref() == Some(node.node_id.as_str()))
+                .count();
+            candidates.push(Candidate {
+                node: NodeId(node.node_id.clone()),
+                score: score.unwrap_or(0.0),
+                children: u32::try_from(children).unwrap_or(u32::MAX),
+                task_successes,
+                valid: node.status == NodeStatus::Valid && score.is_some(),
+            });
+        }
+        Ok(candidates)
+    }
+
+    /// A node's mean score per train task on its latest stage (the full
+    /// stage if it reached it).
+    pub(super) fn task_scores(&self, node: &str) -> Result<BTreeMap<String, f64>, EvolveError> {
+        let run = &self.settings.run_id;
+        let stage = if self.archive.node_eval_run(run, node, FULL)?.is_some() {
+            FULL
+        } else {
+            STAGE1
+        };
+        Ok(self
+            .archive
+            .node_task_stats(run, node, stage)?
+            .into_iter()
+            .filter_map(|t| t.mean_score.map(|score| (t.task, score)))
+            .collect())
+    }
+
+    /// Parents chosen by the best node's own selection script
+    /// (`meta.select`), or by the configured policy when it has none or the
+    /// script fails or answers nonsense. Also returns what was used, for the
+    /// `parents` event.
+    pub(super) async fn program_selected_parents(
+        &self,
+        generation: u64,
+        candidates: &[Candidate],
+        rng: &mut StdRng,
+    ) -> Result<(Vec<NodeId>, Option<SelectorUsed>), EvolveError> {
+        let count = self.settings.children;
+        let mut best: Option<&Candidate> = None;
+        for candidate in candidates.iter().filter(|c| c.valid) {
+            if best.is_none_or(|b| candidate.score > b.score) {
+                best = Some(candidate);
+            }
+        }
+        let Some(best) = best else {
+            return Err(SelectError::NoValidCandidate {
+                total: candidates.len(),
+            }
+            .into());
+        };
+        let script_seed = rand::RngCore::next_u64(rng);
+        let answer = self
+            .run_select_script(&best.node.0, generation, candidates, count, script_seed)
+            .await;
+        let scripted = answer.and_then(|parents| {
+            crate::select::check_answer(candidates, count, &parents).map(|()| parents)
+        });
+        match scripted {
+            Ok(parents) => Ok((
+                parents,
+                Some(SelectorUsed {
+                    script: format!("{}/meta/select.py", best.node.0),
+                    fallback: None,
+                }),
+            )),
+            Err(error) => {
+                tracing::warn!(node = %best.node.0, %error, "the selection script was not used; falling back to the configured policy");
+                let parents = select_parents(&self.settings.selection, candidates, count, rng)?;
+                Ok((
+                    parents,
+                    Some(SelectorUsed {
+                        script: format!("{}/meta/select.py", best.node.0),
+                        fallback: Some(error.to_string()),
+                    }),
+                ))
+            }
+        }
+    }
+
+    /// Runs `node`'s selection script in the sandbox with the candidates as
+    /// input (`candidates`, `count`, `seed`, `generation`); it returns a list
+    /// of node ids. The script gets no host function but `log`.
+    pub(super) async fn run_select_script(
+        &self,
+        node: &str,
+        generation: u64,
+        candidates: &[Candidate],
+        count: usize,
+        seed: u64,
+    ) -> Result<Vec<NodeId>, String> {
+        let program = load(&self.node_dir(node))?;
+        let Some(script) = program.meta().select.clone() else {
+            return Err(format!("{node} has no `meta.select` script"));
+        };
+        let code = program
+            .source(script.as_str())
+            .ok_or_else(|| format!("{node}: {} is not readable text", script.as_str()))?
+            .to_string();
+        let mut shown = Vec::new();
+        for c in candidates.iter().filter(|c| c.valid) {
+            shown.push(json!({
+                "node": c.node.0,
+                "score": c.score,
+                "children": c.children,
+                "task_successes": c.task_successes,
+                // Mean benchmark score per train task: partial progress
+                // (MiniWoB's raw reward) that success rates round away; for a
+                // selection script's own auxiliary metrics, never the
+                // official score.
+                "task_scores": self.task_scores(&c.node.0).map_err(|e| e.to_string())?,
+            }));
+        }
+        let mut inputs = serde_json::Map::new();
+        inputs.insert("candidates".into(), serde_json::Value::Array(shown));
+        inputs.insert("count".into(), json!(count));
+        inputs.insert("seed".into(), json!(seed));
+        inputs.insert("generation".into(), json!(generation));
+        let source = ScriptSource {
+            file: script.as_str().to_string(),
+            code,
+        };
+        let value = self
+            .meta
+            .pool
+            .run(&source, inputs, Arc::new(SelectHost))
+            .await
+            .map_err(|e| e.to_string())?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| format!("the selection script returned {value}, not a list"))?;
+        items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(|id| NodeId(id.to_string()))
+                    .ok_or_else(|| format!("the selection script returned {item}, not a node id"))
+            })
+            .collect()
+    }
+}
+
+/// The host of a selection script: it may only log.
+struct SelectHost;
+
+#[async_trait]
+impl HostFunctions for SelectHost {
+    fn functions(&self) -> Vec<String> {
+        vec!["log".into()]
+    }
+
+    async fn call(
+        &self,
+        function: &str,
+        args: Vec<ScriptValue>,
+        _kwargs: serde_json::Map<String, ScriptValue>,
+    ) -> Result<ScriptValue, HostError> {
+        if function == "log" {
+            tracing::info!(message = %serde_json::Value::Array(args), "selection script");
+            return Ok(ScriptValue::Null);
+        }
+        Err(HostError::Raise {
+            exception: "NameError".into(),
+            message: format!("name '{function}' is not defined"),
+        })
+    }
+}
