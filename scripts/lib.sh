@@ -28,11 +28,12 @@ print_phases() {
 
 # Debian packages needed to build llama.cpp (cmake, a C++ compiler, libclang
 # for bindgen), to fetch models and benchmark data (python3 with pip), and to
-# run web tasks (chromium, with a font so pages lay out text). Installs only
+# run web tasks (chromium, with a font so pages lay out text), and for the
+# distributed workers' tests (nats-server, JetStream). Installs only
 # what is missing, so a warm machine spends no time here.
 install_apt_packages() {
   local wanted=(cmake clang libclang-dev g++ make pkg-config python3 python3-pip python3-venv
-    ca-certificates chromium fonts-liberation)
+    ca-certificates chromium fonts-liberation nats-server)
   local missing=()
   local pkg
   for pkg in "${wanted[@]}"; do

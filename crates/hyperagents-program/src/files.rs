@@ -213,7 +213,9 @@ fn child_rel(parent: Option<&RelPath>, name: &std::ffi::OsStr) -> Result<RelPath
 }
 
 /// Reads every regular file under `root`, keyed by path; fails on the first problem.
-pub(crate) fn read_all(root: &Path) -> Result<BTreeMap<RelPath, Vec<u8>>, FsError> {
+/// Every regular file under `root` with its bytes, by path (the walk of
+/// [`list_program_files`]).
+pub fn read_all(root: &Path) -> Result<BTreeMap<RelPath, Vec<u8>>, FsError> {
     let scan = scan(root, None).into_result()?;
     let mut files = BTreeMap::new();
     for file in scan.files {

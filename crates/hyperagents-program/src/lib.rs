@@ -36,7 +36,7 @@ pub use editor::{
     SearchHit, SearchResults,
 };
 pub use error::{Location, ProgramError, ProgramErrorKind};
-pub use files::{FsError, copy_program, list_program_files};
+pub use files::{FsError, copy_program, list_program_files, read_all as read_program_files};
 pub use hash::{ContentHash, content_hash_dir, episode_hash_dir, hash_files, is_episode_file};
 pub use manifest::{FORMAT_VERSION, MANIFEST_FILE};
 pub use path::{PathError, RelPath};

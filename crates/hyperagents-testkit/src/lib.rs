@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod inputs;
+pub mod nats;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
