@@ -89,7 +89,10 @@ pub fn unpack(bytes: &[u8], expected: &ContentHash, dest: &Path) -> Result<(), B
 }
 
 /// The files of a bundle whose content hash is `expected`, or why not.
-pub fn verify(bytes: &[u8], expected: &ContentHash) -> Result<Vec<(RelPath, Vec<u8>)>, BundleError> {
+pub fn verify(
+    bytes: &[u8],
+    expected: &ContentHash,
+) -> Result<Vec<(RelPath, Vec<u8>)>, BundleError> {
     let bundle: ProgramBundle =
         postcard::from_bytes(bytes).map_err(|e| BundleError::Decode(e.to_string()))?;
     if bundle.format != BUNDLE_FORMAT {
@@ -140,7 +143,10 @@ mod tests {
         let out = dir.path().join("out");
         unpack(&bytes, &hash, &out).unwrap();
         assert_eq!(hyperagents_program::content_hash_dir(&out).unwrap(), hash);
-        assert_eq!(std::fs::read(out.join("data.bin")).unwrap(), [0u8, 159, 146, 150]);
+        assert_eq!(
+            std::fs::read(out.join("data.bin")).unwrap(),
+            [0u8, 159, 146, 150]
+        );
     }
 
     #[test]

@@ -69,7 +69,14 @@ impl NatsServer {
         // A fresh log, so readiness is this start's.
         let _ = std::fs::remove_file(&log);
         let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.store)
             .arg("-l")
             .arg(&log)

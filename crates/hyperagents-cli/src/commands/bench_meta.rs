@@ -547,7 +547,9 @@ fn render(
     // (kept in the results file) are shown apart, never pooled with today's.
     let mut versions: Vec<(&str, &str)> = Vec::new();
     for (name, _, current) in variants {
-        versions.push((name, current));
+        if !versions.contains(&(name.as_str(), current.as_str())) {
+            versions.push((name, current));
+        }
         for r in rows {
             if r.meta == *name
                 && r.program_hash != *current
@@ -568,7 +570,12 @@ fn render(
             continue;
         }
         let current = variants.iter().any(|(n, _, h)| n == name && h == hash);
-        let name = if current {
+        // Two measured programs of one name (two builds' seeds) are told
+        // apart by their meta/ hash.
+        let shared_name = variants.iter().filter(|(n, _, _)| n == name).count() > 1;
+        let name = if current && shared_name {
+            format!("{name} (meta/ {})", &hash[..hash.len().min(8)])
+        } else if current {
             name.to_string()
         } else {
             format!("{name} (earlier meta/, {})", &hash[..hash.len().min(8)])
@@ -625,7 +632,60 @@ fn render(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    fn row(meta: &str, hash: &str, context: usize, lands: bool) -> MetaRow {
+        serde_json::from_value(serde_json::json!({
+            "meta": meta, "program_hash": hash, "context": context, "tasks": ["t"],
+            "failed_pairs": 2, "lands": lands, "kept": null, "model_candidates": 1,
+            "model_candidates_landed": usize::from(lands), "diff_kinds": [], "files": [],
+            "errors": [], "script_error": null, "meta_tokens": 10, "meta_secs": 1.0,
+            "changed_pairs": 0, "fixed_pairs": 0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn two_measured_programs_of_one_name_get_a_line_each() {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: BenchMetaArgs,
+        }
+        let args = <Wrapper as clap::Parser>::parse_from(["bench"]).args;
+        let (old, new) = ("a".repeat(64), "b".repeat(64));
+        let rows = vec![
+            row("seed", &old, 0, false),
+            row("seed", &new, 0, true),
+            row("seed", &"c".repeat(64), 0, true),
+        ];
+        let contexts = vec![(0, vec!["t".to_string()], PathBuf::from("c0"))];
+        let variants = vec![
+            ("seed".to_string(), PathBuf::from("old/seed"), old.clone()),
+            ("seed".to_string(), PathBuf::from("new/seed"), new.clone()),
+        ];
+        let text = render(&args, &rows, &contexts, &variants, Path::new("rows.jsonl"));
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("| seed")).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].starts_with("| seed (meta/ aaaaaaaa) | 1 | 0 (0%)"),
+            "{text}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("| seed (meta/ bbbbbbbb) | 1 | 1 (100%)")),
+            "{text}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("| seed (earlier meta/, cccccccc)")),
+            "{text}"
+        );
+    }
 
     #[test]
     fn contexts_draw_different_samples_in_suite_order() {
