@@ -7,12 +7,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use axum::http::HeaderValue;
-use axum::http::header::CACHE_CONTROL;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::services::ServeDir;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::MiniWobError;
 
@@ -31,16 +28,8 @@ impl StaticServer {
             .await
             .map_err(MiniWobError::Server)?;
         let address = listener.local_addr().map_err(MiniWobError::Server)?;
-        // ServeDir refuses `..` and paths outside `root`. The files never
-        // change while a run lasts: a page reloaded for every episode takes
-        // its scripts from the browser's cache (with their compiled code)
-        // instead of revalidating each one.
-        let app = axum::Router::new()
-            .fallback_service(ServeDir::new(root))
-            .layer(SetResponseHeaderLayer::overriding(
-                CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=86400, immutable"),
-            ));
+        // ServeDir refuses `..` and paths outside `root`.
+        let app = axum::Router::new().fallback_service(ServeDir::new(root));
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
