@@ -100,6 +100,22 @@ pub enum Command {
     Report(ReportArgs),
     /// Overlay several evolution runs (e.g. the four modes, several seeds each).
     Compare(CompareArgs),
+    /// Serve the web dashboard: runs, curves, lineage, nodes and their diffs, read from the
+    /// results store while runs write it.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; anything but loopback needs --token.
+    #[arg(long, default_value = "127.0.0.1:8765")]
+    pub addr: std::net::SocketAddr,
+    /// Required of every request (Authorization: Bearer, or ?token= once in the browser).
+    #[arg(long, env = "HYPERAGENTS_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The results store (default: <cache dir>/results.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

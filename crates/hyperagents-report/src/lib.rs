@@ -113,6 +113,32 @@ pub fn write_report(
     Ok(files)
 }
 
+/// A run's charts as SVG text, by file name (`train.svg`, …), for pages that
+/// embed them (the dashboard); the same charts [`write_report`] writes.
+/// Charts with no point yet are left out.
+pub fn run_chart_svgs(report: &RunReport) -> Result<Vec<(String, String)>, ReportError> {
+    let mut out = Vec::new();
+    if report.generations_done() == 0 {
+        return Ok(out);
+    }
+    for (_, name, chart) in run_charts(report) {
+        if chart.series.iter().all(|s| s.points.is_empty()) {
+            continue;
+        }
+        let svg = plots::line_chart_svg(&chart).map_err(|message| ReportError::Plot {
+            path: PathBuf::from(name),
+            message,
+        })?;
+        out.push((name.to_owned(), svg));
+    }
+    Ok(out)
+}
+
+/// The run's lineage tree as SVG text (every text escaped).
+pub fn run_lineage_svg(report: &RunReport) -> String {
+    lineage::lineage_svg(report)
+}
+
 /// Writes the comparison of `run_ids` into `out_dir` (created if needed):
 /// `compare.md` and three overlay plots.
 pub fn write_comparison(

@@ -31,6 +31,15 @@ pub enum StoreError {
         supported: i64,
     },
     #[error(
+        "results store {path} has schema version {found}, older than this build's {supported}, \
+         and was opened read-only; run any command that writes it (`hyperagents status`) once"
+    )]
+    SchemaTooOld {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error(
         "results store {path} is full (the disk, or the size limit set on it): {operation} \
          was not stored; everything stored before it is intact. Free space and rerun"
     )]

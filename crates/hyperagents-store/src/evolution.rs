@@ -279,6 +279,19 @@ impl ResultsStore {
             .map_err(|source| self.sqlite_error("committing an evolution run", source))
     }
 
+    /// Every evolution run's id, newest first.
+    pub fn evolution_run_ids(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare_cached("SELECT id FROM runs ORDER BY created_at_ms DESC, id")
+            .map_err(|source| self.sqlite_error("listing evolution runs", source))?;
+        let ids = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| self.sqlite_error("listing evolution runs", source))?;
+        Ok(ids)
+    }
+
     /// The evolution run `id`, if it exists.
     pub fn evolution_run(&self, id: &str) -> Result<Option<EvolutionRun>, StoreError> {
         let row = self

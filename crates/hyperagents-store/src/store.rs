@@ -295,6 +295,55 @@ impl ResultsStore {
         Ok(store)
     }
 
+    /// Opens an existing store for reading only, beside processes that
+    /// write it (WAL): nothing is created or migrated, and a write through
+    /// it fails. The schema must be this build's.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let open_error = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(open_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+        let read = |name: &str| -> Result<i64, StoreError> {
+            conn.pragma_query_value(None, name, |row| row.get(0))
+                .map_err(|source| StoreError::Open {
+                    path: path.clone(),
+                    source,
+                })
+        };
+        let application_id = read("application_id")?;
+        if application_id != APPLICATION_ID {
+            return Err(StoreError::NotAStore {
+                path,
+                found: application_id,
+            });
+        }
+        let version = read("user_version")?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooOld {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path,
+                conn: Mutex::new(conn),
+            }),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.shared.path
     }

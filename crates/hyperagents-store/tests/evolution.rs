@@ -483,3 +483,32 @@ fn two_connections_write_nodes_concurrently() {
     assert_eq!(store.nodes("r1").unwrap().len(), 61);
     assert_eq!(store.events("r1", 0).unwrap().len(), 80);
 }
+
+#[test]
+fn a_read_only_store_lists_runs_beside_a_writer_and_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = open(&dir);
+    writer.create_evolution_run(&new_run("first")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    writer.create_evolution_run(&new_run("second")).unwrap();
+    let reader = ResultsStore::open_read_only(writer.path()).unwrap();
+    assert_eq!(reader.evolution_run_ids().unwrap(), ["second", "first"]);
+    // What the writer adds afterwards is seen.
+    writer.insert_node(&node("first", "seed", None, 0)).unwrap();
+    assert_eq!(reader.nodes("first").unwrap().len(), 1);
+    // The reader cannot write.
+    assert!(reader.create_evolution_run(&new_run("third")).is_err());
+    assert_eq!(writer.evolution_run_ids().unwrap().len(), 2);
+    // Nothing is created for a missing file, and another database is refused.
+    assert!(ResultsStore::open_read_only(dir.path().join("missing.sqlite")).is_err());
+    assert!(!dir.path().join("missing.sqlite").exists());
+    let other = dir.path().join("other.sqlite");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x INTEGER)")
+        .unwrap();
+    assert!(matches!(
+        ResultsStore::open_read_only(&other).unwrap_err(),
+        hyperagents_store::StoreError::NotAStore { .. }
+    ));
+}

@@ -12,6 +12,7 @@ mod eval;
 mod evolve;
 mod models;
 mod programs;
+mod serve;
 mod suites;
 
 use std::collections::BTreeMap;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => evolve::status(&settings, &args),
         Command::Report(args) => evolve::report(&settings, &args),
         Command::Compare(args) => evolve::compare(&settings, &args),
+        Command::Serve(args) => serve::run(&settings, args).await,
         Command::Improve(args) => programs::improve(settings, args).await,
         Command::Init(args) => {
             crate::builtin::write_seed(&args.dir)?;

@@ -1,0 +1,636 @@
+//! The web dashboard (`hyperagents serve`): the evolution runs of a results
+//! store, each with its curves, lineage and nodes, and each node with its
+//! diff, stage scores and the meta step that made it.
+//!
+//! Pages are rendered on the server from the store (opened read-only, beside
+//! the processes writing it) and the runs' directories; nothing is fetched
+//! from elsewhere and no script runs in them (the `Content-Security-Policy`
+//! allows none), so text from models and web pages, escaped everywhere, stays
+//! inert even if an escape were missed. A running run's page reloads itself.
+//! JSON under `/api/` carries the same data as typed payloads.
+//!
+//! Access: bound to loopback, anyone on the machine may read; any other
+//! address needs a token ([`check_bind`]), sent as `Authorization: Bearer`,
+//! a `token` query parameter (which also sets a cookie) or that cookie.
+//!
+//! Not built yet (issue 17): episode pages, comparison of runs, human
+//! feedback and its effect on fitness.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyperagents_report::{RunReport, run_chart_svgs, run_lineage_svg, run_summary};
+use hyperagents_store::{EvolutionEvent, ResultsStore, RunStatus};
+use serde::{Deserialize, Serialize};
+
+/// The cookie a token given in the query is kept in.
+const TOKEN_COOKIE: &str = "hyperagents_token";
+/// How often a running run's page reloads itself, in seconds.
+const RELOAD_SECS: u32 = 15;
+
+/// What the pages read.
+#[derive(Clone)]
+pub struct DashboardState {
+    pub store: ResultsStore,
+    /// Where runs keep their directories when their launch record names
+    /// none (`<cache>/runs`).
+    pub runs_dir: PathBuf,
+    /// Required of every request when set.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    #[error(
+        "serving on {addr} would let other machines read every run: give a token (--token or \
+         HYPERAGENTS_DASHBOARD_TOKEN), or bind to 127.0.0.1"
+    )]
+    TokenRequired { addr: SocketAddr },
+}
+
+/// Refuses to serve on a non-loopback address without a token.
+pub fn check_bind(addr: &SocketAddr, token: Option<&str>) -> Result<(), DashboardError> {
+    if addr.ip().is_loopback() || token.is_some_and(|t| !t.is_empty()) {
+        Ok(())
+    } else {
+        Err(DashboardError::TokenRequired { addr: *addr })
+    }
+}
+
+/// One evolution run in the runs list (`/api/runs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunListItem {
+    pub id: String,
+    pub mode: String,
+    pub status: String,
+    pub created_at_ms: i64,
+    pub generations_done: u64,
+    pub seed_train: Option<f64>,
+    pub best_train: Option<f64>,
+    pub best_node: String,
+}
+
+/// One generation of a run (`/api/runs/{run}/generations`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationRow {
+    pub generation: u64,
+    pub best_train: f64,
+    pub mean_train: f64,
+    pub best_so_far_train: f64,
+    pub best_node: String,
+    pub improvement: Option<f64>,
+    pub test_of_best: Option<f64>,
+    pub total_tokens: u64,
+    pub valid_children: u64,
+    pub failed_attempts: u64,
+}
+
+/// Every route, over `state`: what `serve` runs and tests call directly.
+pub fn router(state: DashboardState) -> Router {
+    let state = Arc::new(state);
+    Router::new()
+        .route("/", get(runs_page))
+        .route("/runs/{run}", get(run_page))
+        .route("/runs/{run}/nodes/{node}", get(node_page))
+        .route("/api/runs", get(runs_api))
+        .route("/api/runs/{run}/generations", get(generations_api))
+        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until the process ends.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: DashboardState,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn require_token(
+    State(state): State<Arc<DashboardState>>,
+    Query(query): Query<TokenQuery>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = state.token.as_deref().filter(|t| !t.is_empty()) else {
+        return next.run(request).await;
+    };
+    let headers = request.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = cookie_value(headers, TOKEN_COOKIE);
+    let from_query = query.token.as_deref();
+    let presented = [bearer, cookie.as_deref(), from_query];
+    if !presented
+        .iter()
+        .flatten()
+        .any(|t| constant_time_eq(t, expected))
+    {
+        return (StatusCode::UNAUTHORIZED, "a token is required").into_response();
+    }
+    let mut response = next.run(request).await;
+    if from_query.is_some_and(|t| constant_time_eq(t, expected))
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "{TOKEN_COOKIE}={expected}; Path=/; HttpOnly; SameSite=Strict"
+        ))
+    {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
+}
+
+/// Compares without stopping at the first difference (no timing oracle).
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// `text` escaped for HTML text and attribute values.
+pub fn html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A path segment for a link: ids are checked before they are used, but a
+/// link is still percent-encoded.
+fn segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// An id that may name a file under a run directory: letters, digits,
+/// `-`, `_`, `.`, not starting with a dot.
+fn safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn page(title: &str, body: &str, reload: bool) -> Response {
+    let refresh = if reload {
+        format!("<meta http-equiv=\"refresh\" content=\"{RELOAD_SECS}\">")
+    } else {
+        String::new()
+    };
+    let text = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">{refresh}\
+         <title>{} · hyperagents</title><style>{STYLE}</style></head><body>\
+         <nav><a href=\"/\">runs</a></nav>{body}</body></html>",
+        html(title)
+    );
+    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], text).into_response();
+    secure(response.headers_mut());
+    response
+}
+
+fn secure(headers: &mut HeaderMap) {
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; \
+             base-uri 'none'; frame-ancestors 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;max-width:75em}\
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;\
+text-align:left}pre{background:#f6f6f6;padding:.5em;overflow:auto;max-height:40em}\
+.add{color:#060}.del{color:#a00}.svg svg{max-width:100%;height:auto}nav{margin-bottom:1em}";
+
+fn not_found(what: &str) -> Response {
+    let mut response = page(
+        "not found",
+        &format!("<h1>Not found</h1><p>{}</p>", html(what)),
+        false,
+    );
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+fn failure(error: impl std::fmt::Display) -> Response {
+    tracing::warn!(%error, "dashboard request failed");
+    let mut response = page(
+        "error",
+        &format!("<h1>Error</h1><p>{}</p>", html(&error.to_string())),
+        false,
+    );
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+fn percent(rate: Option<f64>) -> String {
+    rate.map_or_else(|| "–".to_string(), |r| format!("{:.1}%", r * 100.0))
+}
+
+fn run_items(store: &ResultsStore) -> Result<Vec<RunListItem>, String> {
+    let mut items = Vec::new();
+    for id in store.evolution_run_ids().map_err(|e| e.to_string())? {
+        let report = run_summary(store, &id).map_err(|e| e.to_string())?;
+        let best_train = report
+            .nodes
+            .iter()
+            .find(|n| n.node_id == report.best_node)
+            .and_then(|n| n.train_score());
+        items.push(RunListItem {
+            generations_done: report.generations_done(),
+            mode: report.mode.as_str().to_string(),
+            status: report.status.as_str().to_string(),
+            created_at_ms: report.created_at_ms,
+            seed_train: report.seed_train,
+            best_train,
+            best_node: report.best_node.clone(),
+            id,
+        });
+    }
+    Ok(items)
+}
+
+async fn runs_api(State(state): State<Arc<DashboardState>>) -> Response {
+    match run_items(&state.store) {
+        Ok(items) => {
+            let mut response = axum::Json(items).into_response();
+            secure(response.headers_mut());
+            response
+        }
+        Err(error) => failure(error),
+    }
+}
+
+async fn runs_page(State(state): State<Arc<DashboardState>>) -> Response {
+    let items = match run_items(&state.store) {
+        Ok(items) => items,
+        Err(error) => return failure(error),
+    };
+    let mut body = String::from("<h1>Evolution runs</h1>");
+    if items.is_empty() {
+        body.push_str("<p>No evolution run in this store yet.</p>");
+    } else {
+        body.push_str(
+            "<table><tr><th>run</th><th>mode</th><th>status</th><th>generations</th>\
+             <th>seed (train)</th><th>best (train)</th><th>best node</th></tr>",
+        );
+        for item in &items {
+            let _ = write!(
+                body,
+                "<tr><td><a href=\"/runs/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                segment(&item.id),
+                html(&item.id),
+                html(&item.mode),
+                html(&item.status),
+                item.generations_done,
+                percent(item.seed_train),
+                percent(item.best_train),
+                html(&item.best_node),
+            );
+        }
+        body.push_str("</table>");
+    }
+    page("runs", &body, false)
+}
+
+fn generation_rows(report: &RunReport) -> Vec<GenerationRow> {
+    report
+        .generations
+        .iter()
+        .map(|g| GenerationRow {
+            generation: g.generation,
+            best_train: g.best_train,
+            mean_train: g.mean_train,
+            best_so_far_train: g.best_so_far_train,
+            best_node: g.best_node.clone(),
+            improvement: g.improvement,
+            test_of_best: g.test_of_best,
+            total_tokens: g.total_tokens,
+            valid_children: g.valid_children,
+            failed_attempts: g.failed_attempts,
+        })
+        .collect()
+}
+
+/// The run's report, or the response saying why there is none.
+fn report_of(state: &DashboardState, run: &str) -> Result<RunReport, Box<Response>> {
+    match state.store.evolution_run(run) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(Box::new(not_found(&format!(
+                "no evolution run `{run}` in this store"
+            ))));
+        }
+        Err(error) => return Err(Box::new(failure(error))),
+    }
+    run_summary(&state.store, run).map_err(|error| Box::new(failure(error)))
+}
+
+async fn generations_api(
+    State(state): State<Arc<DashboardState>>,
+    UrlPath(run): UrlPath<String>,
+) -> Response {
+    match report_of(&state, &run) {
+        Ok(report) => {
+            let mut response = axum::Json(generation_rows(&report)).into_response();
+            secure(response.headers_mut());
+            response
+        }
+        Err(response) => *response,
+    }
+}
+
+async fn run_page(
+    State(state): State<Arc<DashboardState>>,
+    UrlPath(run): UrlPath<String>,
+) -> Response {
+    let report = match report_of(&state, &run) {
+        Ok(report) => report,
+        Err(response) => return *response,
+    };
+    let mut body = format!(
+        "<h1>Run {}</h1><p>{} mode, run seed {}, {}; seed program {} on train; best node \
+         <a href=\"/runs/{}/nodes/{}\">{}</a>; {} of {} children accepted as improvements; \
+         {} meta + {} task tokens.</p>",
+        html(&run),
+        html(report.mode.as_str()),
+        report.run_seed,
+        html(report.status.as_str()),
+        percent(report.seed_train),
+        segment(&run),
+        segment(&report.best_node),
+        html(&report.best_node),
+        report.accepted_improvements,
+        report.comparisons,
+        report.tokens.meta_tokens,
+        report.tokens.task_tokens(),
+    );
+    body.push_str(
+        "<h2>Generations</h2><table><tr><th>generation</th><th>best train</th><th>mean train</th>\
+         <th>best so far</th><th>improvement</th><th>test of best</th><th>tokens</th>\
+         <th>valid</th><th>failed</th></tr>",
+    );
+    for g in generation_rows(&report) {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td></tr>",
+            g.generation,
+            percent(Some(g.best_train)),
+            percent(Some(g.mean_train)),
+            percent(Some(g.best_so_far_train)),
+            g.improvement
+                .map_or_else(|| "–".into(), |i| format!("{:+.1} pp", i * 100.0)),
+            percent(g.test_of_best),
+            g.total_tokens,
+            g.valid_children,
+            g.failed_attempts,
+        );
+    }
+    body.push_str("</table>");
+    match run_chart_svgs(&report) {
+        Ok(charts) => {
+            for (name, svg) in charts {
+                // The charts escape every text they hold (the report's own
+                // guarantee); they are embedded as images, not markup.
+                let _ = write!(
+                    body,
+                    "<h3>{}</h3><p class=\"svg\"><img alt=\"{}\" src=\"data:image/svg+xml;base64,{}\"></p>",
+                    html(name.trim_end_matches(".svg")),
+                    html(&name),
+                    base64(svg.as_bytes()),
+                );
+            }
+        }
+        Err(error) => {
+            let _ = write!(
+                body,
+                "<p>charts unavailable: {}</p>",
+                html(&error.to_string())
+            );
+        }
+    }
+    let _ = write!(
+        body,
+        "<h2>Lineage</h2><p class=\"svg\"><img alt=\"lineage\" src=\"data:image/svg+xml;base64,{}\"></p>",
+        base64(run_lineage_svg(&report).as_bytes())
+    );
+    body.push_str(
+        "<h2>Nodes</h2><table><tr><th>node</th><th>parent</th><th>generation</th><th>status</th>\
+         <th>changed</th><th>stage 1</th><th>full</th><th>test</th><th>vs parent</th></tr>",
+    );
+    for node in &report.nodes {
+        let parent = node.parent_id.as_deref().unwrap_or("–");
+        let versus = node.comparison.as_ref().map_or_else(
+            || "–".to_string(),
+            |c| {
+                format!(
+                    "{:+.1} pp{}",
+                    c.mean_difference * 100.0,
+                    if c.accepted { ", accepted" } else { "" }
+                )
+            },
+        );
+        let kinds: Vec<&str> = node.diff_kinds.iter().map(|k| k.as_str()).collect();
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/runs/{}/nodes/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            segment(&run),
+            segment(&node.node_id),
+            html(&node.node_id),
+            html(parent),
+            node.generation,
+            html(node.status.as_str()),
+            html(&kinds.join(", ")),
+            percent(node.stage1),
+            percent(node.full),
+            percent(node.test),
+            html(&versus),
+        );
+    }
+    body.push_str("</table>");
+    page(
+        &format!("run {run}"),
+        &body,
+        report.status == RunStatus::Running,
+    )
+}
+
+async fn node_page(
+    State(state): State<Arc<DashboardState>>,
+    UrlPath((run, node)): UrlPath<(String, String)>,
+) -> Response {
+    let report = match report_of(&state, &run) {
+        Ok(report) => report,
+        Err(response) => return *response,
+    };
+    let Some(summary) = report.nodes.iter().find(|n| n.node_id == node) else {
+        return not_found(&format!("no node `{node}` in run `{run}`"));
+    };
+    let mut body = format!(
+        "<h1>Node {} of run <a href=\"/runs/{}\">{}</a></h1><p>generation {}, {}, parent {}; \
+         stage 1 {}, full {}, test {}; {} meta tokens.</p>",
+        html(&node),
+        segment(&run),
+        html(&run),
+        summary.generation,
+        html(summary.status.as_str()),
+        summary.parent_id.as_deref().map_or_else(
+            || "none (the seed)".to_string(),
+            |p| format!(
+                "<a href=\"/runs/{}/nodes/{}\">{}</a>",
+                segment(&run),
+                segment(p),
+                html(p)
+            )
+        ),
+        percent(summary.stage1),
+        percent(summary.full),
+        percent(summary.test),
+        summary.meta_tokens,
+    );
+    if !summary.errors.is_empty() {
+        body.push_str("<h2>Validation errors</h2><ul>");
+        for error in &summary.errors {
+            let _ = write!(body, "<li>{}</li>", html(error));
+        }
+        body.push_str("</ul>");
+    }
+    match run_dir(&state, &run) {
+        Some(dir) if safe_id(&node) => {
+            let nodes = dir.join("nodes");
+            match std::fs::read_to_string(nodes.join(format!("{node}.diff"))) {
+                Ok(diff) if !diff.is_empty() => {
+                    body.push_str("<h2>Diff against its parent</h2><pre>");
+                    for line in diff.lines() {
+                        let class = if line.starts_with('+') && !line.starts_with("+++") {
+                            " class=\"add\""
+                        } else if line.starts_with('-') && !line.starts_with("---") {
+                            " class=\"del\""
+                        } else {
+                            ""
+                        };
+                        let _ = writeln!(body, "<span{class}>{}</span>", html(line));
+                    }
+                    body.push_str("</pre>");
+                }
+                Ok(_) => body.push_str("<p>No diff (the seed, or an unchanged copy).</p>"),
+                Err(_) => body.push_str("<p>No diff file in the run directory.</p>"),
+            }
+            if let Ok(trace) = std::fs::read_to_string(nodes.join(format!("{node}.meta.txt"))) {
+                let _ = write!(
+                    body,
+                    "<h2>The meta step that made it</h2><pre>{}</pre>",
+                    html(&trace)
+                );
+            }
+        }
+        _ => body.push_str("<p>The run's directory is not available here.</p>"),
+    }
+    page(&format!("{node} of {run}"), &body, false)
+}
+
+/// The run's directory: the one its last launch record names, else
+/// `<runs_dir>/<run>` (only for ids that can name a folder).
+fn run_dir(state: &DashboardState, run: &str) -> Option<PathBuf> {
+    let launched = state
+        .store
+        .last_event(run, "launch")
+        .ok()
+        .flatten()
+        .and_then(|record| match record.event() {
+            Ok(EvolutionEvent::Launch(launch)) => launch.dir.clone(),
+            _ => None,
+        });
+    let dir = match launched {
+        Some(dir) => dir,
+        None if safe_id(run) => state.runs_dir.join(run),
+        None => return None,
+    };
+    Path::new(&dir).is_dir().then_some(dir)
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_encoding() {
+        assert_eq!(
+            html("<script>alert('x') & \"y\"</script>"),
+            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+        );
+        assert_eq!(segment("g1c0"), "g1c0");
+        assert_eq!(segment("a/../b c"), "a%2F..%2Fb%20c");
+        assert!(safe_id("e17-hyper-s1") && !safe_id("../x") && !safe_id(".hidden"));
+        assert_eq!(base64(b"hyperagents"), "aHlwZXJhZ2VudHM=");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b""), "");
+    }
+
+    #[test]
+    fn only_loopback_serves_without_a_token() {
+        let loopback: SocketAddr = "127.0.0.1:8765".parse().unwrap_or_else(|_| unreachable!());
+        let any: SocketAddr = "0.0.0.0:8765".parse().unwrap_or_else(|_| unreachable!());
+        assert!(check_bind(&loopback, None).is_ok());
+        assert!(check_bind(&any, None).is_err());
+        assert!(check_bind(&any, Some("")).is_err());
+        assert!(check_bind(&any, Some("s3cret")).is_ok());
+    }
+}

@@ -1,0 +1,254 @@
+//! The dashboard's router, driven without a socket over a real results
+//! store: the runs list, a run page with its curves and nodes, a node page
+//! with its diff and meta trace, the typed JSON, hostile text rendered
+//! inert, and the token.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use hyperagents_dashboard::{DashboardState, GenerationRow, RunListItem, router};
+use hyperagents_store::events::GenerationDone;
+use hyperagents_store::{
+    DiffKind, EvolutionEvent, NewEvolutionRun, NewNode, NodeStatus, ResultsStore, RunMode,
+    RunStatus,
+};
+use serde_json::json;
+use tower::ServiceExt;
+
+const HOSTILE: &str = "<script>alert(1)</script> <a href=\"javascript:alert(2)\">x</a>";
+
+fn node(id: &str, parent: Option<&str>, generation: u64, errors: serde_json::Value) -> NewNode {
+    NewNode {
+        run_id: "r1".into(),
+        node_id: id.into(),
+        program_hash: format!("hash-{id}"),
+        parent_id: parent.map(str::to_string),
+        generation,
+        label: id.into(),
+        diff: String::new(),
+        diff_kinds: if parent.is_some() {
+            vec![DiffKind::Prompt]
+        } else {
+            Vec::new()
+        },
+        status: if errors.as_array().is_some_and(|e| e.is_empty()) {
+            NodeStatus::Valid
+        } else {
+            NodeStatus::Invalid
+        },
+        validation_errors: errors,
+        meta_tokens: 100,
+    }
+}
+
+/// A store with run `r1`: the seed and two children in generation 1 (one
+/// invalid, with a hostile error), a finished generation; and its run
+/// directory with a hostile diff and meta trace.
+fn fixture(dir: &Path) -> DashboardState {
+    let store = ResultsStore::open(dir.join("results.sqlite")).unwrap();
+    store
+        .create_evolution_run(&NewEvolutionRun {
+            id: "r1".into(),
+            config: json!({}),
+            mode: RunMode::Hyper,
+            seed: 7,
+        })
+        .unwrap();
+    store
+        .insert_node(&node("seed", None, 0, json!([])))
+        .unwrap();
+    store
+        .insert_node(&node("g1c0", Some("seed"), 1, json!([])))
+        .unwrap();
+    store
+        .insert_node(&node("g1c1", Some("seed"), 1, json!([HOSTILE])))
+        .unwrap();
+    store
+        .append(
+            "r1",
+            &EvolutionEvent::Generation(GenerationDone {
+                generation: 1,
+                valid_children: 1,
+                failed_attempts: 1,
+                best: 0.5,
+                mean: 0.25,
+                improvement: 0.25,
+                archive_size: 2,
+                best_node: "g1c0".into(),
+            }),
+        )
+        .unwrap();
+    store
+        .set_run_state("r1", RunStatus::Finished, &json!({"generations_done": 1}))
+        .unwrap();
+    let nodes = dir.join("runs/r1/nodes");
+    std::fs::create_dir_all(&nodes).unwrap();
+    std::fs::write(
+        nodes.join("g1c0.diff"),
+        format!("--- a/skills/x/prompt.md\n+++ b/skills/x/prompt.md\n-old line\n+{HOSTILE}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        nodes.join("g1c0.meta.txt"),
+        format!("Llm llm → {HOSTILE}\n"),
+    )
+    .unwrap();
+    DashboardState {
+        store: ResultsStore::open_read_only(dir.join("results.sqlite")).unwrap(),
+        runs_dir: dir.join("runs"),
+        token: None,
+    }
+}
+
+async fn get(
+    state: &DashboardState,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut request = Request::builder().uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router(state.clone())
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 16 << 20)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// No markup from the store or the run directory comes through live.
+fn inert(page: &str) {
+    assert!(!page.contains("<script"), "{page}");
+    assert!(!page.contains("href=\"javascript:"), "{page}");
+}
+
+#[tokio::test]
+async fn runs_run_and_node_pages_show_the_archive_with_hostile_text_inert() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = fixture(dir.path());
+
+    let (status, headers, runs) = get(&state, "/", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'")
+    );
+    assert!(runs.contains("<a href=\"/runs/r1\">r1</a>"), "{runs}");
+    assert!(
+        runs.contains("hyper") && runs.contains("finished"),
+        "{runs}"
+    );
+
+    let (status, _, run) = get(&state, "/runs/r1", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        run.contains("<a href=\"/runs/r1/nodes/g1c0\">g1c0</a>"),
+        "{run}"
+    );
+    assert!(run.contains("<td>invalid</td>"), "{run}");
+    assert!(
+        run.contains("alt=\"lineage\" src=\"data:image/svg+xml;base64,"),
+        "{run}"
+    );
+    // A finished run does not reload itself.
+    assert!(!run.contains("http-equiv=\"refresh\""));
+    inert(&run);
+
+    let (status, _, child) = get(&state, "/runs/r1/nodes/g1c0", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        child.contains("<span class=\"del\">-old line</span>"),
+        "{child}"
+    );
+    assert!(
+        child.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "the diff's text is shown, escaped: {child}"
+    );
+    assert!(child.contains("The meta step that made it"), "{child}");
+    inert(&child);
+    let (_, _, invalid) = get(&state, "/runs/r1/nodes/g1c1", &[]).await;
+    assert!(invalid.contains("Validation errors"), "{invalid}");
+    inert(&invalid);
+
+    // Typed JSON.
+    let (_, _, api) = get(&state, "/api/runs", &[]).await;
+    let items: Vec<RunListItem> = serde_json::from_str(&api).unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].id, "r1");
+    assert_eq!(items[0].generations_done, 1);
+    let (_, _, api) = get(&state, "/api/runs/r1/generations", &[]).await;
+    let rows: Vec<GenerationRow> = serde_json::from_str(&api).unwrap();
+    assert_eq!(rows.last().unwrap().best_node, "g1c0");
+
+    // Unknown runs and nodes, and ids that try to leave the run directory.
+    assert_eq!(
+        get(&state, "/runs/nope", &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&state, "/runs/r1/nodes/nope", &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(&state, "/runs/r1/nodes/..%2F..%2Fsecret", &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_running_run_reloads_and_a_token_guards_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = fixture(dir.path());
+    ResultsStore::open(dir.path().join("results.sqlite"))
+        .unwrap()
+        .set_run_state("r1", RunStatus::Running, &json!({}))
+        .unwrap();
+    let (_, _, run) = get(&state, "/runs/r1", &[]).await;
+    assert!(run.contains("http-equiv=\"refresh\""), "{run}");
+
+    state.token = Some("s3cret".into());
+    for uri in ["/", "/runs/r1", "/api/runs", "/runs/r1/nodes/g1c0"] {
+        assert_eq!(
+            get(&state, uri, &[]).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+        assert_eq!(
+            get(&state, uri, &[("authorization", "Bearer wrong")])
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            get(&state, uri, &[("authorization", "Bearer s3cret")])
+                .await
+                .0,
+            StatusCode::OK
+        );
+    }
+    // A token in the query opens the page and sets the cookie links then use.
+    let (status, headers, _) = get(&state, "/?token=s3cret", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let cookie = headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.starts_with("hyperagents_token=s3cret;") && cookie.contains("HttpOnly"));
+    assert_eq!(
+        get(
+            &state,
+            "/runs/r1",
+            &[("cookie", "hyperagents_token=s3cret")]
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+}
