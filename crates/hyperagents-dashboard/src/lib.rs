@@ -1,6 +1,7 @@
 //! The web dashboard (`hyperagents serve`): the evolution runs of a results
-//! store, each with its curves, lineage and nodes, and each node with its
-//! diff, stage scores and the meta step that made it.
+//! store, each with its curves, lineage and nodes; each node with its diff,
+//! stage scores, episodes and the meta step that made it; each episode with
+//! its span tree (model calls' inputs and outputs, actions, errors).
 //!
 //! Pages are rendered on the server from the store (opened read-only, beside
 //! the processes writing it) and the runs' directories; nothing is fetched
@@ -13,8 +14,8 @@
 //! address needs a token ([`check_bind`]), sent as `Authorization: Bearer`,
 //! a `token` query parameter (which also sets a cookie) or that cookie.
 //!
-//! Not built yet (issue 17): episode pages, comparison of runs, human
-//! feedback and its effect on fitness.
+//! Not built yet (issue 17): screenshots on episode pages, comparison of
+//! runs, human feedback and its effect on fitness.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -100,6 +101,10 @@ pub fn router(state: DashboardState) -> Router {
         .route("/", get(runs_page))
         .route("/runs/{run}", get(run_page))
         .route("/runs/{run}/nodes/{node}", get(node_page))
+        .route(
+            "/runs/{run}/nodes/{node}/{stage}/{index}",
+            get(episode_page),
+        )
         .route("/api/runs", get(runs_api))
         .route("/api/runs/{run}/generations", get(generations_api))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
@@ -547,6 +552,43 @@ async fn node_page(
         }
         body.push_str("</ul>");
     }
+    for stage in STAGES {
+        let records = match stage_records(&state, &run, &node, stage) {
+            Ok(records) => records,
+            Err(response) => return *response,
+        };
+        if records.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            body,
+            "<h2>Episodes: {stage}</h2><table><tr><th>task</th><th>seed</th><th>success</th>\
+             <th>reason</th><th>tokens</th><th>ms</th></tr>"
+        );
+        for (index, record) in records.iter().enumerate() {
+            let task = &record.key.task;
+            let link = if record.result.trajectory.is_some() {
+                format!(
+                    "<a href=\"/runs/{}/nodes/{}/{stage}/{index}\">{}</a>",
+                    segment(&run),
+                    segment(&node),
+                    html(task)
+                )
+            } else {
+                html(task)
+            };
+            let _ = write!(
+                body,
+                "<tr><td>{link}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                record.key.seed,
+                if record.result.success { "yes" } else { "no" },
+                html(&clip(&record.result.reason, 200)),
+                record.result.tokens_in + record.result.tokens_out,
+                record.result.duration_ms,
+            );
+        }
+        body.push_str("</table>");
+    }
     match run_dir(&state, &run) {
         Some(dir) if safe_id(&node) => {
             let nodes = dir.join("nodes");
@@ -579,6 +621,101 @@ async fn node_page(
         _ => body.push_str("<p>The run's directory is not available here.</p>"),
     }
     page(&format!("{node} of {run}"), &body, false)
+}
+
+/// The stages whose episodes a node page lists, in order. The held-out
+/// split's are listed too (a person may look at them; no agent does).
+const STAGES: [&str; 4] = ["smoke", "stage1", "full", "test"];
+
+/// Longest span text shown on an episode page before it is cut.
+const SPAN_TEXT_CHARS: usize = 4000;
+
+fn clip(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// The stored episodes of a node's stage, in (task, seed) order.
+fn stage_records(
+    state: &DashboardState,
+    run: &str,
+    node: &str,
+    stage: &str,
+) -> Result<Vec<hyperagents_store::EvalRecord>, Box<Response>> {
+    let eval_run = state
+        .store
+        .node_eval_run(run, node, stage)
+        .map_err(|error| Box::new(failure(error)))?;
+    let Some(eval_run) = eval_run else {
+        return Ok(Vec::new());
+    };
+    let mut records = state
+        .store
+        .run_evaluations(eval_run)
+        .map_err(|error| Box::new(failure(error)))?;
+    records.sort_by(|a, b| (&a.key.task, a.key.seed).cmp(&(&b.key.task, b.key.seed)));
+    Ok(records)
+}
+
+async fn episode_page(
+    State(state): State<Arc<DashboardState>>,
+    UrlPath((run, node, stage, index)): UrlPath<(String, String, String, usize)>,
+) -> Response {
+    if !STAGES.contains(&stage.as_str()) {
+        return not_found(&format!("no stage `{stage}`"));
+    }
+    let records = match stage_records(&state, &run, &node, &stage) {
+        Ok(records) => records,
+        Err(response) => return *response,
+    };
+    let Some(record) = records.get(index) else {
+        return not_found(&format!("no episode {index} in stage {stage} of {node}"));
+    };
+    let mut body = format!(
+        "<h1>Episode: {} (seed {})</h1><p>stage {} of node <a href=\"/runs/{}/nodes/{}\">{}</a>; \
+         {}; {}; {} + {} tokens; {} ms.</p>",
+        html(&record.key.task),
+        record.key.seed,
+        html(&stage),
+        segment(&run),
+        segment(&node),
+        html(&node),
+        if record.result.success {
+            "succeeded"
+        } else {
+            "failed"
+        },
+        html(&record.result.reason),
+        record.result.tokens_in,
+        record.result.tokens_out,
+        record.result.duration_ms,
+    );
+    match &record.result.trajectory {
+        None => body.push_str("<p>No trajectory was kept for this episode.</p>"),
+        Some(path) => match hyperagents_runtime::trace::read_trajectory(path) {
+            Ok(trajectory) => {
+                let _ = write!(
+                    body,
+                    "<h2>Span tree</h2><p>Every model call with its input and output, every \
+                     action, observation and error, in order.</p><pre>{}</pre>",
+                    html(&hyperagents_runtime::trace::render_tree(
+                        &trajectory,
+                        SPAN_TEXT_CHARS
+                    ))
+                );
+            }
+            Err(error) => {
+                let _ = write!(
+                    body,
+                    "<p>The trajectory cannot be read: {}</p>",
+                    html(&error.to_string())
+                );
+            }
+        },
+    }
+    page(&format!("{} of {node}", record.key.task), &body, false)
 }
 
 /// The run's directory: the one its last launch record names, else

@@ -12,8 +12,8 @@ use axum::http::{Request, StatusCode, header};
 use hyperagents_dashboard::{DashboardState, GenerationRow, RunListItem, router};
 use hyperagents_store::events::GenerationDone;
 use hyperagents_store::{
-    DiffKind, EvolutionEvent, NewEvolutionRun, NewNode, NodeStatus, ResultsStore, RunMode,
-    RunStatus,
+    DiffKind, EvalKey, EvalResult, EvalStatus, EvolutionEvent, NewEvalRun, NewEvolutionRun,
+    NewNode, NodeStatus, ResultsStore, RunMode, RunStatus,
 };
 use serde_json::json;
 use tower::ServiceExt;
@@ -96,11 +96,72 @@ fn fixture(dir: &Path) -> DashboardState {
         format!("Llm llm → {HOSTILE}\n"),
     )
     .unwrap();
+    // g1c0's stage 1: one episode with a trajectory whose model output is
+    // hostile page text, one without a trajectory.
+    let trajectory = dir.join("traces/t1-0.jsonl.gz");
+    write_trajectory(&trajectory);
+    let eval_run = store
+        .create_run(&NewEvalRun {
+            program_hash: "hash-g1c0".into(),
+            suite: "jsonl:t".into(),
+            split: "train".into(),
+            config: json!({}),
+        })
+        .unwrap();
+    for (task, kept) in [("t1", Some(trajectory)), ("t2", None)] {
+        let key = EvalKey {
+            program_hash: "hash-g1c0".into(),
+            suite: "jsonl:t".into(),
+            suite_version: "v1".into(),
+            task: task.into(),
+            seed: 0,
+            models: Default::default(),
+            sampling_hash: "s".into(),
+            host_api_version: 2,
+        };
+        let result = EvalResult {
+            status: EvalStatus::Ok,
+            success: task == "t1",
+            score: 0.0,
+            reason: format!("scored {HOSTILE}"),
+            tokens_in: 10,
+            tokens_out: 2,
+            cost: 0.0,
+            duration_ms: 50,
+            trajectory: kept,
+            finished_at_ms: 1,
+        };
+        store.record_in_run(eval_run, &key, &result).unwrap();
+    }
+    store
+        .link_node_evaluation("r1", "g1c0", "stage1", eval_run)
+        .unwrap();
     DashboardState {
         store: ResultsStore::open_read_only(dir.join("results.sqlite")).unwrap(),
         runs_dir: dir.join("runs"),
         token: None,
     }
+}
+
+/// A trajectory file as the runtime writes it: a header and one model call
+/// whose output is hostile text.
+fn write_trajectory(path: &Path) {
+    use std::io::Write;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let lines = [
+        json!({"type": "episode", "domain": "jsonl:t", "task": "t1", "seed": 0,
+               "program": "hash-g1c0", "started_at_unix_ms": 0}),
+        json!({"type": "span", "id": 0, "parent": null, "kind": "llm", "name": "llm",
+               "input": {"prompt": "What is on the page?"}, "output": HOSTILE, "error": null,
+               "tokens_in": 10, "tokens_out": 2, "tokens_cached": 0, "cost": 0.0,
+               "start_ms": 0, "end_ms": 5}),
+    ];
+    let file = std::fs::File::create(path).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    for line in lines {
+        writeln!(gz, "{line}").unwrap();
+    }
+    gz.finish().unwrap();
 }
 
 async fn get(
@@ -176,6 +237,35 @@ async fn runs_run_and_node_pages_show_the_archive_with_hostile_text_inert() {
     );
     assert!(child.contains("The meta step that made it"), "{child}");
     inert(&child);
+    // Its stage-1 episodes, and the one with a trajectory opens its span tree.
+    assert!(child.contains("<h2>Episodes: stage1</h2>"), "{child}");
+    assert!(
+        child.contains("<a href=\"/runs/r1/nodes/g1c0/stage1/0\">t1</a>"),
+        "{child}"
+    );
+    assert!(
+        child.contains("<tr><td>t2</td>"),
+        "no trajectory, no link: {child}"
+    );
+    let (status, _, episode) = get(&state, "/runs/r1/nodes/g1c0/stage1/0", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        episode.contains("Span tree") && episode.contains("What is on the page?"),
+        "{episode}"
+    );
+    assert!(episode.contains("&lt;script&gt;alert(1)"), "{episode}");
+    inert(&episode);
+    for missing in [
+        "/runs/r1/nodes/g1c0/stage1/5",
+        "/runs/r1/nodes/g1c0/nostage/0",
+        "/runs/r1/nodes/g1c0/full/0",
+    ] {
+        assert_eq!(
+            get(&state, missing, &[]).await.0,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
     let (_, _, invalid) = get(&state, "/runs/r1/nodes/g1c1", &[]).await;
     assert!(invalid.contains("Validation errors"), "{invalid}");
     inert(&invalid);
