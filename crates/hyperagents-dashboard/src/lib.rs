@@ -254,7 +254,8 @@ fn secure(headers: &mut HeaderMap) {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;max-width:75em}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;\
 text-align:left}pre{background:#f6f6f6;padding:.5em;overflow:auto;max-height:40em}\
-.add{color:#060}.del{color:#a00}.svg svg{max-width:100%;height:auto}nav{margin-bottom:1em}";
+.add{color:#060}.del{color:#a00}.svg svg{max-width:100%;height:auto}nav{margin-bottom:1em}\
+ul.tree,ul.tree ul{list-style:none;padding-left:1.2em}summary{cursor:pointer}";
 
 fn not_found(what: &str) -> Response {
     let mut response = page(
@@ -395,9 +396,85 @@ async fn generations_api(
     }
 }
 
+/// The run page's node list: a search (node ids containing `q`) and a page.
+#[derive(Deserialize, Default)]
+struct NodeListQuery {
+    q: Option<String>,
+    page: Option<usize>,
+}
+
+/// Nodes per page of a run page's node table.
+const NODES_PER_PAGE: usize = 200;
+/// Lineage levels shown open; deeper subtrees start collapsed.
+const OPEN_DEPTH: usize = 2;
+
+/// The lineage as nested lists whose subtrees collapse (`<details>`, no
+/// script): each node links to its page with its train score and how it
+/// compared with its parent.
+fn lineage_html(run: &str, report: &RunReport) -> String {
+    let mut children: std::collections::BTreeMap<&str, Vec<&hyperagents_report::NodeSummary>> =
+        std::collections::BTreeMap::new();
+    let mut roots = Vec::new();
+    for node in &report.nodes {
+        match node.parent_id.as_deref() {
+            Some(parent) if report.nodes.iter().any(|n| n.node_id == parent) => {
+                children.entry(parent).or_default().push(node);
+            }
+            _ => roots.push(node),
+        }
+    }
+    let mut out = String::from("<ul class=\"tree\">");
+    // (node, depth) to open, or None to close a subtree: iterative, so a
+    // deep lineage cannot overflow the stack.
+    let mut stack: Vec<Option<(&hyperagents_report::NodeSummary, usize)>> =
+        roots.into_iter().rev().map(|n| Some((n, 0))).collect();
+    while let Some(item) = stack.pop() {
+        let Some((node, depth)) = item else {
+            out.push_str("</ul></details></li>");
+            continue;
+        };
+        let label = format!(
+            "<a href=\"/runs/{}/nodes/{}\">{}</a> {}{}{}",
+            segment(run),
+            segment(&node.node_id),
+            html(&node.node_id),
+            percent(node.train_score()),
+            if node.status.as_str() == "valid" {
+                ""
+            } else {
+                " (invalid)"
+            },
+            match &node.comparison {
+                Some(c) if c.accepted => " ✓ accepted",
+                _ => "",
+            }
+        );
+        match children.get(node.node_id.as_str()) {
+            None => {
+                let _ = write!(out, "<li>{label}</li>");
+            }
+            Some(kids) => {
+                let open = if depth < OPEN_DEPTH { " open" } else { "" };
+                let _ = write!(
+                    out,
+                    "<li><details{open}><summary>{label} — {} children</summary><ul>",
+                    kids.len()
+                );
+                stack.push(None);
+                for kid in kids.iter().rev() {
+                    stack.push(Some((kid, depth + 1)));
+                }
+            }
+        }
+    }
+    out.push_str("</ul>");
+    out
+}
+
 async fn run_page(
     State(state): State<Arc<DashboardState>>,
     UrlPath(run): UrlPath<String>,
+    Query(list): Query<NodeListQuery>,
 ) -> Response {
     let report = match report_of(&state, &run) {
         Ok(report) => report,
@@ -470,11 +547,48 @@ async fn run_page(
         "<h2>Lineage</h2><p class=\"svg\"><img alt=\"lineage\" src=\"data:image/svg+xml;base64,{}\"></p>",
         base64(run_lineage_svg(&report).as_bytes())
     );
+    let _ = write!(body, "<h2>Lineage tree</h2>{}", lineage_html(&run, &report));
+    let query = list.q.as_deref().unwrap_or("").trim().to_string();
+    let matching: Vec<&hyperagents_report::NodeSummary> = report
+        .nodes
+        .iter()
+        .filter(|n| query.is_empty() || n.node_id.contains(query.as_str()))
+        .collect();
+    let pages = matching.len().div_ceil(NODES_PER_PAGE).max(1);
+    let page_index = list.page.unwrap_or(1).clamp(1, pages);
+    let _ = write!(
+        body,
+        "<h2>Nodes</h2><form method=\"get\" action=\"/runs/{}\"><input name=\"q\" value=\"{}\" \
+         placeholder=\"node id contains\"> <button>search</button></form><p>{} of {} nodes; page {} of {}",
+        segment(&run),
+        html(&query),
+        matching.len(),
+        report.nodes.len(),
+        page_index,
+        pages,
+    );
+    for (label, target) in [
+        ("previous", page_index.saturating_sub(1)),
+        ("next", page_index + 1),
+    ] {
+        if target >= 1 && target <= pages && target != page_index {
+            let _ = write!(
+                body,
+                " · <a href=\"/runs/{}?q={}&amp;page={target}\">{label}</a>",
+                segment(&run),
+                segment(&query),
+            );
+        }
+    }
     body.push_str(
-        "<h2>Nodes</h2><table><tr><th>node</th><th>parent</th><th>generation</th><th>status</th>\
+        "</p><table><tr><th>node</th><th>parent</th><th>generation</th><th>status</th>\
          <th>changed</th><th>stage 1</th><th>full</th><th>test</th><th>vs parent</th></tr>",
     );
-    for node in &report.nodes {
+    for node in matching
+        .into_iter()
+        .skip((page_index - 1) * NODES_PER_PAGE)
+        .take(NODES_PER_PAGE)
+    {
         let parent = node.parent_id.as_deref().unwrap_or("–");
         let versus = node.comparison.as_ref().map_or_else(
             || "–".to_string(),

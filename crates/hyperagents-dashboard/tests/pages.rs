@@ -342,3 +342,63 @@ async fn a_running_run_reloads_and_a_token_guards_every_page() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_run_of_ten_thousand_nodes_pages_searches_and_collapses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ResultsStore::open(dir.path().join("results.sqlite")).unwrap();
+    store
+        .create_evolution_run(&NewEvolutionRun {
+            id: "big".into(),
+            config: json!({}),
+            mode: RunMode::Hyper,
+            seed: 1,
+        })
+        .unwrap();
+    let mut seed = node("seed", None, 0, json!([]));
+    seed.run_id = "big".into();
+    store.insert_node(&seed).unwrap();
+    // A chain of 100 generations, 100 children each, every child of the
+    // previous generation's first child: deep and wide.
+    for generation in 1..=100u64 {
+        let parent = if generation == 1 {
+            "seed".to_string()
+        } else {
+            format!("g{}c0", generation - 1)
+        };
+        for child in 0..100 {
+            let mut n = node(
+                &format!("g{generation}c{child}"),
+                Some(&parent),
+                generation,
+                json!([]),
+            );
+            n.run_id = "big".into();
+            store.insert_node(&n).unwrap();
+        }
+    }
+    let state = DashboardState {
+        store: ResultsStore::open_read_only(dir.path().join("results.sqlite")).unwrap(),
+        runs_dir: dir.path().join("runs"),
+        token: None,
+    };
+    let (status, _, page) = get(&state, "/runs/big", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("10001 of 10001 nodes; page 1 of 51"), "paged");
+    assert_eq!(
+        page.matches("<tr><td><a href=\"/runs/big/nodes/").count(),
+        200
+    );
+    // Deep subtrees start collapsed; every node is in the tree.
+    assert!(page.contains("<details open><summary><a href=\"/runs/big/nodes/seed\">"));
+    assert!(page.contains("<details><summary><a href=\"/runs/big/nodes/g3c0\">"));
+    assert!(page.contains("/runs/big/nodes/g100c99\">g100c99</a>"));
+    let (_, _, last) = get(&state, "/runs/big?page=51", &[]).await;
+    assert!(
+        last.contains("page 51 of 51") && last.contains("previous"),
+        "last page"
+    );
+    let (_, _, found) = get(&state, "/runs/big?q=g77c4", &[]).await;
+    // g77c4 and g77c40..g77c49.
+    assert!(found.contains("11 of 10001 nodes"), "search");
+}
