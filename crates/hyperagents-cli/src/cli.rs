@@ -103,6 +103,34 @@ pub enum Command {
     /// Serve the web dashboard: runs, curves, lineage, nodes and their diffs, read from the
     /// results store while runs write it.
     Serve(ServeArgs),
+    /// Human feedback (episode ratings and preferences) as JSONL, for headless use.
+    #[command(subcommand)]
+    Feedback(FeedbackCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedbackCommand {
+    /// Write every judgement (or one run's) as JSONL, one per line.
+    Export {
+        /// Only this run's.
+        #[arg(long)]
+        run: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The feedback file (default: <cache dir>/feedback.sqlite).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Add the judgements of a JSONL file (an export, another rater's); ones already stored are
+    /// kept once.
+    Import {
+        /// The JSONL file.
+        input: PathBuf,
+        /// The feedback file (default: <cache dir>/feedback.sqlite).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

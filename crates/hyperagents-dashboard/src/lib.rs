@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use axum::Form;
 use axum::Router;
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -29,7 +30,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyperagents_report::{RunReport, run_chart_svgs, run_lineage_svg, run_summary};
-use hyperagents_store::{EvolutionEvent, ResultsStore, RunStatus};
+use hyperagents_store::{
+    EpisodePreference, EpisodeRating, EvolutionEvent, Feedback, FeedbackStore, ResultsStore,
+    RunStatus,
+};
 use serde::{Deserialize, Serialize};
 
 /// The cookie a token given in the query is kept in.
@@ -46,6 +50,18 @@ pub struct DashboardState {
     pub runs_dir: PathBuf,
     /// Required of every request when set.
     pub token: Option<String>,
+    /// Where ratings and preferences go; without it pages show no forms.
+    pub feedback: Option<FeedbackStore>,
+    /// The secret every form carries back (cross-site requests cannot
+    /// read it); [`new_form_secret`] makes one per server.
+    pub form_secret: String,
+}
+
+/// A fresh secret for [`DashboardState::form_secret`].
+pub fn new_form_secret() -> String {
+    use rand::Rng as _;
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +119,11 @@ pub fn router(state: DashboardState) -> Router {
         .route("/runs/{run}/nodes/{node}", get(node_page))
         .route(
             "/runs/{run}/nodes/{node}/{stage}/{index}",
-            get(episode_page),
+            get(episode_page).post(rate_episode),
+        )
+        .route(
+            "/runs/{run}/nodes/{node}/{stage}/{index}/versus/{other}",
+            get(versus_page).post(prefer_episode),
         )
         .route("/api/runs", get(runs_api))
         .route("/api/runs/{run}/generations", get(generations_api))
@@ -254,7 +274,7 @@ fn secure(headers: &mut HeaderMap) {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;max-width:75em}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;\
 text-align:left}pre{background:#f6f6f6;padding:.5em;overflow:auto;max-height:40em}\
-.add{color:#060}.del{color:#a00}.svg svg{max-width:100%;height:auto}nav{margin-bottom:1em}\
+table.versus td{vertical-align:top;width:50%}.add{color:#060}.del{color:#a00}.svg svg{max-width:100%;height:auto}nav{margin-bottom:1em}\
 ul.tree,ul.tree ul{list-style:none;padding-left:1.2em}summary{cursor:pointer}";
 
 fn not_found(what: &str) -> Response {
@@ -829,7 +849,335 @@ async fn episode_page(
             }
         },
     }
+    body.push_str(&feedback_section(
+        &state,
+        &run,
+        &node,
+        &stage,
+        &record.key.task,
+        record.key.seed,
+        &format!(
+            "/runs/{}/nodes/{}/{}/{index}",
+            segment(&run),
+            segment(&node),
+            segment(&stage)
+        ),
+    ));
+    if let Some(parent) = parent_of(&state, &run, &node) {
+        let _ = write!(
+            body,
+            "<p><a href=\"/runs/{}/nodes/{}/{}/{index}/versus/{}\">Side by side with its parent \
+             {} on this task and seed</a></p>",
+            segment(&run),
+            segment(&node),
+            segment(&stage),
+            segment(&parent),
+            html(&parent)
+        );
+    }
     page(&format!("{} of {node}", record.key.task), &body, false)
+}
+
+fn parent_of(state: &DashboardState, run: &str, node: &str) -> Option<String> {
+    state.store.node(run, node).ok().flatten()?.parent_id
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The ratings of one episode, and the form to add one (not for the
+/// held-out split: people may look at its episodes, not judge them, so no
+/// judgement of them can reach selection).
+fn feedback_section(
+    state: &DashboardState,
+    run: &str,
+    node: &str,
+    stage: &str,
+    task: &str,
+    seed: u64,
+    action: &str,
+) -> String {
+    let Some(feedback) = &state.feedback else {
+        return String::new();
+    };
+    let mut out = String::from("<h2>Ratings</h2>");
+    let ratings: Vec<EpisodeRating> = feedback
+        .list(Some(run))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| match r.feedback {
+            Feedback::Rating(r)
+                if r.node == node && r.stage == stage && r.task == task && r.seed == seed =>
+            {
+                Some(r)
+            }
+            _ => None,
+        })
+        .collect();
+    if ratings.is_empty() {
+        out.push_str("<p>Not rated yet.</p>");
+    } else {
+        out.push_str("<ul>");
+        for r in &ratings {
+            let _ = write!(
+                out,
+                "<li>{} by {}: {}</li>",
+                if r.good { "good" } else { "bad" },
+                html(&r.rater),
+                html(&r.comment)
+            );
+        }
+        out.push_str("</ul>");
+    }
+    if stage == "test" {
+        out.push_str("<p>Episodes of the held-out split are not rated.</p>");
+        return out;
+    }
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"secret\" \
+         value=\"{}\"><label>your name <input name=\"rater\" required></label> \
+         <label><input type=\"radio\" name=\"verdict\" value=\"good\" required> good</label> \
+         <label><input type=\"radio\" name=\"verdict\" value=\"bad\"> bad</label> \
+         <label>comment <input name=\"comment\" size=\"60\"></label> <button>rate</button></form>",
+        html(&state.form_secret)
+    );
+    out
+}
+
+#[derive(Deserialize)]
+struct RatingForm {
+    secret: String,
+    rater: String,
+    verdict: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// Whether a form post came from one of this server's pages: its secret,
+/// and, where the browser names it, the same origin.
+fn form_allowed(state: &DashboardState, headers: &HeaderMap, secret: &str) -> bool {
+    let same_origin = match (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest == host),
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    same_origin && constant_time_eq(secret, &state.form_secret)
+}
+
+fn refused(why: &str) -> Response {
+    let mut response = page(
+        "refused",
+        &format!("<h1>Refused</h1><p>{}</p>", html(why)),
+        false,
+    );
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
+}
+
+fn see_other(to: &str) -> Response {
+    let mut response = (StatusCode::SEE_OTHER, "").into_response();
+    if let Ok(value) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    secure(response.headers_mut());
+    response
+}
+
+async fn rate_episode(
+    State(state): State<Arc<DashboardState>>,
+    UrlPath((run, node, stage, index)): UrlPath<(String, String, String, usize)>,
+    headers: HeaderMap,
+    Form(form): Form<RatingForm>,
+) -> Response {
+    if !form_allowed(&state, &headers, &form.secret) {
+        return refused("this form did not come from this dashboard");
+    }
+    let Some(feedback) = &state.feedback else {
+        return refused("this dashboard takes no feedback");
+    };
+    if stage == "test" {
+        return refused("episodes of the held-out split are not rated");
+    }
+    let records = match stage_records(&state, &run, &node, &stage) {
+        Ok(records) => records,
+        Err(response) => return *response,
+    };
+    let Some(record) = records.get(index) else {
+        return not_found(&format!("no episode {index} in stage {stage} of {node}"));
+    };
+    let good = match form.verdict.as_str() {
+        "good" => true,
+        "bad" => false,
+        other => return refused(&format!("unknown verdict `{other}`")),
+    };
+    let rating = Feedback::Rating(EpisodeRating {
+        run: run.clone(),
+        node: node.clone(),
+        stage: stage.clone(),
+        task: record.key.task.clone(),
+        seed: record.key.seed,
+        good,
+        comment: form.comment.trim().to_string(),
+        rater: form.rater.trim().to_string(),
+        at_ms: now_ms(),
+    });
+    if let Err(error) = feedback.add(&rating) {
+        return refused(&error.to_string());
+    }
+    see_other(&format!(
+        "/runs/{}/nodes/{}/{}/{index}",
+        segment(&run),
+        segment(&node),
+        segment(&stage)
+    ))
+}
+
+/// The episode of `other` on the same task and seed as `node`'s episode
+/// `index` of `stage`, with both nodes' records.
+fn paired_records(
+    state: &DashboardState,
+    run: &str,
+    node: &str,
+    stage: &str,
+    index: usize,
+    other: &str,
+) -> Result<(hyperagents_store::EvalRecord, hyperagents_store::EvalRecord), Box<Response>> {
+    let mine = stage_records(state, run, node, stage)?;
+    let Some(record) = mine.into_iter().nth(index) else {
+        return Err(Box::new(not_found(&format!(
+            "no episode {index} in stage {stage} of {node}"
+        ))));
+    };
+    let theirs = stage_records(state, run, other, stage)?;
+    let Some(other_record) = theirs
+        .into_iter()
+        .find(|r| r.key.task == record.key.task && r.key.seed == record.key.seed)
+    else {
+        return Err(Box::new(not_found(&format!(
+            "{other} has no episode of {} (seed {}) in stage {stage}",
+            record.key.task, record.key.seed
+        ))));
+    };
+    Ok((record, other_record))
+}
+
+fn span_tree(record: &hyperagents_store::EvalRecord) -> String {
+    match &record.result.trajectory {
+        None => "(no trajectory kept)".into(),
+        Some(path) => match hyperagents_runtime::trace::read_trajectory(path) {
+            Ok(t) => hyperagents_runtime::trace::render_tree(&t, SPAN_TEXT_CHARS),
+            Err(error) => format!("(unreadable: {error})"),
+        },
+    }
+}
+
+async fn versus_page(
+    State(state): State<Arc<DashboardState>>,
+    UrlPath((run, node, stage, index, other)): UrlPath<(String, String, String, usize, String)>,
+) -> Response {
+    let (a, b) = match paired_records(&state, &run, &node, &stage, index, &other) {
+        Ok(pair) => pair,
+        Err(response) => return *response,
+    };
+    let mut body = format!(
+        "<h1>{} (seed {}): {} against {}</h1><table class=\"versus\"><tr><th>{} — {}</th>\
+         <th>{} — {}</th></tr><tr><td><pre>{}</pre></td><td><pre>{}</pre></td></tr></table>",
+        html(&a.key.task),
+        a.key.seed,
+        html(&node),
+        html(&other),
+        html(&node),
+        if a.result.success {
+            "succeeded"
+        } else {
+            "failed"
+        },
+        html(&other),
+        if b.result.success {
+            "succeeded"
+        } else {
+            "failed"
+        },
+        html(&span_tree(&a)),
+        html(&span_tree(&b)),
+    );
+    if state.feedback.is_some() && stage != "test" {
+        let _ = write!(
+            body,
+            "<form method=\"post\"><input type=\"hidden\" name=\"secret\" value=\"{}\">\
+             <label>your name <input name=\"rater\" required></label> \
+             <label><input type=\"radio\" name=\"preferred\" value=\"{}\" required> {}</label> \
+             <label><input type=\"radio\" name=\"preferred\" value=\"{}\"> {}</label> \
+             <label>comment <input name=\"comment\" size=\"60\"></label> \
+             <button>prefer</button></form>",
+            html(&state.form_secret),
+            html(&node),
+            html(&node),
+            html(&other),
+            html(&other),
+        );
+    }
+    page(&format!("{node} against {other}"), &body, false)
+}
+
+#[derive(Deserialize)]
+struct PreferenceForm {
+    secret: String,
+    rater: String,
+    preferred: String,
+    #[serde(default)]
+    comment: String,
+}
+
+async fn prefer_episode(
+    State(state): State<Arc<DashboardState>>,
+    UrlPath((run, node, stage, index, other)): UrlPath<(String, String, String, usize, String)>,
+    headers: HeaderMap,
+    Form(form): Form<PreferenceForm>,
+) -> Response {
+    if !form_allowed(&state, &headers, &form.secret) {
+        return refused("this form did not come from this dashboard");
+    }
+    let Some(feedback) = &state.feedback else {
+        return refused("this dashboard takes no feedback");
+    };
+    if stage == "test" {
+        return refused("episodes of the held-out split are not judged");
+    }
+    let (a, _) = match paired_records(&state, &run, &node, &stage, index, &other) {
+        Ok(pair) => pair,
+        Err(response) => return *response,
+    };
+    let preference = Feedback::Preference(EpisodePreference {
+        run: run.clone(),
+        stage: stage.clone(),
+        task: a.key.task.clone(),
+        seed: a.key.seed,
+        a: node.clone(),
+        b: other.clone(),
+        preferred: form.preferred,
+        comment: form.comment.trim().to_string(),
+        rater: form.rater.trim().to_string(),
+        at_ms: now_ms(),
+    });
+    if let Err(error) = feedback.add(&preference) {
+        return refused(&error.to_string());
+    }
+    see_other(&format!(
+        "/runs/{}/nodes/{}/{}/{index}",
+        segment(&run),
+        segment(&node),
+        segment(&stage)
+    ))
 }
 
 /// The run's directory: the one its last launch record names, else

@@ -12,8 +12,8 @@ use axum::http::{Request, StatusCode, header};
 use hyperagents_dashboard::{DashboardState, GenerationRow, RunListItem, router};
 use hyperagents_store::events::GenerationDone;
 use hyperagents_store::{
-    DiffKind, EvalKey, EvalResult, EvalStatus, EvolutionEvent, NewEvalRun, NewEvolutionRun,
-    NewNode, NodeStatus, ResultsStore, RunMode, RunStatus,
+    DiffKind, EvalKey, EvalResult, EvalStatus, EvolutionEvent, Feedback, FeedbackStore, NewEvalRun,
+    NewEvolutionRun, NewNode, NodeStatus, ResultsStore, RunMode, RunStatus,
 };
 use serde_json::json;
 use tower::ServiceExt;
@@ -97,26 +97,41 @@ fn fixture(dir: &Path) -> DashboardState {
     )
     .unwrap();
     // g1c0's stage 1: one episode with a trajectory whose model output is
-    // hostile page text, one without a trajectory.
+    // hostile page text, one without a trajectory; the seed's the same.
     let trajectory = dir.join("traces/t1-0.jsonl.gz");
     write_trajectory(&trajectory);
+    stage(&store, "g1c0", "stage1", &trajectory);
+    stage(&store, "seed", "stage1", &trajectory);
+    stage(&store, "seed", "test", &trajectory);
+    DashboardState {
+        store: ResultsStore::open_read_only(dir.join("results.sqlite")).unwrap(),
+        runs_dir: dir.join("runs"),
+        token: None,
+        feedback: Some(FeedbackStore::open(dir.join("feedback.sqlite")).unwrap()),
+        form_secret: "form-secret".into(),
+    }
+}
+
+/// Stores `node`'s `stage`: task t1 (succeeded, with `trajectory`) and t2
+/// (failed, none kept), seed 0.
+fn stage(store: &ResultsStore, node: &str, stage: &str, trajectory: &Path) {
     let eval_run = store
         .create_run(&NewEvalRun {
-            program_hash: "hash-g1c0".into(),
+            program_hash: format!("hash-{node}"),
             suite: "jsonl:t".into(),
             split: "train".into(),
             config: json!({}),
         })
         .unwrap();
-    for (task, kept) in [("t1", Some(trajectory)), ("t2", None)] {
+    for (task, kept) in [("t1", Some(trajectory.to_path_buf())), ("t2", None)] {
         let key = EvalKey {
-            program_hash: "hash-g1c0".into(),
+            program_hash: format!("hash-{node}"),
             suite: "jsonl:t".into(),
             suite_version: "v1".into(),
             task: task.into(),
             seed: 0,
             models: Default::default(),
-            sampling_hash: "s".into(),
+            sampling_hash: stage.into(),
             host_api_version: 2,
         };
         let result = EvalResult {
@@ -134,13 +149,8 @@ fn fixture(dir: &Path) -> DashboardState {
         store.record_in_run(eval_run, &key, &result).unwrap();
     }
     store
-        .link_node_evaluation("r1", "g1c0", "stage1", eval_run)
+        .link_node_evaluation("r1", node, stage, eval_run)
         .unwrap();
-    DashboardState {
-        store: ResultsStore::open_read_only(dir.join("results.sqlite")).unwrap(),
-        runs_dir: dir.join("runs"),
-        token: None,
-    }
 }
 
 /// A trajectory file as the runtime writes it: a header and one model call
@@ -183,6 +193,27 @@ async fn get(
         .await
         .unwrap();
     (status, headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn post(
+    state: &DashboardState,
+    uri: &str,
+    form: &str,
+    origin: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap) {
+    let mut request = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("host", "127.0.0.1:8765")
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    let response = router(state.clone())
+        .oneshot(request.body(Body::from(form.to_string())).unwrap())
+        .await
+        .unwrap();
+    (response.status(), response.headers().clone())
 }
 
 /// No markup from the store or the run directory comes through live.
@@ -381,6 +412,8 @@ async fn a_run_of_ten_thousand_nodes_pages_searches_and_collapses() {
         store: ResultsStore::open_read_only(dir.path().join("results.sqlite")).unwrap(),
         runs_dir: dir.path().join("runs"),
         token: None,
+        feedback: None,
+        form_secret: "s".into(),
     };
     let (status, _, page) = get(&state, "/runs/big", &[]).await;
     assert_eq!(status, StatusCode::OK);
@@ -401,4 +434,96 @@ async fn a_run_of_ten_thousand_nodes_pages_searches_and_collapses() {
     let (_, _, found) = get(&state, "/runs/big?q=g77c4", &[]).await;
     // g77c4 and g77c40..g77c49.
     assert!(found.contains("11 of 10001 nodes"), "search");
+}
+
+#[tokio::test]
+async fn ratings_and_preferences_are_stored_from_forms_of_this_dashboard_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = fixture(dir.path());
+    let feedback = state.feedback.clone().unwrap();
+    let episode = "/runs/r1/nodes/g1c0/stage1/0";
+    let (_, _, page) = get(&state, episode, &[]).await;
+    assert!(
+        page.contains("Not rated yet.") && page.contains("name=\"secret\" value=\"form-secret\"")
+    );
+    assert!(
+        page.contains("/runs/r1/nodes/g1c0/stage1/0/versus/seed"),
+        "{page}"
+    );
+
+    // A post without the page's secret, or from another origin, is refused.
+    let form =
+        "secret=form-secret&rater=ana&verdict=bad&comment=clicked+%3Cb%3Ethe%3C%2Fb%3E+wrong+one";
+    let forged = "secret=guess&rater=ana&verdict=bad&comment=x";
+    assert_eq!(
+        post(&state, episode, forged, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(&state, episode, form, Some("http://evil.example"))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert!(feedback.list(None).unwrap().is_empty());
+    let (status, headers) = post(&state, episode, form, Some("http://127.0.0.1:8765")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], episode);
+    let stored = feedback.list(Some("r1")).unwrap();
+    assert_eq!(stored.len(), 1);
+    let Feedback::Rating(rating) = &stored[0].feedback else {
+        panic!("{stored:?}")
+    };
+    assert!(
+        !rating.good && rating.task == "t1" && rating.stage == "stage1" && rating.rater == "ana"
+    );
+    let (_, _, page) = get(&state, episode, &[]).await;
+    assert!(
+        page.contains("bad by ana: clicked &lt;b&gt;the&lt;/b&gt; wrong one"),
+        "{page}"
+    );
+
+    // The held-out split is viewed, never rated.
+    let (_, _, test) = get(&state, "/runs/r1/nodes/seed/test/0", &[]).await;
+    assert!(
+        test.contains("not rated") && !test.contains("<form"),
+        "{test}"
+    );
+    assert_eq!(
+        post(&state, "/runs/r1/nodes/seed/test/0", form, None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Side by side with the parent, and a preference.
+    let versus = "/runs/r1/nodes/g1c0/stage1/0/versus/seed";
+    let (status, _, page) = get(&state, versus, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("g1c0 — succeeded") && page.contains("seed — succeeded"),
+        "{page}"
+    );
+    inert(&page);
+    let (status, _) = post(
+        &state,
+        versus,
+        "secret=form-secret&rater=ben&preferred=seed&comment=",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = post(
+        &state,
+        versus,
+        "secret=form-secret&rater=ben&preferred=g9c9&comment=",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a node not shown");
+    let stored = feedback.list(Some("r1")).unwrap();
+    assert_eq!(stored.len(), 2);
+    assert!(
+        matches!(&stored[1].feedback, Feedback::Preference(p) if p.preferred == "seed" && p.a == "g1c0" && p.b == "seed")
+    );
 }

@@ -15,6 +15,8 @@
 //!   [`Archive`] is what the evolution engine uses of it, as a trait.
 //! - [`report`] aggregates a run per task and overall, with Wilson score
 //!   intervals, and exports it as JSONL.
+//! - [`feedback`] keeps human judgements of episodes (ratings, preferences)
+//!   in a file of their own beside the store.
 //! - [`ledger`] keeps what a run's models spent per role and how long the
 //!   run has been going, so run-level budgets hold across resumes.
 //!
@@ -25,6 +27,7 @@ pub mod archive;
 mod error;
 pub mod events;
 pub mod evolution;
+pub mod feedback;
 mod key;
 pub mod ledger;
 pub mod report;
@@ -37,6 +40,7 @@ pub use evolution::{
     DiffKind, EventRecord, EvolutionRun, NewEvolutionRun, NewNode, NodeRecord, NodeStatus, RunMode,
     RunStatus,
 };
+pub use feedback::{EpisodePreference, EpisodeRating, Feedback, FeedbackRecord, FeedbackStore};
 pub use key::{EvalKey, EvalKeyHash, canonical_json, canonical_sha256};
 pub use ledger::{RoleSpend, StoredLedger};
 pub use report::{Interval, RunSummary, TaskStats, wilson_95, wilson_interval};

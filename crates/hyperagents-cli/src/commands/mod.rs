@@ -10,6 +10,7 @@ mod config;
 mod data;
 mod eval;
 mod evolve;
+mod feedback;
 mod models;
 mod programs;
 mod serve;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => evolve::report(&settings, &args),
         Command::Compare(args) => evolve::compare(&settings, &args),
         Command::Serve(args) => serve::run(&settings, args).await,
+        Command::Feedback(command) => feedback::run(&settings, command),
         Command::Improve(args) => programs::improve(settings, args).await,
         Command::Init(args) => {
             crate::builtin::write_seed(&args.dir)?;

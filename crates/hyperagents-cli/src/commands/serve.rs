@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use hyperagents_dashboard::{DashboardState, check_bind, serve};
-use hyperagents_store::ResultsStore;
+use hyperagents_dashboard::{DashboardState, check_bind, new_form_secret, serve};
+use hyperagents_store::{FeedbackStore, ResultsStore};
 
 use crate::cli::ServeArgs;
 use crate::settings::Settings;
@@ -22,6 +22,10 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
     }
     let store = ResultsStore::open_read_only(&path)
         .with_context(|| format!("opening the results store {} to read", path.display()))?;
+    // Beside the results store.
+    let feedback_path = path.with_file_name("feedback.sqlite");
+    let feedback = FeedbackStore::open(&feedback_path)
+        .with_context(|| format!("opening the feedback file {}", feedback_path.display()))?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
@@ -41,6 +45,8 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<ExitCode> {
             store,
             runs_dir: settings.cache_dir().join("runs"),
             token,
+            feedback: Some(feedback),
+            form_secret: new_form_secret(),
         },
     )
     .await
