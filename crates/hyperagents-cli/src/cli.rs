@@ -271,6 +271,10 @@ pub struct EvolveArgs {
     /// compare modes at an equal budget.
     #[arg(long, value_name = "TOKENS")]
     pub token_budget: Option<u64>,
+    /// How much people's preferences (rated in `hyperagents serve`) weigh in the fitness parents
+    /// are drawn by, from 0 to 1; episodes rated bad count as failures whatever the weight.
+    #[arg(long, default_value_t = 0.25, value_name = "W")]
+    pub feedback_weight: f64,
     /// Skip the smoke episode a child runs before its staged evaluation.
     #[arg(long)]
     pub no_smoke: bool,

@@ -416,6 +416,21 @@ async fn generations_api(
     }
 }
 
+/// The fitness map of the run's latest `parents` event (empty when nobody
+/// judged, or the run recorded none).
+fn latest_fitness(store: &ResultsStore, run: &str) -> std::collections::BTreeMap<String, f64> {
+    store
+        .events(run, 0)
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .find_map(|e| match e.event() {
+            Ok(EvolutionEvent::Parents(p)) => Some(p.fitness),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 /// The run page's node list: a search (node ids containing `q`) and a page.
 #[derive(Deserialize, Default)]
 struct NodeListQuery {
@@ -600,9 +615,13 @@ async fn run_page(
             );
         }
     }
+    // The fitness the last generation drew parents by, where people's
+    // judgements made it differ from the automated score.
+    let fitness = latest_fitness(&state.store, &run);
     body.push_str(
         "</p><table><tr><th>node</th><th>parent</th><th>generation</th><th>status</th>\
-         <th>changed</th><th>stage 1</th><th>full</th><th>test</th><th>vs parent</th></tr>",
+         <th>changed</th><th>stage 1</th><th>full</th><th>fitness</th><th>test</th>\
+         <th>vs parent</th></tr>",
     );
     for node in matching
         .into_iter()
@@ -624,7 +643,7 @@ async fn run_page(
         let _ = write!(
             body,
             "<tr><td><a href=\"/runs/{}/nodes/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             segment(&run),
             segment(&node.node_id),
             html(&node.node_id),
@@ -634,6 +653,9 @@ async fn run_page(
             html(&kinds.join(", ")),
             percent(node.stage1),
             percent(node.full),
+            fitness
+                .get(&node.node_id)
+                .map_or_else(|| "as scored".to_string(), |f| percent(Some(*f))),
             percent(node.test),
             html(&versus),
         );

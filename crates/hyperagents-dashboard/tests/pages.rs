@@ -82,6 +82,17 @@ fn fixture(dir: &Path) -> DashboardState {
         )
         .unwrap();
     store
+        .append(
+            "r1",
+            &EvolutionEvent::Parents(hyperagents_store::events::ParentsChosen {
+                generation: 2,
+                parents: vec!["g1c0".into()],
+                selector: None,
+                fitness: [("g1c0".to_string(), 0.125)].into_iter().collect(),
+            }),
+        )
+        .unwrap();
+    store
         .set_run_state("r1", RunStatus::Finished, &json!({"generations_done": 1}))
         .unwrap();
     let nodes = dir.join("runs/r1/nodes");
@@ -248,6 +259,11 @@ async fn runs_run_and_node_pages_show_the_archive_with_hostile_text_inert() {
         "{run}"
     );
     assert!(run.contains("<td>invalid</td>"), "{run}");
+    // Fitness where people's judgements changed it, both shown.
+    assert!(
+        run.contains("<td>12.5%</td>") && run.contains("<td>as scored</td>"),
+        "{run}"
+    );
     assert!(
         run.contains("alt=\"lineage\" src=\"data:image/svg+xml;base64,"),
         "{run}"

@@ -378,6 +378,7 @@ async fn run_once(parallel: usize, worker: &Path) -> Result<Run, Box<dyn std::er
             ctx: episodes,
             store,
         }),
+        feedback: None,
         domain,
         suite: SuiteIdentity {
             name: "jsonl:bench".into(),

@@ -17,10 +17,13 @@
 //!   parent's own meta agent on a copy with `quick_eval`, the mode's limits, duplicates, one
 //!   repair round (`child`) —, what a meta agent is told (`context`), and staged evaluation,
 //!   smoke episodes, paired comparison and tokens spent (`stages`).
+//! - [`fitness`] — the score parents are drawn by: the automated score, with successes people
+//!   rated bad counted as failures and a Bradley–Terry score from their preferences blended in.
 //! - [`quick`] — `quick_eval(tasks)` for meta agents on train tasks, and how a program's own
 //!   defect is told from a failed task.
 
 pub mod engine;
+pub mod fitness;
 pub mod origin;
 pub mod quick;
 pub mod select;

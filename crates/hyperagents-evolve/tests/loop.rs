@@ -105,6 +105,7 @@ async fn evolution(
             ctx: episodes.clone(),
             store,
         }),
+        feedback: None,
         domain: suite,
         suite: SuiteIdentity {
             name: "jsonl:t".into(),
@@ -1143,4 +1144,126 @@ async fn of_two_identical_siblings_the_lower_numbered_is_kept_whichever_finishes
     assert_eq!(first_child, NodeStatus::Valid);
     assert_eq!(second_child, NodeStatus::Invalid);
     assert!(errors.contains("identical"), "{errors}");
+}
+
+/// People's judgements change fitness as documented: a success rated bad
+/// counts as a failure, a preference blends a Bradley–Terry score in, the
+/// parent-selection weights move accordingly, the next generation records
+/// the fitness it drew by, and comments reach the meta agents below.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_judgements_shape_fitness_selection_and_meta_evidence() {
+    use hyperagents_store::{EpisodePreference, EpisodeRating, Feedback, FeedbackStore};
+    let dir = tempfile::tempdir().unwrap();
+    let feedback = FeedbackStore::open(dir.path().join("feedback.sqlite")).unwrap();
+    let meta = seeded_meta_model();
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
+    evo.feedback = Some(Arc::new(feedback.clone()));
+    evo.settings.generations = 1;
+    evo.settings.test_tasks.clear();
+    evo.run(&mechanics_seed()).await.unwrap();
+
+    let before = evo.parent_candidates(2).unwrap();
+    let score = |candidates: &[hyperagents_evolve::Candidate], node: &str| {
+        candidates.iter().find(|c| c.node.0 == node).unwrap().score
+    };
+    let weight = |candidates: &[hyperagents_evolve::Candidate], node: &str| {
+        hyperagents_evolve::weights(&evo.settings.selection, candidates)
+            .into_iter()
+            .find(|(id, _)| id.0 == node)
+            .unwrap()
+            .1
+    };
+    // The task model answers 4: every node solves `four`, one of its four tasks.
+    for node in ["seed", "g1c0", "g1c1"] {
+        assert_eq!(score(&before, node), 0.25, "{node}");
+    }
+    let rating = |node: &str, good: bool, comment: &str, at_ms: i64| {
+        Feedback::Rating(EpisodeRating {
+            run: "run".into(),
+            node: node.into(),
+            stage: "full".into(),
+            task: "four".into(),
+            seed: 0,
+            good,
+            comment: comment.into(),
+            rater: "ana".into(),
+            at_ms,
+        })
+    };
+    // g1c0's success is a hack, say; g1c1's episode is preferred to the seed's.
+    feedback.add(&rating("g1c0", false, "", 1)).unwrap();
+    feedback
+        .add(&rating("seed", true, "answers with the number alone", 2))
+        .unwrap();
+    feedback
+        .add(&Feedback::Preference(EpisodePreference {
+            run: "run".into(),
+            stage: "full".into(),
+            task: "four".into(),
+            seed: 0,
+            a: "g1c1".into(),
+            b: "seed".into(),
+            preferred: "g1c1".into(),
+            comment: String::new(),
+            rater: "ben".into(),
+            at_ms: 3,
+        }))
+        .unwrap();
+    let after = evo.parent_candidates(2).unwrap();
+    assert_eq!(score(&after, "g1c0"), 0.0, "its only success was rated bad");
+    let bt = hyperagents_evolve::fitness::bradley_terry(&[EpisodePreference {
+        run: "run".into(),
+        stage: "full".into(),
+        task: "four".into(),
+        seed: 0,
+        a: "g1c1".into(),
+        b: "seed".into(),
+        preferred: "g1c1".into(),
+        comment: String::new(),
+        rater: "ben".into(),
+        at_ms: 3,
+    }]);
+    let blended = |node: &str| 0.25 + 0.25 * (bt[node] - 0.5);
+    assert!((score(&after, "g1c1") - blended("g1c1")).abs() < 1e-12);
+    assert!((score(&after, "seed") - blended("seed")).abs() < 1e-12);
+    assert!(score(&after, "g1c1") > 0.25 && score(&after, "seed") < 0.25);
+    assert!(weight(&after, "g1c0") < weight(&before, "g1c0"));
+    assert!(weight(&after, "g1c1") > weight(&before, "g1c1"));
+
+    // A run whose generation draws by fitness records it, and its meta
+    // agents see the comment on their ancestor's episode (judged before the
+    // run: the seed's only success rated bad).
+    let dir = tempfile::tempdir().unwrap();
+    let feedback = FeedbackStore::open(dir.path().join("feedback.sqlite")).unwrap();
+    feedback
+        .add(&rating(
+            "seed",
+            false,
+            "typed the answer into the page title",
+            4,
+        ))
+        .unwrap();
+    let meta = seeded_meta_model();
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
+    evo.feedback = Some(Arc::new(feedback));
+    evo.settings.generations = 1;
+    evo.settings.test_tasks.clear();
+    evo.run(&mechanics_seed()).await.unwrap();
+    let parents = store_of(&evo)
+        .events("run", 0)
+        .unwrap()
+        .into_iter()
+        .find_map(|e| match e.event() {
+            Ok(hyperagents_store::EvolutionEvent::Parents(p)) if p.generation == 1 => Some(p),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(parents.fitness["seed"], 0.0);
+    let requests = meta.requests.lock().unwrap();
+    assert!(
+        requests.iter().any(|r| r.messages[0]
+            .content
+            .contains("typed the answer into the page title")),
+        "a meta prompt of the seed's children shows the comment"
+    );
 }

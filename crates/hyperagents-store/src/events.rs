@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -91,10 +93,17 @@ pub struct LaunchRecord {
     pub quick_eval_tasks: usize,
     #[serde(default)]
     pub store: Option<PathBuf>,
+    /// Runs stored before people's preferences counted: the default weight.
+    #[serde(default = "default_feedback_weight")]
+    pub feedback_weight: f64,
 }
 
 fn default_quick_eval_tasks() -> usize {
     4
+}
+
+fn default_feedback_weight() -> f64 {
+    0.25
 }
 
 /// Why a run stopped: interrupted (`interrupted` says by what, `message`
@@ -159,6 +168,10 @@ pub struct ParentsChosen {
     /// The program's own selection script, when one chose (or was tried).
     #[serde(default)]
     pub selector: Option<SelectorUsed>,
+    /// The fitness parents were drawn by, for nodes where people's
+    /// judgements made it differ from the automated score.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fitness: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -355,6 +368,7 @@ mod tests {
                 quick_eval_calls: 4,
                 quick_eval_tasks: 4,
                 store: None,
+                feedback_weight: 0.25,
             })),
             EvolutionEvent::Stopped(Stopped {
                 interrupted: Some("signal".into()),
@@ -365,6 +379,7 @@ mod tests {
                 generation: 1,
                 parents: vec!["seed".into()],
                 selector: None,
+                fitness: BTreeMap::new(),
             }),
             EvolutionEvent::Comparison(ChildComparison {
                 node: "g1c0".into(),
@@ -403,6 +418,7 @@ mod tests {
                 generation: 3,
                 parents: vec!["seed".into(), "g1c0".into()],
                 selector: None,
+                fitness: BTreeMap::new(),
             })
         );
         // A launch record from before quick evaluations and budgets.

@@ -359,3 +359,19 @@ impl Row {
         }
     }
 }
+
+/// Where the evolution engine reads a run's judgements from (the feedback
+/// file, or anything else that holds them).
+pub trait FeedbackSource: Send + Sync {
+    fn judgements(&self, run: &str) -> Result<Vec<Feedback>, StoreError>;
+}
+
+impl FeedbackSource for FeedbackStore {
+    fn judgements(&self, run: &str) -> Result<Vec<Feedback>, StoreError> {
+        Ok(self
+            .list(Some(run))?
+            .into_iter()
+            .map(|record| record.feedback)
+            .collect())
+    }
+}

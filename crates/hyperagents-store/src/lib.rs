@@ -40,7 +40,9 @@ pub use evolution::{
     DiffKind, EventRecord, EvolutionRun, NewEvolutionRun, NewNode, NodeRecord, NodeStatus, RunMode,
     RunStatus,
 };
-pub use feedback::{EpisodePreference, EpisodeRating, Feedback, FeedbackRecord, FeedbackStore};
+pub use feedback::{
+    EpisodePreference, EpisodeRating, Feedback, FeedbackRecord, FeedbackSource, FeedbackStore,
+};
 pub use key::{EvalKey, EvalKeyHash, canonical_json, canonical_sha256};
 pub use ledger::{RoleSpend, StoredLedger};
 pub use report::{Interval, RunSummary, TaskStats, wilson_95, wilson_interval};

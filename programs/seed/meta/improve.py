@@ -792,8 +792,10 @@ def main():
             note = " (not used by the failed episodes)"
         file_lines.append("- " + p + note)
     shown_situation = {}
-    for key in ["generation", "generations_left", "parent_train_success_by_task", "edit_effects"]:
-        if key in situation:
+    # human_feedback: people's comments on episodes of the parent and its
+    # ancestors (a bad rating of a success is a reward hack they caught).
+    for key in ["generation", "generations_left", "parent_train_success_by_task", "edit_effects", "human_feedback"]:
+        if key in situation and not (key == "human_feedback" and len(situation[key]) == 0):
             shown_situation[key] = situation[key]
     base_vars = {
         "patterns": "\n".join(patterns) if patterns else "(no pattern stood out)",

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use hyperagents_domain::Split;
 use hyperagents_eval::ledger::{LedgerKeeper, evolution_scope};
 use hyperagents_eval::{Interruption, LocalEvaluator};
 use hyperagents_evolve::origin::{resolve_node, sample_tasks, transplant_meta};
 use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
 use hyperagents_runtime::improve::ImproveConfig;
-use hyperagents_store::{EvolutionEvent, LaunchRecord, NodeStatus, RunMode};
+use hyperagents_store::{EvolutionEvent, FeedbackStore, LaunchRecord, NodeStatus, RunMode};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::eval::{SignalStop, keep_saving, open_store, stop_saving};
@@ -134,7 +134,15 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
     .await?;
     let identity = suite.identity.clone();
     let domain = suite.open(&ctx).await?;
-    let (store, _) = open_store(&settings, args.store.as_deref())?;
+    let (store, store_path) = open_store(&settings, args.store.as_deref())?;
+    ensure!(
+        (0.0..=1.0).contains(&args.feedback_weight),
+        "--feedback-weight must be between 0 and 1"
+    );
+    // People's judgements, beside the store (written by `hyperagents serve`).
+    let feedback_path = store_path.with_file_name("feedback.sqlite");
+    let feedback = FeedbackStore::open(&feedback_path)
+        .with_context(|| format!("opening the feedback file {}", feedback_path.display()))?;
     // Before the run's first model call: a resumed run's budgets count what
     // its earlier sessions spent, and its wall time goes on from theirs.
     let keeper = LedgerKeeper::resume(
@@ -151,6 +159,7 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
             ctx,
             store: store.clone(),
         }),
+        feedback: Some(Arc::new(feedback)),
         domain,
         suite: identity,
         settings: EvolveSettings {
@@ -167,6 +176,7 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
             improve: ImproveConfig::default(),
             parallel_children: args.parallel.unwrap_or(args.children).max(1),
             token_budget: args.token_budget,
+            feedback_weight: args.feedback_weight,
             program_selection: args.program_selection,
             smoke: !args.no_smoke,
             repair: !args.no_repair,
@@ -405,6 +415,7 @@ fn launch_record(args: &EvolveArgs, run_dir: &Path) -> LaunchRecord {
         quick_eval_calls: args.quick_eval_calls,
         quick_eval_tasks: args.quick_eval_tasks,
         store: args.store.as_deref().map(absolute),
+        feedback_weight: args.feedback_weight,
     }
 }
 
@@ -434,6 +445,7 @@ fn args_of(record: LaunchRecord) -> EvolveArgs {
         quick_eval_calls: record.quick_eval_calls,
         quick_eval_tasks: record.quick_eval_tasks,
         store: record.store,
+        feedback_weight: record.feedback_weight,
     }
 }
 

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// People's comments a meta agent is shown, newest first.
+const HUMAN_COMMENTS: usize = 8;
+
 impl Evolution {
     /// What a meta agent is told of its situation (train results only).
     pub(super) fn meta_context(
@@ -42,6 +45,29 @@ impl Evolution {
             .map(|c| c.task_successes)
             .unwrap_or_default();
         let spent = self.tokens_spent()?;
+        // People's comments on episodes of the parent and its ancestors.
+        let mut lineage = vec![parent.to_string()];
+        while let Some(up) = nodes
+            .iter()
+            .find(|n| Some(&n.node_id) == lineage.last())
+            .and_then(|n| n.parent_id.clone())
+            .filter(|up| !lineage.contains(up))
+        {
+            lineage.push(up);
+        }
+        let judgements = self.judgements()?;
+        let human_feedback: Vec<serde_json::Value> = judgements
+            .comments_for(&lineage, HUMAN_COMMENTS)
+            .into_iter()
+            .map(|c| {
+                json!({
+                    "node": c.node,
+                    "task": c.task,
+                    "rated": if c.good { "good" } else { "bad" },
+                    "comment": clip_chars(&c.comment, 300),
+                })
+            })
+            .collect();
         Ok(json!({
             "generation": generation,
             "generations_left": self.settings.generations.saturating_sub(generation),
@@ -50,6 +76,7 @@ impl Evolution {
             "parent_train_success_by_task": parent_tasks,
             "best_of_archive": archive,
             "edit_effects": edit_effects,
+            "human_feedback": human_feedback,
             "meta_tokens_spent": spent.meta,
             "budget": {
                 "tokens_spent": spent.total(),

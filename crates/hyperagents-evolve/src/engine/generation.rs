@@ -13,6 +13,7 @@ impl Evolution {
             match event.event() {
                 Ok(EvolutionEvent::Parents(p)) => {
                     recorded.begun.insert(p.generation);
+                    recorded.parents.insert(p.generation, p.parents);
                 }
                 Ok(EvolutionEvent::Generation(g)) => {
                     recorded.finished.insert(g.generation);
@@ -29,27 +30,29 @@ impl Evolution {
         history: &RecordedGenerations,
     ) -> Result<GenerationStats, EvolveError> {
         let run = &self.settings.run_id;
-        let candidates = self.candidates(generation)?;
+        let automated = self.candidates(generation)?;
+        let (candidates, fitness) = self.with_fitness(&automated)?;
         let mut rng = StdRng::seed_from_u64(mix(self.episodes.run_seed, generation));
         let mut selector = None;
-        let parents = match self.settings.mode {
+        let parents = match (self.settings.mode, history.parents.get(&generation)) {
+            (_, Some(recorded)) => recorded.iter().map(|p| NodeId(p.clone())).collect(),
             // Without self-improvement the seed is re-run on fresh seeds.
-            RunMode::None => vec![NodeId(SEED_NODE.into()); self.settings.children],
-            RunMode::Hyper if self.settings.program_selection => {
+            (RunMode::None, None) => vec![NodeId(SEED_NODE.into()); self.settings.children],
+            (RunMode::Hyper, None) if self.settings.program_selection => {
                 let (parents, used) = self
                     .program_selected_parents(generation, &candidates, &mut rng)
                     .await?;
                 selector = used;
                 parents
             }
-            _ => select_parents(
+            (_, None) => select_parents(
                 &self.settings.selection,
                 &candidates,
                 self.settings.children,
                 &mut rng,
             )?,
         };
-        // A replayed generation draws the same parents; record them once.
+        // A replayed generation uses the parents it recorded; record them once.
         if !history.begun.contains(&generation) {
             self.archive.append(
                 run,
@@ -57,6 +60,7 @@ impl Evolution {
                     generation,
                     parents: parents.iter().map(|p| p.0.clone()).collect(),
                     selector: selector.clone(),
+                    fitness,
                 }),
             )?;
         }
@@ -280,6 +284,9 @@ impl Evolution {
 pub(super) struct RecordedGenerations {
     pub(super) begun: BTreeSet<u64>,
     pub(super) finished: BTreeSet<u64>,
+    /// The parents each begun generation drew: a replay uses them, since
+    /// people's judgements (and so fitness) may have changed since.
+    pub(super) parents: BTreeMap<u64, Vec<String>>,
 }
 
 /// One attempt's view of its generation's other attempts.

@@ -50,8 +50,8 @@ use hyperagents_store::events::{
     SelectorUsed, SmokeEpisode, Stopped, TestScore,
 };
 use hyperagents_store::{
-    Archive, DiffKind as StoredDiffKind, EvalRunId, EvolutionEvent, LaunchRecord, NewEvalRun,
-    NewEvolutionRun, NewNode, NodeRecord, NodeStatus, RunMode, RunStatus, RunSummary,
+    Archive, DiffKind as StoredDiffKind, EvalRunId, EvolutionEvent, FeedbackSource, LaunchRecord,
+    NewEvalRun, NewEvolutionRun, NewNode, NodeRecord, NodeStatus, RunMode, RunStatus, RunSummary,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -126,6 +126,8 @@ pub struct EvolveSettings {
     /// How the run was launched (e.g. the CLI's arguments), kept as a
     /// `launch` event so it can be resumed by name.
     pub launch: Option<LaunchRecord>,
+    /// How much people's preferences weigh in fitness, in `[0, 1]`.
+    pub feedback_weight: f64,
 }
 
 impl Default for EvolveSettings {
@@ -150,6 +152,7 @@ impl Default for EvolveSettings {
             quick_eval_calls: 4,
             quick_eval_tasks: 4,
             launch: None,
+            feedback_weight: 0.25,
         }
     }
 }
@@ -241,6 +244,9 @@ pub struct Evolution {
     pub archive: Arc<dyn Archive>,
     /// Where episodes run.
     pub evaluator: Arc<dyn Evaluator>,
+    /// People's judgements of the run's episodes, which shape fitness
+    /// ([`crate::fitness`]); `None`: fitness is the automated score.
+    pub feedback: Option<Arc<dyn FeedbackSource>>,
     pub domain: Arc<dyn Domain>,
     pub suite: SuiteIdentity,
     pub settings: EvolveSettings,

@@ -6,6 +6,72 @@ use super::*;
 impl Evolution {
     /// Candidates for parent selection: valid nodes of earlier generations,
     /// scored by their full stage (else stage 1).
+    /// The candidates parents of generation `before` are drawn from, each
+    /// scored by its fitness (the automated score when nobody judged).
+    pub fn parent_candidates(&self, before: u64) -> Result<Vec<Candidate>, EvolveError> {
+        let automated = self.candidates(before)?;
+        Ok(self.with_fitness(&automated)?.0)
+    }
+
+    /// People's judgements of this run's episodes (none without a source).
+    pub(super) fn judgements(&self) -> Result<crate::fitness::Judgements, EvolveError> {
+        let Some(source) = &self.feedback else {
+            return Ok(crate::fitness::Judgements::default());
+        };
+        Ok(crate::fitness::Judgements::new(
+            &source.judgements(&self.settings.run_id)?,
+        ))
+    }
+
+    /// The candidates with their fitness as score (see [`crate::fitness`]),
+    /// and the fitness of those whose fitness differs from their automated
+    /// score, for the `parents` event.
+    pub(super) fn with_fitness(
+        &self,
+        automated: &[Candidate],
+    ) -> Result<(Vec<Candidate>, BTreeMap<String, f64>), EvolveError> {
+        let judgements = self.judgements()?;
+        if judgements.is_empty() {
+            return Ok((automated.to_vec(), BTreeMap::new()));
+        }
+        let run = &self.settings.run_id;
+        let mut changed = BTreeMap::new();
+        let mut out = Vec::with_capacity(automated.len());
+        for candidate in automated {
+            let mut candidate = candidate.clone();
+            if candidate.valid {
+                let node = candidate.node.0.clone();
+                let eval_run = match self.archive.node_eval_run(run, &node, FULL)? {
+                    Some(id) => Some(id),
+                    None => self.archive.node_eval_run(run, &node, STAGE1)?,
+                };
+                let episodes: Vec<crate::fitness::Episode> = match eval_run {
+                    Some(id) => self
+                        .archive
+                        .run_evaluations(id)?
+                        .into_iter()
+                        .map(|r| crate::fitness::Episode {
+                            task: r.key.task,
+                            seed: r.key.seed,
+                            success: r.result.success,
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let rated = judgements
+                    .rated_success_rate(&node, &episodes)
+                    .unwrap_or(candidate.score);
+                let fitness = judgements.blend(&node, rated, self.settings.feedback_weight);
+                if (fitness - candidate.score).abs() > 1e-12 {
+                    changed.insert(node, fitness);
+                }
+                candidate.score = fitness;
+            }
+            out.push(candidate);
+        }
+        Ok((out, changed))
+    }
+
     pub(super) fn candidates(&self, before: u64) -> Result<Vec<Candidate>, EvolveError> {
         let run = &self.settings.run_id;
         let mut nodes: Vec<NodeRecord> = self

@@ -1,0 +1,319 @@
+//! Fitness: the automated score a parent is chosen by, shaped by people's
+//! judgements of episodes. Without judgements it is the automated score.
+//!
+//! - A successful episode rated **bad** (its latest rating; a person
+//!   catching a reward hack) counts as a failure. A rating is of a node's
+//!   episode of one task and seed, whichever stage showed it: the stages of
+//!   a node share episodes.
+//! - **Preferences** between two nodes' episodes of one task and seed give
+//!   each node that took part a Bradley–Terry strength, fitted with the
+//!   minorise–maximise iteration and one virtual win and one virtual loss
+//!   against an average opponent (so a node preferred every time keeps a
+//!   finite strength); its score is the chance of beating that opponent,
+//!   `bt = p / (p + 1)` (½ for an even record), and it moves the automated
+//!   score by its distance from even: `clamp(automated + weight · (bt − ½),
+//!   0, 1)`. (Blending `bt` in as a second score would pull every node
+//!   towards ½: a node at 25% that lost a comparison would gain.)
+//! - Comments reach the meta agents of the rated node's descendants (see
+//!   [`comments_for`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hyperagents_store::{EpisodePreference, EpisodeRating, Feedback};
+
+/// Minorise–maximise iterations of the Bradley–Terry fit.
+const BT_ITERATIONS: usize = 200;
+
+/// One episode of a node, as scored automatically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    pub task: String,
+    pub seed: u64,
+    pub success: bool,
+}
+
+/// The run's judgements, sorted for use.
+#[derive(Debug, Default)]
+pub struct Judgements {
+    /// (node, task, seed) → rated good? (the latest rating).
+    ratings: BTreeMap<(String, String, u64), bool>,
+    /// Bradley–Terry score per node that took part in a preference.
+    bt: BTreeMap<String, f64>,
+    comments: Vec<EpisodeRating>,
+}
+
+impl Judgements {
+    pub fn new(feedback: &[Feedback]) -> Judgements {
+        let mut latest: BTreeMap<(String, String, u64), (i64, bool)> = BTreeMap::new();
+        let mut preferences = Vec::new();
+        let mut comments = Vec::new();
+        for item in feedback {
+            match item {
+                // Held-out episodes are never judged; a judgement of one
+                // (made by hand in a file) is ignored.
+                Feedback::Rating(r) if r.stage == "test" => {}
+                Feedback::Preference(p) if p.stage == "test" => {}
+                Feedback::Rating(r) => {
+                    let key = (r.node.clone(), r.task.clone(), r.seed);
+                    if latest.get(&key).is_none_or(|(at, _)| *at <= r.at_ms) {
+                        latest.insert(key, (r.at_ms, r.good));
+                    }
+                    if !r.comment.trim().is_empty() {
+                        comments.push(r.clone());
+                    }
+                }
+                Feedback::Preference(p) => preferences.push(p.clone()),
+            }
+        }
+        Judgements {
+            ratings: latest.into_iter().map(|(k, (_, good))| (k, good)).collect(),
+            bt: bradley_terry(&preferences),
+            comments,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ratings.is_empty() && self.bt.is_empty()
+    }
+
+    /// The success rate of `node`'s `episodes` with successes rated bad
+    /// counted as failures; `None` without episodes.
+    pub fn rated_success_rate(&self, node: &str, episodes: &[Episode]) -> Option<f64> {
+        if episodes.is_empty() {
+            return None;
+        }
+        let successes = episodes
+            .iter()
+            .filter(|e| {
+                e.success
+                    && self
+                        .ratings
+                        .get(&(node.to_string(), e.task.clone(), e.seed))
+                        .is_none_or(|good| *good)
+            })
+            .count();
+        Some(successes as f64 / episodes.len() as f64)
+    }
+
+    /// `automated` moved by `node`'s Bradley–Terry score, if it has one.
+    pub fn blend(&self, node: &str, automated: f64, weight: f64) -> f64 {
+        let weight = weight.clamp(0.0, 1.0);
+        match self.bt.get(node) {
+            Some(bt) => (automated + weight * (bt - 0.5)).clamp(0.0, 1.0),
+            None => automated,
+        }
+    }
+
+    /// The Bradley–Terry scores, by node.
+    pub fn bt_scores(&self) -> &BTreeMap<String, f64> {
+        &self.bt
+    }
+
+    /// The comments on episodes of `lineage` (a node and its ancestors),
+    /// newest first, at most `limit`.
+    pub fn comments_for(&self, lineage: &[String], limit: usize) -> Vec<&EpisodeRating> {
+        let mut found: Vec<&EpisodeRating> = self
+            .comments
+            .iter()
+            .filter(|c| lineage.contains(&c.node))
+            .collect();
+        found.sort_by_key(|c| std::cmp::Reverse(c.at_ms));
+        found.truncate(limit);
+        found
+    }
+}
+
+/// Bradley–Terry scores `p / (p + 1)` of every node in `preferences`.
+pub fn bradley_terry(preferences: &[EpisodePreference]) -> BTreeMap<String, f64> {
+    let mut nodes: BTreeSet<&str> = BTreeSet::new();
+    for p in preferences {
+        nodes.insert(&p.a);
+        nodes.insert(&p.b);
+    }
+    let nodes: Vec<&str> = nodes.into_iter().collect();
+    let index: BTreeMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let n = nodes.len();
+    // wins[i]: real wins plus the virtual one; games[i][j]: comparisons.
+    let mut wins = vec![1.0f64; n];
+    let mut games = vec![vec![0.0f64; n]; n];
+    for p in preferences {
+        let (Some(&a), Some(&b)) = (index.get(p.a.as_str()), index.get(p.b.as_str())) else {
+            continue;
+        };
+        let winner = if p.preferred == p.a { a } else { b };
+        wins[winner] += 1.0;
+        games[a][b] += 1.0;
+        games[b][a] += 1.0;
+    }
+    let mut strength = vec![1.0f64; n];
+    for _ in 0..BT_ITERATIONS {
+        let mut next = vec![0.0f64; n];
+        for i in 0..n {
+            // Two virtual games against the average opponent (strength 1).
+            let mut denominator = 2.0 / (strength[i] + 1.0);
+            for j in 0..n {
+                if games[i][j] > 0.0 {
+                    denominator += games[i][j] / (strength[i] + strength[j]);
+                }
+            }
+            next[i] = wins[i] / denominator;
+        }
+        strength = next;
+    }
+    nodes
+        .into_iter()
+        .zip(strength)
+        .map(|(node, p)| (node.to_string(), p / (p + 1.0)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rating(node: &str, task: &str, good: bool, at_ms: i64, comment: &str) -> Feedback {
+        Feedback::Rating(EpisodeRating {
+            run: "r".into(),
+            node: node.into(),
+            stage: "full".into(),
+            task: task.into(),
+            seed: 0,
+            good,
+            comment: comment.into(),
+            rater: "ana".into(),
+            at_ms,
+        })
+    }
+
+    fn prefer(a: &str, b: &str, preferred: &str) -> EpisodePreference {
+        EpisodePreference {
+            run: "r".into(),
+            stage: "full".into(),
+            task: "t".into(),
+            seed: 0,
+            a: a.into(),
+            b: b.into(),
+            preferred: preferred.into(),
+            comment: String::new(),
+            rater: "ana".into(),
+            at_ms: 0,
+        }
+    }
+
+    fn episodes(successes: &[bool]) -> Vec<Episode> {
+        successes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Episode {
+                task: format!("t{i}"),
+                seed: 0,
+                success: *s,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_success_rated_bad_counts_as_a_failure_and_the_latest_rating_wins() {
+        let none = Judgements::new(&[]);
+        assert!(none.is_empty());
+        assert_eq!(
+            none.rated_success_rate("n", &episodes(&[true, true, false, false])),
+            Some(0.5)
+        );
+        let hack = Judgements::new(&[rating("n", "t0", false, 1, "clicked everything")]);
+        assert_eq!(
+            hack.rated_success_rate("n", &episodes(&[true, true, false, false])),
+            Some(0.25)
+        );
+        // Another node's episode of the same task is its own.
+        assert_eq!(
+            hack.rated_success_rate("m", &episodes(&[true, true, false, false])),
+            Some(0.5)
+        );
+        let changed = Judgements::new(&[
+            rating("n", "t0", false, 1, ""),
+            rating("n", "t0", true, 2, ""),
+        ]);
+        assert_eq!(
+            changed.rated_success_rate("n", &episodes(&[true, false])),
+            Some(0.5)
+        );
+        assert_eq!(none.rated_success_rate("n", &[]), None);
+    }
+
+    #[test]
+    fn preferences_order_nodes_and_blend_with_the_automated_score() {
+        let scores = bradley_terry(&[
+            prefer("a", "b", "a"),
+            prefer("a", "b", "a"),
+            prefer("b", "c", "b"),
+            prefer("a", "c", "a"),
+        ]);
+        assert!(
+            scores["a"] > scores["b"] && scores["b"] > scores["c"],
+            "{scores:?}"
+        );
+        assert!(
+            scores.values().all(|s| *s > 0.0 && *s < 1.0),
+            "finite: {scores:?}"
+        );
+        // Even preferences leave everyone at the average.
+        let even = bradley_terry(&[prefer("a", "b", "a"), prefer("a", "b", "b")]);
+        assert!(
+            (even["a"] - 0.5).abs() < 1e-9 && (even["b"] - 0.5).abs() < 1e-9,
+            "{even:?}"
+        );
+        let judgements = Judgements::new(&[Feedback::Preference(prefer("a", "b", "a"))]);
+        let bt = judgements.bt_scores()["a"];
+        assert!((judgements.blend("a", 0.2, 0.5) - (0.2 + 0.5 * (bt - 0.5))).abs() < 1e-12);
+        // The preferred node gains, the other loses, whatever their scores.
+        assert!(judgements.blend("a", 0.2, 0.5) > 0.2 && judgements.blend("b", 0.2, 0.5) < 0.2);
+        assert!(judgements.blend("b", 0.9, 0.5) < 0.9);
+        assert_eq!(judgements.blend("b", 0.0, 1.0), 0.0, "clamped");
+        assert_eq!(
+            judgements.blend("z", 0.2, 0.5),
+            0.2,
+            "no preference, no change"
+        );
+        assert_eq!(judgements.blend("a", 0.2, 0.0), 0.2);
+    }
+
+    #[test]
+    fn comments_reach_descendants_newest_first_and_test_judgements_are_ignored() {
+        let mut test_rating = rating("p", "t9", false, 9, "held out");
+        if let Feedback::Rating(r) = &mut test_rating {
+            r.stage = "test".into();
+        }
+        let judgements = Judgements::new(&[
+            rating("p", "t1", false, 1, "typed into the wrong field"),
+            rating("gp", "t2", true, 2, "good recovery after a wrong click"),
+            rating("other", "t3", false, 3, "not an ancestor"),
+            test_rating,
+        ]);
+        let lineage = vec!["p".to_string(), "gp".to_string()];
+        let found: Vec<&str> = judgements
+            .comments_for(&lineage, 10)
+            .iter()
+            .map(|c| c.comment.as_str())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "good recovery after a wrong click",
+                "typed into the wrong field"
+            ]
+        );
+        assert_eq!(judgements.comments_for(&lineage, 1).len(), 1);
+        assert_eq!(
+            judgements.rated_success_rate(
+                "p",
+                &[Episode {
+                    task: "t9".into(),
+                    seed: 0,
+                    success: true
+                }]
+            ),
+            Some(1.0)
+        );
+    }
+}
