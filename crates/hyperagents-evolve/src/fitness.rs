@@ -19,7 +19,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hyperagents_store::{EpisodePreference, EpisodeRating, Feedback};
+use hyperagents_store::{
+    Archive, EpisodePreference, EpisodeRating, Feedback, NodeRecord, NodeStatus, StoreError,
+};
+
+use crate::engine::{FULL, STAGE1};
+use crate::select::{Candidate, NodeId};
 
 /// Minorise–maximise iterations of the Bradley–Terry fit.
 const BT_ITERATIONS: usize = 200;
@@ -121,6 +126,107 @@ impl Judgements {
         found.truncate(limit);
         found
     }
+}
+
+/// The candidates for parents of generation `before` of `run`: its valid
+/// nodes of earlier generations, scored by their full stage (else stage 1),
+/// in an order that does not depend on when siblings finished.
+pub fn automated_candidates(
+    archive: &dyn Archive,
+    run: &str,
+    before: u64,
+) -> Result<Vec<Candidate>, StoreError> {
+    let mut nodes: Vec<NodeRecord> = archive
+        .nodes(run)?
+        .into_iter()
+        .filter(|n| n.generation < before)
+        .collect();
+    // The store lists a generation's children in the order they
+    // finished, which varies when they run side by side; parent draws
+    // and ties need an order that does not.
+    nodes.sort_by(|a, b| {
+        (a.generation, a.node_id.len(), &a.node_id).cmp(&(
+            b.generation,
+            b.node_id.len(),
+            &b.node_id,
+        ))
+    });
+    let mut candidates = Vec::new();
+    for node in &nodes {
+        let stage = if archive.node_eval_run(run, &node.node_id, FULL)?.is_some() {
+            FULL
+        } else {
+            STAGE1
+        };
+        let score = archive
+            .node_stage_summary(run, &node.node_id, stage)?
+            .and_then(|s| s.success_rate());
+        let task_successes: BTreeMap<String, f64> = archive
+            .node_task_stats(run, &node.node_id, stage)?
+            .into_iter()
+            .filter_map(|t| t.success_rate().map(|r| (t.task, r)))
+            .collect();
+        let children = nodes
+            .iter()
+            .filter(|n| n.parent_id.as_deref() == Some(node.node_id.as_str()))
+            .count();
+        candidates.push(Candidate {
+            node: NodeId(node.node_id.clone()),
+            score: score.unwrap_or(0.0),
+            children: u32::try_from(children).unwrap_or(u32::MAX),
+            task_successes,
+            valid: node.status == NodeStatus::Valid && score.is_some(),
+        });
+    }
+    Ok(candidates)
+}
+
+/// `automated` with each valid node's fitness as its score, and the
+/// fitness of those where it differs from the automated score.
+pub fn with_fitness(
+    archive: &dyn Archive,
+    judgements: &Judgements,
+    run: &str,
+    weight: f64,
+    automated: &[Candidate],
+) -> Result<(Vec<Candidate>, BTreeMap<String, f64>), StoreError> {
+    if judgements.is_empty() {
+        return Ok((automated.to_vec(), BTreeMap::new()));
+    }
+    let mut changed = BTreeMap::new();
+    let mut out = Vec::with_capacity(automated.len());
+    for candidate in automated {
+        let mut candidate = candidate.clone();
+        if candidate.valid {
+            let node = candidate.node.0.clone();
+            let eval_run = match archive.node_eval_run(run, &node, FULL)? {
+                Some(id) => Some(id),
+                None => archive.node_eval_run(run, &node, STAGE1)?,
+            };
+            let episodes: Vec<Episode> = match eval_run {
+                Some(id) => archive
+                    .run_evaluations(id)?
+                    .into_iter()
+                    .map(|r| Episode {
+                        task: r.key.task,
+                        seed: r.key.seed,
+                        success: r.result.success,
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            let rated = judgements
+                .rated_success_rate(&node, &episodes)
+                .unwrap_or(candidate.score);
+            let fitness = judgements.blend(&node, rated, weight);
+            if (fitness - candidate.score).abs() > 1e-12 {
+                changed.insert(node, fitness);
+            }
+            candidate.score = fitness;
+        }
+        out.push(candidate);
+    }
+    Ok((out, changed))
 }
 
 /// Bradley–Terry scores `p / (p + 1)` of every node in `preferences`.

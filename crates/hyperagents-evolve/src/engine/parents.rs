@@ -4,8 +4,6 @@
 use super::*;
 
 impl Evolution {
-    /// Candidates for parent selection: valid nodes of earlier generations,
-    /// scored by their full stage (else stage 1).
     /// The candidates parents of generation `before` are drawn from, each
     /// scored by its fitness (the automated score when nobody judged).
     pub fn parent_candidates(&self, before: u64) -> Result<Vec<Candidate>, EvolveError> {
@@ -23,107 +21,29 @@ impl Evolution {
         ))
     }
 
-    /// The candidates with their fitness as score (see [`crate::fitness`]),
-    /// and the fitness of those whose fitness differs from their automated
-    /// score, for the `parents` event.
+    /// The candidates with their fitness as score, and the fitness of those
+    /// where it differs from the automated score (for the `parents` event).
     pub(super) fn with_fitness(
         &self,
         automated: &[Candidate],
     ) -> Result<(Vec<Candidate>, BTreeMap<String, f64>), EvolveError> {
-        let judgements = self.judgements()?;
-        if judgements.is_empty() {
-            return Ok((automated.to_vec(), BTreeMap::new()));
-        }
-        let run = &self.settings.run_id;
-        let mut changed = BTreeMap::new();
-        let mut out = Vec::with_capacity(automated.len());
-        for candidate in automated {
-            let mut candidate = candidate.clone();
-            if candidate.valid {
-                let node = candidate.node.0.clone();
-                let eval_run = match self.archive.node_eval_run(run, &node, FULL)? {
-                    Some(id) => Some(id),
-                    None => self.archive.node_eval_run(run, &node, STAGE1)?,
-                };
-                let episodes: Vec<crate::fitness::Episode> = match eval_run {
-                    Some(id) => self
-                        .archive
-                        .run_evaluations(id)?
-                        .into_iter()
-                        .map(|r| crate::fitness::Episode {
-                            task: r.key.task,
-                            seed: r.key.seed,
-                            success: r.result.success,
-                        })
-                        .collect(),
-                    None => Vec::new(),
-                };
-                let rated = judgements
-                    .rated_success_rate(&node, &episodes)
-                    .unwrap_or(candidate.score);
-                let fitness = judgements.blend(&node, rated, self.settings.feedback_weight);
-                if (fitness - candidate.score).abs() > 1e-12 {
-                    changed.insert(node, fitness);
-                }
-                candidate.score = fitness;
-            }
-            out.push(candidate);
-        }
-        Ok((out, changed))
+        Ok(crate::fitness::with_fitness(
+            self.archive.as_ref(),
+            &self.judgements()?,
+            &self.settings.run_id,
+            self.settings.feedback_weight,
+            automated,
+        )?)
     }
 
+    /// Candidates for parent selection: valid nodes of earlier generations,
+    /// scored by their full stage (else stage 1).
     pub(super) fn candidates(&self, before: u64) -> Result<Vec<Candidate>, EvolveError> {
-        let run = &self.settings.run_id;
-        let mut nodes: Vec<NodeRecord> = self
-            .archive
-            .nodes(run)?
-            .into_iter()
-            .filter(|n| n.generation < before)
-            .collect();
-        // The store lists a generation's children in the order they
-        // finished, which varies when they run side by side; parent draws
-        // and ties need an order that does not.
-        nodes.sort_by(|a, b| {
-            (a.generation, a.node_id.len(), &a.node_id).cmp(&(
-                b.generation,
-                b.node_id.len(),
-                &b.node_id,
-            ))
-        });
-        let mut candidates = Vec::new();
-        for node in &nodes {
-            let stage = if self
-                .archive
-                .node_eval_run(run, &node.node_id, FULL)?
-                .is_some()
-            {
-                FULL
-            } else {
-                STAGE1
-            };
-            let score = self
-                .archive
-                .node_stage_summary(run, &node.node_id, stage)?
-                .and_then(|s| s.success_rate());
-            let task_successes: BTreeMap<String, f64> = self
-                .archive
-                .node_task_stats(run, &node.node_id, stage)?
-                .into_iter()
-                .filter_map(|t| t.success_rate().map(|r| (t.task, r)))
-                .collect();
-            let children = nodes
-                .iter()
-                .filter(|n| n.parent_id.as_deref() == Some(node.node_id.as_str()))
-                .count();
-            candidates.push(Candidate {
-                node: NodeId(node.node_id.clone()),
-                score: score.unwrap_or(0.0),
-                children: u32::try_from(children).unwrap_or(u32::MAX),
-                task_successes,
-                valid: node.status == NodeStatus::Valid && score.is_some(),
-            });
-        }
-        Ok(candidates)
+        Ok(crate::fitness::automated_candidates(
+            self.archive.as_ref(),
+            &self.settings.run_id,
+            before,
+        )?)
     }
 
     /// A node's mean score per train task on its latest stage (the full
