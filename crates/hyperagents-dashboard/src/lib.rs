@@ -416,19 +416,73 @@ async fn generations_api(
     }
 }
 
-/// The fitness map of the run's latest `parents` event (empty when nobody
-/// judged, or the run recorded none).
-fn latest_fitness(store: &ResultsStore, run: &str) -> std::collections::BTreeMap<String, f64> {
-    store
-        .events(run, 0)
-        .unwrap_or_default()
-        .into_iter()
-        .rev()
-        .find_map(|e| match e.event() {
-            Ok(EvolutionEvent::Parents(p)) => Some(p.fitness),
+type NodeValues = std::collections::BTreeMap<String, f64>;
+
+/// Fitness from the judgements as they stand now (nodes where it differs
+/// from the automated score), and each node's chance of being drawn in one
+/// parent draw of the run's next generation: the engine's own candidates
+/// and selection weights, with the run's policy and feedback weight from
+/// its config and launch record.
+fn next_generation(
+    state: &DashboardState,
+    run: &str,
+    report: &RunReport,
+) -> (NodeValues, NodeValues) {
+    let Ok(Some(record)) = state.store.evolution_run(run) else {
+        return Default::default();
+    };
+    let run_config = record;
+    let policy: hyperagents_evolve::SelectionPolicy = run_config
+        .config
+        .get("selection")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_else(hyperagents_evolve::SelectionPolicy::dgm_default);
+    let weight = state
+        .store
+        .last_event(run, "launch")
+        .ok()
+        .flatten()
+        .and_then(|e| match e.event() {
+            Ok(EvolutionEvent::Launch(launch)) => Some(launch.feedback_weight),
             _ => None,
         })
-        .unwrap_or_default()
+        .unwrap_or(0.25);
+    let before = report.generations_done() + 1;
+    let Ok(automated) =
+        hyperagents_evolve::fitness::automated_candidates(&state.store, run, before)
+    else {
+        return Default::default();
+    };
+    let judgements = match &state.feedback {
+        Some(feedback) => hyperagents_evolve::fitness::Judgements::new(
+            &feedback
+                .list(Some(run))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.feedback)
+                .collect::<Vec<_>>(),
+        ),
+        None => Default::default(),
+    };
+    let Ok((candidates, fitness)) = hyperagents_evolve::fitness::with_fitness(
+        &state.store,
+        &judgements,
+        run,
+        weight,
+        &automated,
+    ) else {
+        return Default::default();
+    };
+    let weights = hyperagents_evolve::weights(&policy, &candidates);
+    let total: f64 = weights.iter().map(|(_, w)| w).sum();
+    if total <= 0.0 {
+        return (fitness, Default::default());
+    }
+    let chances = weights
+        .into_iter()
+        .map(|(node, w)| (node.0, w / total))
+        .collect();
+    (fitness, chances)
 }
 
 /// The run page's node list: a search (node ids containing `q`) and a page.
@@ -615,13 +669,14 @@ async fn run_page(
             );
         }
     }
-    // The fitness the last generation drew parents by, where people's
-    // judgements made it differ from the automated score.
-    let fitness = latest_fitness(&state.store, &run);
+    // Fitness as judged now, where people's judgements make it differ
+    // from the automated score, and each node's chance in one parent draw
+    // of the next generation.
+    let (fitness, next_weights) = next_generation(&state, &run, &report);
     body.push_str(
         "</p><table><tr><th>node</th><th>parent</th><th>generation</th><th>status</th>\
-         <th>changed</th><th>stage 1</th><th>full</th><th>fitness</th><th>test</th>\
-         <th>vs parent</th></tr>",
+         <th>changed</th><th>stage 1</th><th>full</th><th>fitness</th><th>next draw</th>\
+         <th>test</th><th>vs parent</th></tr>",
     );
     for node in matching
         .into_iter()
@@ -643,7 +698,7 @@ async fn run_page(
         let _ = write!(
             body,
             "<tr><td><a href=\"/runs/{}/nodes/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             segment(&run),
             segment(&node.node_id),
             html(&node.node_id),
@@ -656,6 +711,9 @@ async fn run_page(
             fitness
                 .get(&node.node_id)
                 .map_or_else(|| "as scored".to_string(), |f| percent(Some(*f))),
+            next_weights
+                .get(&node.node_id)
+                .map_or_else(|| "–".to_string(), |w| format!("{w:.3}")),
             percent(node.test),
             html(&versus),
         );

@@ -227,6 +227,23 @@ async fn post(
     (response.status(), response.headers().clone())
 }
 
+/// The text of column `column` (from 0) of `node`'s row in a run page's
+/// node table.
+fn cell(page: &str, node: &str, column: usize) -> String {
+    let row_start = page
+        .find(&format!("<tr><td><a href=\"/runs/r1/nodes/{node}\">"))
+        .unwrap();
+    let row = &page[row_start..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    row.split("<td>")
+        .nth(column + 1)
+        .unwrap()
+        .split("</td>")
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 /// No markup from the store or the run directory comes through live.
 fn inert(page: &str) {
     assert!(!page.contains("<script"), "{page}");
@@ -259,11 +276,8 @@ async fn runs_run_and_node_pages_show_the_archive_with_hostile_text_inert() {
         "{run}"
     );
     assert!(run.contains("<td>invalid</td>"), "{run}");
-    // Fitness where people's judgements changed it, both shown.
-    assert!(
-        run.contains("<td>12.5%</td>") && run.contains("<td>as scored</td>"),
-        "{run}"
-    );
+    // Nobody judged yet: fitness is the automated score.
+    assert_eq!(cell(&run, "g1c0", 7), "as scored");
     assert!(
         run.contains("alt=\"lineage\" src=\"data:image/svg+xml;base64,"),
         "{run}"
@@ -458,6 +472,10 @@ async fn ratings_and_preferences_are_stored_from_forms_of_this_dashboard_only() 
     let state = fixture(dir.path());
     let feedback = state.feedback.clone().unwrap();
     let episode = "/runs/r1/nodes/g1c0/stage1/0";
+    // Column 8: the chance of being drawn in one draw of the next generation.
+    let (_, _, run) = get(&state, "/runs/r1", &[]).await;
+    let before: f64 = cell(&run, "g1c0", 8).parse().unwrap();
+    assert!(before > 0.4, "g1c0 and the seed near even: {before}");
     let (_, _, page) = get(&state, episode, &[]).await;
     assert!(
         page.contains("Not rated yet.") && page.contains("name=\"secret\" value=\"form-secret\"")
@@ -498,6 +516,12 @@ async fn ratings_and_preferences_are_stored_from_forms_of_this_dashboard_only() 
         page.contains("bad by ana: clicked &lt;b&gt;the&lt;/b&gt; wrong one"),
         "{page}"
     );
+    // Its one success rated bad: fitness 0, and the next draw favours the seed.
+    let (_, _, run) = get(&state, "/runs/r1", &[]).await;
+    assert_eq!(cell(&run, "g1c0", 7), "0.0%");
+    let after: f64 = cell(&run, "g1c0", 8).parse().unwrap();
+    let seed: f64 = cell(&run, "seed", 8).parse().unwrap();
+    assert!(after < before && seed > 0.9, "{after} {seed}");
 
     // The held-out split is viewed, never rated.
     let (_, _, test) = get(&state, "/runs/r1/nodes/seed/test/0", &[]).await;
