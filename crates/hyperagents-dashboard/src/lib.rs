@@ -14,8 +14,7 @@
 //! address needs a token ([`check_bind`]), sent as `Authorization: Bearer`,
 //! a `token` query parameter (which also sets a cookie) or that cookie.
 //!
-//! Not built yet (issue 17): screenshots on episode pages, comparison of
-//! runs, human feedback and its effect on fitness.
+//! Not built yet (issue 17): comparison of runs.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -120,6 +119,10 @@ pub fn router(state: DashboardState) -> Router {
         .route(
             "/runs/{run}/nodes/{node}/{stage}/{index}",
             get(episode_page).post(rate_episode),
+        )
+        .route(
+            "/runs/{run}/nodes/{node}/{stage}/{index}/screenshots/{n}",
+            get(screenshot),
         )
         .route(
             "/runs/{run}/nodes/{node}/{stage}/{index}/versus/{other}",
@@ -260,8 +263,8 @@ fn secure(headers: &mut HeaderMap) {
     for (name, value) in [
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; \
-             base-uri 'none'; frame-ancestors 'none'",
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+             form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         // `no-referrer` makes Chromium send `Origin: null` with a form post,
@@ -912,6 +915,21 @@ async fn episode_page(
         None => body.push_str("<p>No trajectory was kept for this episode.</p>"),
         Some(path) => match hyperagents_runtime::trace::read_trajectory(path) {
             Ok(trajectory) => {
+                let shots = screenshot_paths(&trajectory);
+                if !shots.is_empty() {
+                    body.push_str("<h2>Screenshots</h2><p>After each action, in order.</p>");
+                    for n in 0..shots.len() {
+                        let _ = write!(
+                            body,
+                            "<p><img alt=\"screenshot {}\" style=\"max-width:100%\" \
+                             src=\"/runs/{}/nodes/{}/{}/{index}/screenshots/{n}\"></p>",
+                            n + 1,
+                            segment(&run),
+                            segment(&node),
+                            segment(&stage),
+                        );
+                    }
+                }
                 let _ = write!(
                     body,
                     "<h2>Span tree</h2><p>Every model call with its input and output, every \
@@ -958,6 +976,49 @@ async fn episode_page(
         );
     }
     page(&format!("{} of {node}", record.key.task), &body, false)
+}
+
+/// The PNG files a trajectory's screenshot spans name, in order.
+fn screenshot_paths(trajectory: &hyperagents_runtime::trace::Trajectory) -> Vec<PathBuf> {
+    trajectory
+        .spans
+        .iter()
+        .filter(|s| s.kind == hyperagents_runtime::trace::SpanKind::Screenshot)
+        .filter_map(|s| s.output.as_ref()?.as_str().map(PathBuf::from))
+        .collect()
+}
+
+/// A screenshot of an episode: only a `.png` file its own trajectory
+/// names, so no other file can be read through this route.
+async fn screenshot(
+    State(state): State<Arc<DashboardState>>,
+    UrlPath((run, node, stage, index, n)): UrlPath<(String, String, String, usize, usize)>,
+) -> Response {
+    let records = match stage_records(&state, &run, &node, &stage) {
+        Ok(records) => records,
+        Err(response) => return *response,
+    };
+    let Some(trajectory) = records
+        .get(index)
+        .and_then(|r| r.result.trajectory.as_ref())
+        .and_then(|p| hyperagents_runtime::trace::read_trajectory(p).ok())
+    else {
+        return not_found("no such episode or trajectory");
+    };
+    let Some(path) = screenshot_paths(&trajectory).into_iter().nth(n) else {
+        return not_found(&format!("no screenshot {n}"));
+    };
+    if path.extension().and_then(|e| e.to_str()) != Some("png") {
+        return not_found("not a screenshot");
+    }
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let mut response = ([(header::CONTENT_TYPE, "image/png")], bytes).into_response();
+            secure(response.headers_mut());
+            response
+        }
+        Err(_) => not_found("the screenshot file is gone"),
+    }
 }
 
 fn parent_of(state: &DashboardState, run: &str, node: &str) -> Option<String> {

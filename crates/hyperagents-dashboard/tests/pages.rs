@@ -34,7 +34,7 @@ async fn get(
     let body = axum::body::to_bytes(response.into_body(), 16 << 20)
         .await
         .unwrap();
-    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
 async fn post(
@@ -147,6 +147,24 @@ async fn runs_run_and_node_pages_show_the_archive_with_hostile_text_inert() {
     );
     assert!(episode.contains("&lt;script&gt;alert(1)"), "{episode}");
     inert(&episode);
+    // Its screenshots, from the files its trajectory names, and only .png ones.
+    assert!(
+        episode.contains("src=\"/runs/r1/nodes/g1c0/stage1/0/screenshots/0\""),
+        "{episode}"
+    );
+    let (status, headers, _) = get(&state, "/runs/r1/nodes/g1c0/stage1/0/screenshots/0", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/png");
+    for refused in [
+        "/runs/r1/nodes/g1c0/stage1/0/screenshots/1",
+        "/runs/r1/nodes/g1c0/stage1/0/screenshots/7",
+    ] {
+        assert_eq!(
+            get(&state, refused, &[]).await.0,
+            StatusCode::NOT_FOUND,
+            "{refused}"
+        );
+    }
     for missing in [
         "/runs/r1/nodes/g1c0/stage1/5",
         "/runs/r1/nodes/g1c0/nostage/0",

@@ -14,6 +14,10 @@ use hyperagents_store::{
 };
 use serde_json::json;
 
+/// The bytes of the fixture's screenshot (a PNG signature; the dashboard
+/// passes files through).
+pub const SCREENSHOT: &[u8] = b"\x89PNG\r\n\x1a\nfixture";
+
 pub const HOSTILE: &str = "<script>alert(1)</script> <a href=\"javascript:alert(2)\">x</a>";
 
 pub fn node(id: &str, parent: Option<&str>, generation: u64, errors: serde_json::Value) -> NewNode {
@@ -165,6 +169,12 @@ pub fn stage(store: &ResultsStore, node: &str, stage: &str, trajectory: &Path) {
 pub fn write_trajectory(path: &Path) {
     use std::io::Write;
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // A screenshot after the action, and a span naming a file that is not
+    // one (the dashboard must not serve it).
+    let shot = path.with_file_name("shot-1.png");
+    std::fs::write(&shot, SCREENSHOT).unwrap();
+    let not_a_shot = path.with_file_name("secret.txt");
+    std::fs::write(&not_a_shot, "do not serve").unwrap();
     let lines = [
         json!({"type": "episode", "domain": "jsonl:t", "task": "t1", "seed": 0,
                "program": "hash-g1c0", "started_at_unix_ms": 0}),
@@ -172,6 +182,12 @@ pub fn write_trajectory(path: &Path) {
                "input": {"prompt": "What is on the page?"}, "output": HOSTILE, "error": null,
                "tokens_in": 10, "tokens_out": 2, "tokens_cached": 0, "cost": 0.0,
                "start_ms": 0, "end_ms": 5}),
+        json!({"type": "span", "id": 1, "parent": null, "kind": "screenshot", "name": "screenshot",
+               "input": null, "output": shot, "error": null, "tokens_in": 0, "tokens_out": 0,
+               "tokens_cached": 0, "cost": 0.0, "start_ms": 6, "end_ms": 7}),
+        json!({"type": "span", "id": 2, "parent": null, "kind": "screenshot", "name": "screenshot",
+               "input": null, "output": not_a_shot, "error": null, "tokens_in": 0, "tokens_out": 0,
+               "tokens_cached": 0, "cost": 0.0, "start_ms": 8, "end_ms": 9}),
     ];
     let file = std::fs::File::create(path).unwrap();
     let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
