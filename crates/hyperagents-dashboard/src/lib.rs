@@ -14,7 +14,10 @@
 //! address needs a token ([`check_bind`]), sent as `Authorization: Bearer`,
 //! a `token` query parameter (which also sets a cookie) or that cookie.
 //!
-//! Not built yet (issue 17): comparison of runs.
+//! Runs ticked on the runs page are compared side by side (`/compare`).
+//! People rate episodes and state preferences in forms (see
+//! [`DashboardState::feedback`]); the run page shows the fitness those give
+//! and each node's chance in the next generation's parent draw.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -28,7 +31,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use hyperagents_report::{RunReport, run_chart_svgs, run_lineage_svg, run_summary};
+use hyperagents_report::{
+    RunReport, compare_summary, comparison_chart_svgs, run_chart_svgs, run_lineage_svg, run_summary,
+};
 use hyperagents_store::{
     EpisodePreference, EpisodeRating, EvolutionEvent, Feedback, FeedbackStore, ResultsStore,
     RunStatus,
@@ -128,6 +133,7 @@ pub fn router(state: DashboardState) -> Router {
             "/runs/{run}/nodes/{node}/{stage}/{index}/versus/{other}",
             get(versus_page).post(prefer_episode),
         )
+        .route("/compare", get(compare_page))
         .route("/api/runs", get(runs_api))
         .route("/api/runs/{run}/generations", get(generations_api))
         .layer(middleware::from_fn_with_state(state.clone(), require_token))
@@ -351,14 +357,17 @@ async fn runs_page(State(state): State<Arc<DashboardState>>) -> Response {
         body.push_str("<p>No evolution run in this store yet.</p>");
     } else {
         body.push_str(
-            "<table><tr><th>run</th><th>mode</th><th>status</th><th>generations</th>\
-             <th>seed (train)</th><th>best (train)</th><th>best node</th></tr>",
+            "<form method=\"get\" action=\"/compare\"><table><tr><th>compare</th><th>run</th>\
+             <th>mode</th><th>status</th><th>generations</th><th>seed (train)</th>\
+             <th>best (train)</th><th>best node</th></tr>",
         );
         for item in &items {
             let _ = write!(
                 body,
-                "<tr><td><a href=\"/runs/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
+                "<tr><td><input type=\"checkbox\" name=\"run\" value=\"{}\"></td>\
+                 <td><a href=\"/runs/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
                  <td>{}</td><td>{}</td><td>{}</td></tr>",
+                html(&item.id),
                 segment(&item.id),
                 html(&item.id),
                 html(&item.mode),
@@ -369,9 +378,120 @@ async fn runs_page(State(state): State<Arc<DashboardState>>) -> Response {
                 html(&item.best_node),
             );
         }
-        body.push_str("</table>");
+        body.push_str("</table><button>compare the runs ticked</button></form>");
     }
     page("runs", &body, false)
+}
+
+fn spread(s: Option<hyperagents_report::Spread>, as_percent: bool) -> String {
+    match s {
+        None => "–".into(),
+        Some(s) if as_percent => format!(
+            "{:.1}% ({:.1}–{:.1}, n={})",
+            s.mean * 100.0,
+            s.min * 100.0,
+            s.max * 100.0,
+            s.count
+        ),
+        Some(s) => format!("{:.0} ({:.0}–{:.0}, n={})", s.mean, s.min, s.max, s.count),
+    }
+}
+
+/// Runs side by side (`/compare?run=a&run=b`): the per-mode table and the
+/// overlays `hyperagents compare` writes as files.
+async fn compare_page(
+    State(state): State<Arc<DashboardState>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let mut runs: Vec<String> = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        // A run named twice is compared once.
+        if key == "run" && !runs.iter().any(|r| *r == value) {
+            runs.push(value.into_owned());
+        }
+    }
+    if runs.is_empty() {
+        return page(
+            "compare",
+            "<h1>Compare runs</h1><p>Tick runs on the <a href=\"/\">runs page</a>.</p>",
+            false,
+        );
+    }
+    for run in &runs {
+        if let Err(response) = report_of(&state, run) {
+            return *response;
+        }
+    }
+    let comparison = match compare_summary(&state.store, &runs) {
+        Ok(comparison) => comparison,
+        Err(error) => return failure(error),
+    };
+    let mut body = String::from(
+        "<h1>Runs compared</h1><h2>Runs</h2><table><tr><th>run</th>\
+        <th>mode</th><th>generations</th><th>seed (train)</th><th>best (train)</th>\
+        <th>accepted improvements</th><th>search tokens</th></tr>",
+    );
+    for run in &comparison.runs {
+        let best = run
+            .nodes
+            .iter()
+            .find(|n| n.node_id == run.best_node)
+            .and_then(|n| n.train_score());
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/runs/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{} of {}</td><td>{}</td></tr>",
+            segment(&run.run_id),
+            html(&run.run_id),
+            html(run.mode.as_str()),
+            run.generations_done(),
+            percent(run.seed_train),
+            percent(best),
+            run.accepted_improvements,
+            run.comparisons,
+            run.tokens.search_tokens(),
+        );
+    }
+    body.push_str(
+        "</table><h2>By mode</h2><table><tr><th>mode</th><th>runs</th><th>seed (train)</th>\
+         <th>best (train)</th><th>final test</th><th>final improvement</th>\
+         <th>search tokens</th></tr>",
+    );
+    for mode in &comparison.modes {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html(mode.mode.as_str()),
+            mode.runs,
+            spread(mode.seed_train, true),
+            spread(mode.best_train, true),
+            spread(mode.final_test, true),
+            spread(mode.final_improvement, true),
+            spread(mode.search_tokens, false),
+        );
+    }
+    body.push_str("</table>");
+    match comparison_chart_svgs(&comparison) {
+        Ok(charts) => {
+            for (name, svg) in charts {
+                let _ = write!(
+                    body,
+                    "<h3>{}</h3><p class=\"svg\"><img alt=\"{}\" src=\"data:image/svg+xml;base64,{}\"></p>",
+                    html(name.trim_end_matches(".svg")),
+                    html(&name),
+                    base64(svg.as_bytes()),
+                );
+            }
+        }
+        Err(error) => {
+            let _ = write!(
+                body,
+                "<p>charts unavailable: {}</p>",
+                html(&error.to_string())
+            );
+        }
+    }
+    page("compare", &body, false)
 }
 
 fn generation_rows(report: &RunReport) -> Vec<GenerationRow> {

@@ -421,3 +421,52 @@ async fn ratings_and_preferences_are_stored_from_forms_of_this_dashboard_only() 
         matches!(&stored[1].feedback, Feedback::Preference(p) if p.preferred == "seed" && p.a == "g1c0" && p.b == "seed")
     );
 }
+
+#[tokio::test]
+async fn runs_are_compared_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = fixture(dir.path());
+    let writer = ResultsStore::open(dir.path().join("results.sqlite")).unwrap();
+    writer
+        .create_evolution_run(&NewEvolutionRun {
+            id: "r2".into(),
+            config: serde_json::json!({}),
+            mode: RunMode::None,
+            seed: 8,
+        })
+        .unwrap();
+    let mut seed = node("seed", None, 0, serde_json::json!([]));
+    seed.run_id = "r2".into();
+    writer.insert_node(&seed).unwrap();
+
+    let (_, _, runs) = get(&state, "/", &[]).await;
+    assert!(
+        runs.contains("<form method=\"get\" action=\"/compare\">")
+            && runs.contains("name=\"run\" value=\"r2\""),
+        "{runs}"
+    );
+    let (status, _, page) = get(&state, "/compare?run=r1&run=r2", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("<a href=\"/runs/r1\">r1</a>")
+            && page.contains("<a href=\"/runs/r2\">r2</a>")
+    );
+    assert!(
+        page.contains("<td>hyper</td>") && page.contains("<td>none</td>"),
+        "by mode"
+    );
+    inert(&page);
+    let (_, _, empty) = get(&state, "/compare", &[]).await;
+    assert!(empty.contains("Tick runs"));
+    assert_eq!(
+        get(&state, "/compare?run=r1&run=nope", &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _, once) = get(&state, "/compare?run=r1&run=r1", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        once.matches("<a href=\"/runs/r1\">r1</a>").count(),
+        1,
+        "a run named twice, once"
+    );
+}

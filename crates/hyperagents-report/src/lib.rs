@@ -134,6 +134,25 @@ pub fn run_chart_svgs(report: &RunReport) -> Result<Vec<(String, String)>, Repor
     Ok(out)
 }
 
+/// A comparison's overlay charts as SVG text, by file name, for pages that
+/// embed them; the same charts [`write_comparison`] writes.
+pub fn comparison_chart_svgs(
+    comparison: &RunComparison,
+) -> Result<Vec<(String, String)>, ReportError> {
+    let mut out = Vec::new();
+    for (name, chart) in compare::comparison_charts(comparison) {
+        if chart.series.iter().all(|s| s.points.is_empty()) {
+            continue;
+        }
+        let svg = plots::line_chart_svg(&chart).map_err(|message| ReportError::Plot {
+            path: PathBuf::from(name),
+            message,
+        })?;
+        out.push((name.to_owned(), svg));
+    }
+    Ok(out)
+}
+
 /// The run's lineage tree as SVG text (every text escaped).
 pub fn run_lineage_svg(report: &RunReport) -> String {
     lineage::lineage_svg(report)
