@@ -236,6 +236,27 @@ async fn a_running_run_reloads_and_a_token_guards_every_page() {
             StatusCode::OK
         );
     }
+    // A form post without the token is refused before it is read.
+    assert_eq!(
+        post(
+            &state,
+            "/runs/r1/nodes/g1c0/stage1/0",
+            "secret=form-secret&rater=ana&verdict=bad",
+            None
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        state
+            .feedback
+            .as_ref()
+            .unwrap()
+            .list(None)
+            .unwrap()
+            .is_empty()
+    );
     // A token in the query opens the page and sets the cookie links then use.
     let (status, headers, _) = get(&state, "/?token=s3cret", &[]).await;
     assert_eq!(status, StatusCode::OK);

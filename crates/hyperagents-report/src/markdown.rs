@@ -119,6 +119,7 @@ pub(crate) fn render_report(report: &RunReport, plots: &RunPlots, best_diff: &Be
 
     tokens_section(&mut md, report);
     kinds_section(&mut md, report);
+    judgements_section(&mut md, report);
     best_diff_section(&mut md, report, best_diff);
     nodes_section(&mut md, report);
     md
@@ -343,6 +344,44 @@ fn best_diff_section(md: &mut String, report: &RunReport, best_diff: &BestDiff) 
             }
         }
     }
+}
+
+/// Where people's judgements changed the fitness a generation drew its
+/// parents by: that fitness beside the node's automated train score.
+fn judgements_section(md: &mut String, report: &RunReport) {
+    if report.fitness_draws.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## People's judgements in parent selection
+"
+    );
+    let _ = writeln!(
+        md,
+        "Fitness is the automated train score unless people judged a node's episodes (a success \
+         rated bad counts as a failure; preferences move it): where they did, each generation's \
+         parents were drawn by this fitness.\n"
+    );
+    let _ = writeln!(md, "| generation | node | automated (train) | fitness |");
+    let _ = writeln!(md, "|---:|---|---:|---:|");
+    for (generation, nodes) in &report.fitness_draws {
+        for (node, fitness) in nodes {
+            let automated = report
+                .nodes
+                .iter()
+                .find(|n| n.node_id == *node)
+                .and_then(|n| n.train_score());
+            let _ = writeln!(
+                md,
+                "| {generation} | {} | {} | {} |",
+                markdown(node, CELL_CHARS),
+                rate(automated),
+                rate(Some(*fitness))
+            );
+        }
+    }
+    let _ = writeln!(md);
 }
 
 fn nodes_section(md: &mut String, report: &RunReport) {

@@ -86,6 +86,9 @@ pub struct RunReport {
     pub wall_ms: u64,
     /// Known events whose payload could not be read, described.
     pub unreadable_events: Vec<String>,
+    /// Per generation whose parents were drawn by a fitness people's
+    /// judgements changed: that fitness, for the nodes it changed.
+    pub fitness_draws: BTreeMap<u64, BTreeMap<String, f64>>,
 }
 
 /// The run after one generation (generation 0: the seed alone).
@@ -448,6 +451,7 @@ pub fn run_summary(store: &ResultsStore, run_id: &str) -> Result<RunReport, Repo
         tokens,
         wall_ms: active_ms(&mut activity_ms, IDLE_GAP_MS),
         unreadable_events,
+        fitness_draws: log.fitness.clone(),
     })
 }
 
@@ -551,6 +555,8 @@ struct EventLog {
     /// `parents` events as (seq, at_ms, generation), in log order: when
     /// each generation (re)started.
     starts: Vec<(i64, i64, u64)>,
+    /// Fitness recorded with each generation's parents, where it differed.
+    fitness: BTreeMap<u64, BTreeMap<String, f64>>,
     generations: BTreeMap<u64, GenerationEvent>,
     comparisons: HashMap<String, Comparison>,
     tests: BTreeMap<u64, TestEvent>,
@@ -600,6 +606,9 @@ impl EventLog {
             match event {
                 EvolutionEvent::Parents(p) => {
                     log.starts.push((record.seq, record.at_ms, p.generation));
+                    if !p.fitness.is_empty() {
+                        log.fitness.insert(p.generation, p.fitness);
+                    }
                 }
                 EvolutionEvent::Generation(g) => {
                     log.generations.insert(

@@ -245,9 +245,10 @@ fn hyper_run<'s>(store: &'s ResultsStore, id: &str) -> RunBuilder<'s> {
     b.comparison("g1c0", "seed", 0.25, Some(0.01), true);
     b.generation(1, 1, 1, 0.75, 0.625, "g1c0", 2);
 
+    // People judged g1c0's episodes: generation 2 drew by its lower fitness.
     b.event(
         "parents",
-        json!({"generation": 2, "parents": ["g1c0", "seed"]}),
+        json!({"generation": 2, "parents": ["g1c0", "seed"], "fitness": {"g1c0": 0.5}}),
     );
     b.node(
         "g2c0",
@@ -567,6 +568,8 @@ fn the_report_writes_markdown_tables_and_well_formed_svgs() {
         "| g2c1 (best) | seed | 2 | prompt, code | valid | 100.0% | 100.0% | 100.0% | +50.0 pp ✓ | 1,500 |",
         r"script \<bad\> \| \& \`x\` in tools.py:3",
         "1 event(s) could not be read",
+        "## People's judgements in parent selection",
+        "| 2 | g1c0 | 75.0% | 50.0% |",
         "The whole diff is in [best.diff](best.diff).",
         "````diff\n",
         "+log('v1')",
