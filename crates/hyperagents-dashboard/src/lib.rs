@@ -711,6 +711,21 @@ async fn run_page(
         report.tokens.meta_tokens,
         report.tokens.task_tokens(),
     );
+    let t = &report.tokens;
+    let _ = write!(
+        body,
+        "<h2>Tokens and cost per role</h2><table><tr><th>role</th><th>tokens</th><th>cost</th></tr>\
+         <tr><td>meta (making nodes)</td><td>{}</td><td>{}</td></tr>\
+         <tr><td>task, train split</td><td>{}</td><td>${:.4}</td></tr>\
+         <tr><td>task, test split</td><td>{}</td><td>${:.4}</td></tr></table>",
+        t.meta_tokens,
+        t.meta_cost
+            .map_or_else(|| "–".to_string(), |c| format!("${c:.4}")),
+        t.task_tokens(),
+        t.task_cost,
+        t.test_tokens(),
+        t.test_cost,
+    );
     body.push_str(
         "<h2>Generations</h2><table><tr><th>generation</th><th>best train</th><th>mean train</th>\
          <th>best so far</th><th>improvement</th><th>test of best</th><th>tokens</th>\
@@ -933,21 +948,34 @@ async fn node_page(
             let nodes = dir.join("nodes");
             match std::fs::read_to_string(nodes.join(format!("{node}.diff"))) {
                 Ok(diff) if !diff.is_empty() => {
-                    body.push_str("<h2>Diff against its parent</h2><pre>");
-                    for line in diff.lines() {
-                        let class = if line.starts_with('+') && !line.starts_with("+++") {
-                            " class=\"add\""
-                        } else if line.starts_with('-') && !line.starts_with("---") {
-                            " class=\"del\""
-                        } else {
-                            ""
-                        };
-                        let _ = writeln!(body, "<span{class}>{}</span>", html(line));
-                    }
-                    body.push_str("</pre>");
+                    let _ = write!(
+                        body,
+                        "<h2>Diff against its parent</h2><pre>{}</pre>",
+                        diff_lines(&diff)
+                    );
                 }
                 Ok(_) => body.push_str("<p>No diff (the seed, or an unchanged copy).</p>"),
                 Err(_) => body.push_str("<p>No diff file in the run directory.</p>"),
+            }
+            // Against the seed: what its whole lineage changed.
+            if node != "seed" && nodes.join("seed").is_dir() && nodes.join(&node).is_dir() {
+                match hyperagents_program::diff_dirs(&nodes.join("seed"), &nodes.join(&node)) {
+                    Ok(diff) if !diff.is_empty() => {
+                        let _ = write!(
+                            body,
+                            "<details><summary>Diff against the seed</summary><pre>{}</pre></details>",
+                            diff_lines(&diff.unified())
+                        );
+                    }
+                    Ok(_) => body.push_str("<p>The same program as the seed.</p>"),
+                    Err(error) => {
+                        let _ = write!(
+                            body,
+                            "<p>No diff against the seed: {}</p>",
+                            html(&error.to_string())
+                        );
+                    }
+                }
             }
             if let Ok(trace) = std::fs::read_to_string(nodes.join(format!("{node}.meta.txt"))) {
                 let _ = write!(
@@ -1441,6 +1469,22 @@ async fn prefer_episode(
         segment(&node),
         segment(&stage)
     ))
+}
+
+/// A unified diff as escaped lines, additions and removals marked.
+fn diff_lines(diff: &str) -> String {
+    let mut out = String::new();
+    for line in diff.lines() {
+        let class = if line.starts_with('+') && !line.starts_with("+++") {
+            " class=\"add\""
+        } else if line.starts_with('-') && !line.starts_with("---") {
+            " class=\"del\""
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "<span{class}>{}</span>", html(line));
+    }
+    out
 }
 
 /// The run's directory: the one its last launch record names, else

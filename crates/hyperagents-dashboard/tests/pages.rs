@@ -107,6 +107,7 @@ async fn runs_run_and_node_pages_show_the_archive_with_hostile_text_inert() {
         "{run}"
     );
     assert!(run.contains("<td>invalid</td>"), "{run}");
+    assert!(run.contains("<tr><td>meta (making nodes)</td><td>300</td>"), "{run}");
     // Nobody judged yet: fitness is the automated score.
     assert_eq!(cell(&run, "g1c0", 7), "as scored");
     assert!(
@@ -128,6 +129,11 @@ async fn runs_run_and_node_pages_show_the_archive_with_hostile_text_inert() {
         "the diff's text is shown, escaped: {child}"
     );
     assert!(child.contains("The meta step that made it"), "{child}");
+    assert!(
+        child.contains("Diff against the seed")
+            && child.contains("<span class=\"add\">+Answer briefly: {{ goal }}</span>"),
+        "{child}"
+    );
     inert(&child);
     // Its stage-1 episodes, and the one with a trajectory opens its span tree.
     assert!(child.contains("<h2>Episodes: stage1</h2>"), "{child}");

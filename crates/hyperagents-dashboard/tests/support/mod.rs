@@ -97,6 +97,14 @@ pub fn fixture(dir: &Path) -> DashboardState {
         .unwrap();
     let nodes = dir.join("runs/r1/nodes");
     std::fs::create_dir_all(&nodes).unwrap();
+    // The programs of the seed and g1c0 (its lineage changed one prompt).
+    for (id, prompt) in [
+        ("seed", "Answer: {{ goal }}\n"),
+        ("g1c0", "Answer briefly: {{ goal }}\n"),
+    ] {
+        std::fs::create_dir_all(nodes.join(id).join("skills/a")).unwrap();
+        std::fs::write(nodes.join(id).join("skills/a/prompt.md"), prompt).unwrap();
+    }
     std::fs::write(
         nodes.join("g1c0.diff"),
         format!("--- a/skills/x/prompt.md\n+++ b/skills/x/prompt.md\n-old line\n+{HOSTILE}\n"),
