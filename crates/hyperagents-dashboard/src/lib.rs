@@ -471,26 +471,7 @@ async fn compare_page(
         );
     }
     body.push_str("</table>");
-    match comparison_chart_svgs(&comparison) {
-        Ok(charts) => {
-            for (name, svg) in charts {
-                let _ = write!(
-                    body,
-                    "<h3>{}</h3><p class=\"svg\"><img alt=\"{}\" src=\"data:image/svg+xml;base64,{}\"></p>",
-                    html(name.trim_end_matches(".svg")),
-                    html(&name),
-                    base64(svg.as_bytes()),
-                );
-            }
-        }
-        Err(error) => {
-            let _ = write!(
-                body,
-                "<p>charts unavailable: {}</p>",
-                html(&error.to_string())
-            );
-        }
-    }
+    body.push_str(&charts_html(comparison_chart_svgs(&comparison)));
     page("compare", &body, false)
 }
 
@@ -749,28 +730,7 @@ async fn run_page(
         );
     }
     body.push_str("</table>");
-    match run_chart_svgs(&report) {
-        Ok(charts) => {
-            for (name, svg) in charts {
-                // The charts escape every text they hold (the report's own
-                // guarantee); they are embedded as images, not markup.
-                let _ = write!(
-                    body,
-                    "<h3>{}</h3><p class=\"svg\"><img alt=\"{}\" src=\"data:image/svg+xml;base64,{}\"></p>",
-                    html(name.trim_end_matches(".svg")),
-                    html(&name),
-                    base64(svg.as_bytes()),
-                );
-            }
-        }
-        Err(error) => {
-            let _ = write!(
-                body,
-                "<p>charts unavailable: {}</p>",
-                html(&error.to_string())
-            );
-        }
-    }
+    body.push_str(&charts_html(run_chart_svgs(&report)));
     let _ = write!(
         body,
         "<h2>Lineage</h2><p class=\"svg\"><img alt=\"lineage\" src=\"data:image/svg+xml;base64,{}\"></p>",
@@ -1104,12 +1064,7 @@ async fn episode_page(
         &stage,
         &record.key.task,
         record.key.seed,
-        &format!(
-            "/runs/{}/nodes/{}/{}/{index}",
-            segment(&run),
-            segment(&node),
-            segment(&stage)
-        ),
+        &episode_path(&run, &node, &stage, index),
     ));
     if let Some(parent) = parent_of(&state, &run, &node) {
         let _ = write!(
@@ -1321,15 +1276,7 @@ async fn rate_episode(
         rater: form.rater.trim().to_string(),
         at_ms: now_ms(),
     });
-    if let Err(error) = feedback.add(&rating) {
-        return refused(&error.to_string());
-    }
-    see_other(&format!(
-        "/runs/{}/nodes/{}/{}/{index}",
-        segment(&run),
-        segment(&node),
-        segment(&stage)
-    ))
+    store_then_show(feedback, &rating, &episode_path(&run, &node, &stage, index))
 }
 
 /// The episode of `other` on the same task and seed as `node`'s episode
@@ -1460,15 +1407,29 @@ async fn prefer_episode(
         rater: form.rater.trim().to_string(),
         at_ms: now_ms(),
     });
-    if let Err(error) = feedback.add(&preference) {
-        return refused(&error.to_string());
-    }
-    see_other(&format!(
+    store_then_show(
+        feedback,
+        &preference,
+        &episode_path(&run, &node, &stage, index),
+    )
+}
+
+/// The page of `node`'s episode `index` of `stage`.
+fn episode_path(run: &str, node: &str, stage: &str, index: usize) -> String {
+    format!(
         "/runs/{}/nodes/{}/{}/{index}",
-        segment(&run),
-        segment(&node),
-        segment(&stage)
-    ))
+        segment(run),
+        segment(node),
+        segment(stage)
+    )
+}
+
+/// Stores a judgement, then sends the browser to `page` (or says why not).
+fn store_then_show(feedback: &FeedbackStore, judgement: &Feedback, page: &str) -> Response {
+    match feedback.add(judgement) {
+        Ok(_) => see_other(page),
+        Err(error) => refused(&error.to_string()),
+    }
 }
 
 /// A unified diff as escaped lines, additions and removals marked.
@@ -1505,6 +1466,34 @@ fn run_dir(state: &DashboardState, run: &str) -> Option<PathBuf> {
         None => return None,
     };
     Path::new(&dir).is_dir().then_some(dir)
+}
+
+/// Charts as images, each under its name. The charts escape every text
+/// they hold (the report crate's own guarantee), and as images they are not
+/// markup in the page.
+fn charts_html(charts: Result<Vec<(String, String)>, hyperagents_report::ReportError>) -> String {
+    let mut out = String::new();
+    match charts {
+        Ok(charts) => {
+            for (name, svg) in charts {
+                let _ = write!(
+                    out,
+                    "<h3>{}</h3><p class=\"svg\"><img alt=\"{}\" src=\"data:image/svg+xml;base64,{}\"></p>",
+                    html(name.trim_end_matches(".svg")),
+                    html(&name),
+                    base64(svg.as_bytes()),
+                );
+            }
+        }
+        Err(error) => {
+            let _ = write!(
+                out,
+                "<p>charts unavailable: {}</p>",
+                html(&error.to_string())
+            );
+        }
+    }
+    out
 }
 
 fn base64(bytes: &[u8]) -> String {

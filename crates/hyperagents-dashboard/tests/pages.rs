@@ -107,7 +107,10 @@ async fn runs_run_and_node_pages_show_the_archive_with_hostile_text_inert() {
         "{run}"
     );
     assert!(run.contains("<td>invalid</td>"), "{run}");
-    assert!(run.contains("<tr><td>meta (making nodes)</td><td>300</td>"), "{run}");
+    assert!(
+        run.contains("<tr><td>meta (making nodes)</td><td>300</td>"),
+        "{run}"
+    );
     // Nobody judged yet: fitness is the automated score.
     assert_eq!(cell(&run, "g1c0", 7), "as scored");
     assert!(

@@ -1195,23 +1195,7 @@ async fn human_judgements_shape_fitness_selection_and_meta_evidence() {
     feedback
         .add(&rating("seed", true, "answers with the number alone", 2))
         .unwrap();
-    feedback
-        .add(&Feedback::Preference(EpisodePreference {
-            run: "run".into(),
-            stage: "full".into(),
-            task: "four".into(),
-            seed: 0,
-            a: "g1c1".into(),
-            b: "seed".into(),
-            preferred: "g1c1".into(),
-            comment: String::new(),
-            rater: "ben".into(),
-            at_ms: 3,
-        }))
-        .unwrap();
-    let after = evo.parent_candidates(2).unwrap();
-    assert_eq!(score(&after, "g1c0"), 0.0, "its only success was rated bad");
-    let bt = hyperagents_evolve::fitness::bradley_terry(&[EpisodePreference {
+    let preference = EpisodePreference {
         run: "run".into(),
         stage: "full".into(),
         task: "four".into(),
@@ -1222,7 +1206,13 @@ async fn human_judgements_shape_fitness_selection_and_meta_evidence() {
         comment: String::new(),
         rater: "ben".into(),
         at_ms: 3,
-    }]);
+    };
+    feedback
+        .add(&Feedback::Preference(preference.clone()))
+        .unwrap();
+    let after = evo.parent_candidates(2).unwrap();
+    assert_eq!(score(&after, "g1c0"), 0.0, "its only success was rated bad");
+    let bt = hyperagents_evolve::fitness::bradley_terry(&[preference]);
     let blended = |node: &str| 0.25 + 0.25 * (bt[node] - 0.5);
     assert!((score(&after, "g1c1") - blended("g1c1")).abs() < 1e-12);
     assert!((score(&after, "seed") - blended("seed")).abs() < 1e-12);

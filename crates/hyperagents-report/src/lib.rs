@@ -117,11 +117,22 @@ pub fn write_report(
 /// embed them (the dashboard); the same charts [`write_report`] writes.
 /// Charts with no point yet are left out.
 pub fn run_chart_svgs(report: &RunReport) -> Result<Vec<(String, String)>, ReportError> {
-    let mut out = Vec::new();
     if report.generations_done() == 0 {
-        return Ok(out);
+        return Ok(Vec::new());
     }
-    for (_, name, chart) in run_charts(report) {
+    charts_as_svg(
+        run_charts(report)
+            .into_iter()
+            .map(|(_, name, chart)| (name, chart)),
+    )
+}
+
+/// Each chart with a point as `(file name, SVG text)`.
+fn charts_as_svg<'a>(
+    charts: impl IntoIterator<Item = (&'static str, LineChart<'a>)>,
+) -> Result<Vec<(String, String)>, ReportError> {
+    let mut out = Vec::new();
+    for (name, chart) in charts {
         if chart.series.iter().all(|s| s.points.is_empty()) {
             continue;
         }
@@ -139,18 +150,7 @@ pub fn run_chart_svgs(report: &RunReport) -> Result<Vec<(String, String)>, Repor
 pub fn comparison_chart_svgs(
     comparison: &RunComparison,
 ) -> Result<Vec<(String, String)>, ReportError> {
-    let mut out = Vec::new();
-    for (name, chart) in compare::comparison_charts(comparison) {
-        if chart.series.iter().all(|s| s.points.is_empty()) {
-            continue;
-        }
-        let svg = plots::line_chart_svg(&chart).map_err(|message| ReportError::Plot {
-            path: PathBuf::from(name),
-            message,
-        })?;
-        out.push((name.to_owned(), svg));
-    }
-    Ok(out)
+    charts_as_svg(compare::comparison_charts(comparison))
 }
 
 /// The run's lineage tree as SVG text (every text escaped).
