@@ -208,20 +208,11 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// `text` escaped for HTML text and attribute values.
+/// `text` escaped for HTML text and quoted attribute values (the report
+/// crate's markup escape: `&`, `<`, `>`, both quotes, and characters no
+/// markup may carry).
 pub fn html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    hyperagents_report::escape_markup(text)
 }
 
 /// A path segment for a link: ids are checked before they are used, but a
@@ -1219,6 +1210,31 @@ fn form_allowed(state: &DashboardState, headers: &HeaderMap, secret: &str) -> bo
     same_origin && constant_time_eq(secret, &state.form_secret)
 }
 
+/// The feedback file a form post may write to, or the refusal: the post
+/// must come from this dashboard's page, the dashboard must take feedback,
+/// and the episode must not be of the held-out split.
+fn judgement_allowed<'s>(
+    state: &'s DashboardState,
+    headers: &HeaderMap,
+    secret: &str,
+    stage: &str,
+) -> Result<&'s FeedbackStore, Box<Response>> {
+    if !form_allowed(state, headers, secret) {
+        return Err(Box::new(refused(
+            "this form did not come from this dashboard",
+        )));
+    }
+    let Some(feedback) = &state.feedback else {
+        return Err(Box::new(refused("this dashboard takes no feedback")));
+    };
+    if stage == "test" {
+        return Err(Box::new(refused(
+            "episodes of the held-out split are not judged",
+        )));
+    }
+    Ok(feedback)
+}
+
 fn refused(why: &str) -> Response {
     let mut response = page(
         "refused",
@@ -1244,15 +1260,10 @@ async fn rate_episode(
     headers: HeaderMap,
     Form(form): Form<RatingForm>,
 ) -> Response {
-    if !form_allowed(&state, &headers, &form.secret) {
-        return refused("this form did not come from this dashboard");
-    }
-    let Some(feedback) = &state.feedback else {
-        return refused("this dashboard takes no feedback");
+    let feedback = match judgement_allowed(&state, &headers, &form.secret, &stage) {
+        Ok(feedback) => feedback,
+        Err(response) => return *response,
     };
-    if stage == "test" {
-        return refused("episodes of the held-out split are not rated");
-    }
     let records = match stage_records(&state, &run, &node, &stage) {
         Ok(records) => records,
         Err(response) => return *response,
@@ -1382,15 +1393,10 @@ async fn prefer_episode(
     headers: HeaderMap,
     Form(form): Form<PreferenceForm>,
 ) -> Response {
-    if !form_allowed(&state, &headers, &form.secret) {
-        return refused("this form did not come from this dashboard");
-    }
-    let Some(feedback) = &state.feedback else {
-        return refused("this dashboard takes no feedback");
+    let feedback = match judgement_allowed(&state, &headers, &form.secret, &stage) {
+        Ok(feedback) => feedback,
+        Err(response) => return *response,
     };
-    if stage == "test" {
-        return refused("episodes of the held-out split are not judged");
-    }
     let (a, _) = match paired_records(&state, &run, &node, &stage, index, &other) {
         Ok(pair) => pair,
         Err(response) => return *response,
@@ -1509,7 +1515,7 @@ mod tests {
     fn escaping_and_encoding() {
         assert_eq!(
             html("<script>alert('x') & \"y\"</script>"),
-            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+            "&lt;script&gt;alert(&apos;x&apos;) &amp; &quot;y&quot;&lt;/script&gt;"
         );
         assert_eq!(segment("g1c0"), "g1c0");
         assert_eq!(segment("a/../b c"), "a%2F..%2Fb%20c");

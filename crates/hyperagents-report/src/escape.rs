@@ -6,8 +6,9 @@
 //! would break an SVG, one `|` a Markdown table.
 
 /// `text` as XML character data or an attribute value (quotes escaped too),
-/// with characters XML 1.0 cannot carry at all replaced by U+FFFD.
-pub(crate) fn xml(text: &str) -> String {
+/// with characters XML 1.0 cannot carry at all replaced by U+FFFD. Safe as
+/// HTML text and quoted attribute values too (the dashboard's pages).
+pub fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
