@@ -979,3 +979,30 @@ async fn lines_written_for_a_script_are_inserted_after_the_line_they_name() {
         seed
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_that_copies_the_example_is_refused_and_asked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    // First the example itself, bolded as small models write it; then a
+    // line of the model's own.
+    let model = ScriptedModel::queue(vec![
+        "- **Do not repeat an action that left the page unchanged; try another element.**".into(),
+        "State the number alone, with no words around it.".into(),
+    ]);
+    let ctx = meta_context(model.clone(), dir.path()).await;
+    let out = dir.path().join("child");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let requests = model.requests.lock().unwrap();
+    assert!(
+        requests[1].messages[0]
+            .content
+            .contains("that line is the example, copied"),
+        "the refusal is fed back"
+    );
+    drop(requests);
+    let prompt = std::fs::read_to_string(out.join("skills/choose_tool/prompt.md")).unwrap();
+    assert!(prompt.contains("State the number alone"), "{prompt}");
+    assert!(!prompt.contains("try another element"), "{prompt}");
+}

@@ -550,6 +550,8 @@ def propose(focus, targets, editable, evidence_vars, label, may_create=False, pr
                     log(label + ": added " + str(len(lines)) + " lines to " + targets[0])
                     return {"label": label, "files": files, "tries": attempt + 1, "focus": focus, "targets": targets, "may_create": may_create, "addition": addition}
                 why = added_why
+            elif any([copies_example(l) for l in source.split("\n")]):
+                why = "that line is the example, copied; write lines of your own, from what the failed episodes show"
             elif len(parsed["edits"]) == 0:
                 why = "write one to " + str(ADDED_LINES_MAX) + " plain lines of instructions, nothing else"
         previous = why
@@ -626,6 +628,23 @@ def inserted_code(reply, existing):
     return "\n".join(new_lines) + "\n", ""
 
 
+def words_of(text):
+    return " ".join(re.sub(r"[^a-z0-9 ]", " ", str(text).lower()).split())
+
+
+def copies_example(text):
+    # A line that is one of the examples the focus shows (with quotes,
+    # bullets or bold around it): small models copy the example, and every
+    # child that does is the same program (e17: two meta turns refused as
+    # duplicates for it).
+    line = words_of(text)
+    for example in [RULE_EXAMPLE, META_RULE_EXAMPLE]:
+        shown = words_of(example)
+        if len(shown) > 0 and (shown in line and len(line) < len(shown) * 1.3 + 10):
+            return True
+    return False
+
+
 def added_lines(reply, existing):
     # The new plain lines of a reply meant to be added to a prompt: fences,
     # headings, paths, edit markers, lines the prompt already has (a model
@@ -642,6 +661,8 @@ def added_lines(reply, existing):
         if "{{" in text or "{%" in text or "}}" in text or "%}" in text:
             continue
         if re.match(r"^[\w./*-]+\.(md|py|toml|jsonl|json)\W*$", text):
+            continue
+        if copies_example(text):
             continue
         lines.append(text[:ADDED_LINE_CHARS])
         if len(lines) >= ADDED_LINES_MAX:
