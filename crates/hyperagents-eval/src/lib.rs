@@ -210,6 +210,20 @@ pub async fn evaluate(
     run: EvalRunId,
     on_episode: &(dyn Fn(&EpisodeRecord) + Send + Sync),
 ) -> Result<EvalReport, EvalError> {
+    evaluate_with(ctx, target, plan, store, run, on_episode, &InProcess).await
+}
+
+/// [`evaluate`], with the episodes the store does not hold run by `runner`
+/// (in this process, or elsewhere): keys, reuse and recording stay here.
+pub async fn evaluate_with(
+    ctx: &RunContext,
+    target: &EvalTarget,
+    plan: &EvalPlan,
+    store: &ResultsStore,
+    run: EvalRunId,
+    on_episode: &(dyn Fn(&EpisodeRecord) + Send + Sync),
+    runner: &dyn EpisodeRunner,
+) -> Result<EvalReport, EvalError> {
     let started = Instant::now();
     let EvalTarget {
         program,
@@ -267,8 +281,10 @@ pub async fn evaluate(
                 if !launching.load(Ordering::SeqCst) {
                     return (task, seed, key, None);
                 }
-                let outcome = run_episode(ctx, program, domain_ref, &task, seed).await;
-                (task, seed, key, Some(outcome))
+                let end = runner
+                    .run(ctx, program, domain_ref, &task, seed, &key)
+                    .await;
+                (task, seed, key, Some(end))
             }
         })
         .buffer_unordered(plan.concurrency.max(1));
@@ -305,24 +321,25 @@ pub async fn evaluate(
             unfinished = true;
             break;
         }
-        let outcome = match outcome {
-            Err(EpisodeError::Interrupted { cause, .. }) => {
+        let mut breakdown = None;
+        let result = match outcome {
+            EpisodeEnd::Interrupted(cause) => {
                 tracing::info!(%task, seed, %cause, "episode cut short; not stored");
                 launching.store(false, Ordering::SeqCst);
                 stopping.get_or_insert(cause);
                 unfinished = true;
                 continue;
             }
-            other => other,
-        };
-        let mut breakdown = None;
-        let result = match outcome {
-            Ok(outcome) => {
-                let s = outcome.summary;
+            EpisodeEnd::Ran {
+                summary,
+                trajectory,
+                trace_write,
+            } => {
+                let s = *summary;
                 breakdown = Some(EpisodeBreakdown {
                     timing: s.timing,
                     episode: Duration::from_millis(s.duration_ms),
-                    trace_write: outcome.trace_write,
+                    trace_write,
                     store: Duration::ZERO,
                 });
                 EvalResult {
@@ -334,38 +351,22 @@ pub async fn evaluate(
                     tokens_out: s.tokens_out,
                     cost: s.cost,
                     duration_ms: s.duration_ms,
-                    trajectory: Some(outcome.trajectory),
+                    trajectory: Some(trajectory),
                     finished_at_ms: now_ms(),
                 }
             }
-            Err(error) => {
-                let status = match &error {
-                    EpisodeError::Reset {
-                        source: DomainError::Unsupported(_),
-                        ..
-                    }
-                    | EpisodeError::Score {
-                        source: DomainError::Unsupported(_),
-                        ..
-                    } => EvalStatus::Unsupported,
-                    _ => EvalStatus::Error,
-                };
-                if status == EvalStatus::Error {
-                    tracing::warn!(%task, seed, %error, "episode failed to run");
-                }
-                EvalResult {
-                    status,
-                    success: false,
-                    score: 0.0,
-                    reason: error.to_string(),
-                    tokens_in: 0,
-                    tokens_out: 0,
-                    cost: 0.0,
-                    duration_ms: 0,
-                    trajectory: None,
-                    finished_at_ms: now_ms(),
-                }
-            }
+            EpisodeEnd::Failed { status, reason } => EvalResult {
+                status,
+                success: false,
+                score: 0.0,
+                reason,
+                tokens_in: 0,
+                tokens_out: 0,
+                cost: 0.0,
+                duration_ms: 0,
+                trajectory: None,
+                finished_at_ms: now_ms(),
+            },
         };
         // A failure to run while the run is over its limits (a judge
         // refused by a spent budget, say) is the limit's doing.
@@ -407,6 +408,90 @@ pub async fn evaluate(
         summary: store.run_summary(run)?,
         wall: started.elapsed(),
     })
+}
+
+/// How one episode the store did not hold ended, as [`evaluate_with`]
+/// records it.
+#[derive(Debug)]
+pub enum EpisodeEnd {
+    /// It ran (succeeded or not); its trajectory is a file on this machine.
+    Ran {
+        summary: Box<hyperagents_runtime::trace::EpisodeSummary>,
+        trajectory: PathBuf,
+        trace_write: Duration,
+    },
+    /// It could not run: [`EvalStatus::Unsupported`] (the task needs what is
+    /// not configured) or [`EvalStatus::Error`], with why.
+    Failed { status: EvalStatus, reason: String },
+    /// Cut short by the run's limits, a stop or the host: never stored.
+    Interrupted(Interruption),
+}
+
+/// Where an episode the store does not hold runs. `key` names it (a remote
+/// runner sends it along, so a repeated job is stored once).
+#[async_trait::async_trait]
+pub trait EpisodeRunner: Send + Sync {
+    async fn run(
+        &self,
+        ctx: &RunContext,
+        program: Arc<Program>,
+        domain: &dyn Domain,
+        task: &str,
+        seed: u64,
+        key: &EvalKey,
+    ) -> EpisodeEnd;
+}
+
+/// Runs episodes in this process ([`run_episode`]).
+pub struct InProcess;
+
+#[async_trait::async_trait]
+impl EpisodeRunner for InProcess {
+    async fn run(
+        &self,
+        ctx: &RunContext,
+        program: Arc<Program>,
+        domain: &dyn Domain,
+        task: &str,
+        seed: u64,
+        _key: &EvalKey,
+    ) -> EpisodeEnd {
+        episode_end(run_episode(ctx, program, domain, task, seed).await)
+    }
+}
+
+/// How [`run_episode`]'s result is recorded.
+pub fn episode_end(
+    outcome: Result<hyperagents_runtime::EpisodeOutcome, EpisodeError>,
+) -> EpisodeEnd {
+    match outcome {
+        Ok(outcome) => EpisodeEnd::Ran {
+            summary: Box::new(outcome.summary),
+            trajectory: outcome.trajectory,
+            trace_write: outcome.trace_write,
+        },
+        Err(EpisodeError::Interrupted { cause, .. }) => EpisodeEnd::Interrupted(cause),
+        Err(error) => {
+            let status = match &error {
+                EpisodeError::Reset {
+                    source: DomainError::Unsupported(_),
+                    ..
+                }
+                | EpisodeError::Score {
+                    source: DomainError::Unsupported(_),
+                    ..
+                } => EvalStatus::Unsupported,
+                _ => EvalStatus::Error,
+            };
+            if status == EvalStatus::Error {
+                tracing::warn!(%error, "episode failed to run");
+            }
+            EpisodeEnd::Failed {
+                status,
+                reason: error.to_string(),
+            }
+        }
+    }
 }
 
 /// The parts of an [`EvalKey`] shared by every episode of one evaluation.

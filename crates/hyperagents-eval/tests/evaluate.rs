@@ -219,3 +219,79 @@ async fn unsupported_tasks_are_reported_never_scored() {
     assert_eq!(report.summary.unsupported, 2);
     assert_eq!(report.summary.success_rate(), None);
 }
+
+/// A runner standing for another machine: `four` could not run there
+/// (unsupported), `six` was cut short; it records the keys it was given.
+struct Elsewhere {
+    keys: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl hyperagents_eval::EpisodeRunner for Elsewhere {
+    async fn run(
+        &self,
+        _ctx: &hyperagents_runtime::RunContext,
+        _program: Arc<Program>,
+        _domain: &dyn Domain,
+        task: &str,
+        _seed: u64,
+        key: &hyperagents_store::EvalKey,
+    ) -> hyperagents_eval::EpisodeEnd {
+        self.keys
+            .lock()
+            .expect("lock")
+            .push(key.hash().as_str().to_string());
+        match task {
+            "four" => hyperagents_eval::EpisodeEnd::Failed {
+                status: EvalStatus::Unsupported,
+                reason: "needs a site this worker does not have".into(),
+            },
+            _ => hyperagents_eval::EpisodeEnd::Interrupted(hyperagents_eval::Interruption::Stop(
+                "the worker went away".into(),
+            )),
+        }
+    }
+}
+
+#[tokio::test]
+async fn episodes_run_elsewhere_are_recorded_by_key_and_cut_ones_never() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = ScriptedModel::new(|_| "4".to_string());
+    let ctx = context(model, pool(1).await, 30, &dir.path().join("traces"));
+    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).expect("seed loads"));
+    let store = ResultsStore::open(dir.path().join("results.sqlite")).expect("store opens");
+    let run = new_run(&store);
+    let runner = Elsewhere {
+        keys: Mutex::new(Vec::new()),
+    };
+    let plan = EvalPlan {
+        tasks: vec!["four".into(), "six".into()],
+        seeds: vec![0],
+        concurrency: 1,
+        reuse_cached: true,
+    };
+    let outcome = hyperagents_eval::evaluate_with(
+        &ctx,
+        &target(&program, suite()),
+        &plan,
+        &store,
+        run,
+        &|_| {},
+        &runner,
+    )
+    .await;
+    // `six` was cut short: the evaluation stops, and only `four` is stored.
+    assert!(
+        matches!(outcome, Err(EvalError::Interrupted(_))),
+        "{outcome:?}"
+    );
+    let stored = store.run_evaluations(run).expect("read back");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].key.task, "four");
+    assert_eq!(stored[0].result.status, EvalStatus::Unsupported);
+    // Under the key the runner was given.
+    assert_eq!(
+        runner.keys.lock().expect("lock")[0],
+        stored[0].key_hash.as_str()
+    );
+}
