@@ -3,11 +3,14 @@
 //! programs as content-addressed bundles ([`bundle`]), verified by hash
 //! before a worker runs them.
 //!
-//! Knows nothing of models, domains or the evolution loop. Workers taking
-//! episode and meta-step jobs, and the coordinator's evaluator that hands
-//! them out, are still to be built on this (issue 16).
+//! [`episodes`] runs an evaluation's episodes on workers: the coordinator's
+//! [`episodes::NatsRunner`] plugs into `hyperagents_eval::evaluate_with`,
+//! workers run [`episodes::serve_episode_jobs`]. Knows nothing of the
+//! evolution loop. Meta-step jobs and the CLI's `worker` are still to come
+//! (issue 16).
 
 pub mod bundle;
+pub mod episodes;
 pub mod jetstream;
 
 pub use bundle::{BundleError, ProgramBundle, pack, unpack};

@@ -494,6 +494,29 @@ pub fn episode_end(
     }
 }
 
+/// Each role's model as evaluation keys name it (`provider/model@fingerprint`):
+/// two processes whose roles give the same map compute the same episodes.
+pub fn model_fingerprints(ctx: &RunContext) -> Result<BTreeMap<String, String>, EvalError> {
+    let mut models = BTreeMap::new();
+    for role in ctx.router.roles() {
+        let model = ctx.router.model(role).map_err(|source| EvalError::Model {
+            role: role.to_string(),
+            source,
+        })?;
+        let d = model.descriptor();
+        models.insert(
+            role.to_string(),
+            format!(
+                "{}/{}@{}",
+                d.provider,
+                d.model,
+                d.fingerprint.as_deref().unwrap_or("-")
+            ),
+        );
+    }
+    Ok(models)
+}
+
 /// The parts of an [`EvalKey`] shared by every episode of one evaluation.
 struct KeyTemplate {
     program_hash: String,
@@ -504,23 +527,7 @@ struct KeyTemplate {
 
 impl KeyTemplate {
     fn new(ctx: &RunContext, program: &Program, suite: &SuiteIdentity) -> Result<Self, EvalError> {
-        let mut models = BTreeMap::new();
-        for role in ctx.router.roles() {
-            let model = ctx.router.model(role).map_err(|source| EvalError::Model {
-                role: role.to_string(),
-                source,
-            })?;
-            let d = model.descriptor();
-            models.insert(
-                role.to_string(),
-                format!(
-                    "{}/{}@{}",
-                    d.provider,
-                    d.model,
-                    d.fingerprint.as_deref().unwrap_or("-")
-                ),
-            );
-        }
+        let models = model_fingerprints(ctx)?;
         // Sampling inside an episode is decided by the program's own files
         // (in the program hash) and by the run's seed and caps (here).
         let run_settings = serde_json::json!({
