@@ -103,6 +103,8 @@ pub enum Command {
     /// Serve the web dashboard: runs, curves, lineage, nodes and their diffs, read from the
     /// results store while runs write it.
     Serve(ServeArgs),
+    /// Take episode jobs from a NATS server (`eval --nats`) until stopped.
+    Worker(WorkerArgs),
     /// Human feedback (episode ratings and preferences) as JSONL, for headless use.
     #[command(subcommand)]
     Feedback(FeedbackCommand),
@@ -206,6 +208,32 @@ pub struct EvalArgs {
     /// Also write the results as JSONL here (default: <store>-evals/run-<id>.jsonl beside the store).
     #[arg(long, value_name = "FILE")]
     pub jsonl: Option<PathBuf>,
+    /// Run the episodes on `hyperagents worker` processes through this NATS server
+    /// (nats://host:4222; credentials and TLS from `[nats]`); keys, reuse and storing stay here.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// This coordinator's name on NATS: results of its jobs that arrive while it is down are
+    /// found by the next process of the same name (default: this host's name).
+    #[arg(long, value_name = "NAME")]
+    pub coordinator: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The NATS server (default: `[nats] url`).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// The suites this worker serves (`miniwob`, `webarena`, `gaia`, or a JSONL task file at
+    /// the same path the coordinator names), repeatable.
+    #[arg(long = "suite", required = true)]
+    pub suites: Vec<String>,
+    /// Model names the programs it runs use, bound as on the coordinator (their
+    /// fingerprints must match the jobs').
+    #[arg(long, value_delimiter = ',', default_value = "task")]
+    pub models: Vec<String>,
+    /// Seconds a job may go without a sign of progress before it goes to another worker.
+    #[arg(long, default_value_t = 60)]
+    pub ack_wait_secs: u64,
 }
 
 /// `resume` repeats them from the run's `LaunchRecord`, converted by hand

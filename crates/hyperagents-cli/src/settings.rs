@@ -37,6 +37,9 @@ pub struct Settings {
     /// Where benchmark data lives and how benchmark environments run.
     #[serde(default)]
     pub benchmarks: BenchmarkSettings,
+    /// The NATS server for `worker` and `eval --nats` (URL, credentials, TLS).
+    #[serde(default)]
+    pub nats: hyperagents_distributed::NatsSettings,
     /// Where models, the response cache and runs are kept.
     pub cache_dir: Option<PathBuf>,
 }
@@ -393,6 +396,7 @@ impl Default for Settings {
                 screenshots: false,
             },
             benchmarks: BenchmarkSettings::default(),
+            nats: hyperagents_distributed::NatsSettings::default(),
             cache_dir: None,
         }
     }

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use hyperagents_eval::ledger::{LedgerKeeper, eval_scope};
-use hyperagents_eval::{EpisodeRecord, EvalPlan, EvalTarget, Interruption, evaluate, table};
+use hyperagents_eval::{
+    EpisodeRecord, EvalPlan, EvalTarget, Interruption, evaluate, evaluate_with, table,
+};
 use hyperagents_llm::accounting::Ledger;
 use hyperagents_store::{EvalStatus, NewEvalRun, ResultsStore};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -127,7 +129,12 @@ pub async fn run(settings: Settings, args: EvalArgs) -> Result<ExitCode> {
         suite: identity.clone(),
     };
     let saving = keep_saving(keeper.clone());
-    let outcome = evaluate(&ctx, &target, &plan, &store, run, &on_episode).await;
+    let outcome = match nats_runner(&settings, &args, &identity).await? {
+        Some(runner) => {
+            evaluate_with(&ctx, &target, &plan, &store, run, &on_episode, &runner).await
+        }
+        None => evaluate(&ctx, &target, &plan, &store, run, &on_episode).await,
+    };
     stop_saving(saving).await;
     bar.finish_and_clear();
     keeper.save().context("saving the run's ledger")?;
@@ -286,4 +293,51 @@ fn status_word(record: &EpisodeRecord) -> &'static str {
         EvalStatus::Unsupported => "unsupported",
         EvalStatus::Error => "error",
     }
+}
+
+/// The runner that hands episodes to workers, when `--nats` (or `[nats]`
+/// with `--coordinator`) asks for one.
+async fn nats_runner(
+    settings: &Settings,
+    args: &EvalArgs,
+    identity: &hyperagents_eval::SuiteIdentity,
+) -> Result<Option<hyperagents_distributed::episodes::NatsRunner>> {
+    let Some(url) = args.nats.clone() else {
+        return Ok(None);
+    };
+    let nats = hyperagents_distributed::NatsSettings {
+        url,
+        ..settings.nats.clone()
+    };
+    let jets = hyperagents_distributed::Jets::open(&nats)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", nats.url))?;
+    let coordinator = args.coordinator.clone().unwrap_or_else(host_name);
+    let runner =
+        hyperagents_distributed::episodes::NatsRunner::start(jets, &coordinator, &identity.name)
+            .await
+            .context("reading this coordinator's results")?;
+    eprintln!(
+        "episodes run on workers through {} (coordinator `{coordinator}`)",
+        nats.url
+    );
+    Ok(Some(runner))
+}
+
+/// This machine's name, for names that must be the same after a restart.
+pub(super) fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "coordinator".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }

@@ -15,6 +15,7 @@ mod models;
 mod programs;
 mod serve;
 mod suites;
+mod worker;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Compare(args) => evolve::compare(&settings, &args),
         Command::Serve(args) => serve::run(&settings, args).await,
         Command::Feedback(command) => feedback::run(&settings, command),
+        Command::Worker(args) => worker::run(settings, args).await,
         Command::Improve(args) => programs::improve(settings, args).await,
         Command::Init(args) => {
             crate::builtin::write_seed(&args.dir)?;

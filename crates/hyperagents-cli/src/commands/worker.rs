@@ -1,0 +1,72 @@
+//! `hyperagents worker`: runs episode jobs from a NATS server until stopped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hyperagents_distributed::episodes::{WorkerTiming, serve_episode_jobs};
+use hyperagents_distributed::{Jets, NatsSettings};
+
+use super::programs::run_context;
+use hyperagents_domain::Split;
+
+use super::suites::plan_suite;
+use crate::cli::WorkerArgs;
+use crate::settings::Settings;
+
+pub async fn run(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
+    let nats = NatsSettings {
+        url: args
+            .nats
+            .clone()
+            .unwrap_or_else(|| settings.nats.url.clone()),
+        ..settings.nats.clone()
+    };
+    anyhow::ensure!(
+        !nats.url.is_empty(),
+        "name the NATS server: --nats nats://host:4222 (or [nats] url in the settings)"
+    );
+    let worker = format!("{}-{}", super::eval::host_name(), std::process::id());
+    let workdir = settings.cache_dir().join("worker").join(&worker);
+    // The suites' own models (a judge) and the programs' (`--models`).
+    let plans = args
+        .suites
+        .iter()
+        .map(|suite| plan_suite(&settings, suite, Split::Train))
+        .collect::<Result<Vec<_>>>()?;
+    let mut aliases: BTreeSet<String> = args.models.iter().cloned().collect();
+    for plan in &plans {
+        aliases.extend(plan.aliases.iter().cloned());
+    }
+    let ctx = run_context(
+        &settings,
+        aliases.iter().map(String::as_str).collect(),
+        workdir.join("traces"),
+    )
+    .await?;
+    let mut domains = BTreeMap::new();
+    for plan in plans {
+        let name = plan.identity.name.clone();
+        domains.insert(name, plan.open(&ctx).await?);
+    }
+    let jets = Jets::open(&nats)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", nats.url))?;
+    eprintln!(
+        "worker {worker} taking episode jobs from {} for {}",
+        nats.url,
+        domains.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    let timing = WorkerTiming {
+        ack_wait: Duration::from_secs(args.ack_wait_secs.max(3)),
+        ..WorkerTiming::default()
+    };
+    tokio::select! {
+        served = serve_episode_jobs(jets, ctx, domains, worker, workdir, timing) => {
+            served.context("serving episode jobs")?;
+        }
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,154 @@
+//! `hyperagents eval --nats` with `hyperagents worker` processes and a real
+//! nats-server: the episodes run in the workers and are stored by the
+//! coordinator; a worker killed with SIGKILL in the middle of an episode
+//! loses nothing — another worker takes its job — and every episode is
+//! stored exactly once.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hyperagents_testkit::nats::NatsServer;
+use support::{bin, read_request, repo, text};
+
+const SUITE: &str = r#"{"id": "four", "input": "What is 2+2?", "expected": "4"}
+{"id": "six", "input": "What is 3+3?", "expected": "6"}
+"#;
+
+/// An OpenAI-compatible server that answers "4" after `delay`, counting
+/// the requests it has begun.
+fn slow_openai(delay: Duration) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let begun = Arc::new(AtomicUsize::new(0));
+    let count = begun.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let _ = read_request(&mut stream);
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(delay);
+                let body = serde_json::json!({
+                    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "4"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+                })
+                .to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    (url, begun)
+}
+
+fn settings(work: &Path, url: &str) {
+    std::fs::write(
+        work.join("hyperagents.toml"),
+        format!(
+            "[openai]\nbase_url = \"{url}\"\napi_key = \"sk-test\"\n\
+             [cache]\nmode = \"off\"\n\
+             [models.fake]\nprovider = \"openai\"\nmodel = \"fake-model\"\n\
+             [roles]\ntask = \"fake\"\nmeta = \"fake\"\njudge = \"fake\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn worker(work: &Path, cache: &Path, nats: &str) -> Child {
+    bin()
+        .current_dir(work)
+        .env("HYPERAGENTS_CACHE_DIR", cache)
+        .args([
+            "worker",
+            "--nats",
+            nats,
+            "--suite",
+            "qa.jsonl",
+            "--ack-wait-secs",
+            "3",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn workers_run_the_episodes_and_a_killed_one_loses_nothing() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("qa.jsonl"), SUITE).unwrap();
+    let (url, begun) = slow_openai(Duration::from_millis(1500));
+    settings(&work, &url);
+    let nats = server.url();
+
+    // The first worker dies (SIGKILL) once it is in the middle of an episode.
+    let mut first = worker(&work, &dir.path().join("cache-w1"), &nats);
+    let jsonl = dir.path().join("results.jsonl");
+    let seed = repo().join("programs/seed");
+    let coordinator = bin()
+        .current_dir(&work)
+        .env("HYPERAGENTS_CACHE_DIR", dir.path().join("cache-c"))
+        .args(["eval", "--program"])
+        .arg(&seed)
+        .args(["--suite", "qa.jsonl", "--episodes", "1", "--nats", &nats])
+        .args(["--coordinator", "test", "--jsonl"])
+        .arg(&jsonl)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while begun.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no episode began on the worker");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().unwrap();
+    let _ = first.wait();
+    let mut second = worker(&work, &dir.path().join("cache-w2"), &nats);
+
+    let out = coordinator.wait_with_output().unwrap();
+    let _ = second.kill();
+    let _ = second.wait();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("episodes run on workers"), "{stderr}");
+    // Every episode once, scored as the model answered.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let by_task = |task: &str| {
+        lines
+            .iter()
+            .find(|l| l["key"]["task"] == task)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_task("four")["success"], true);
+    assert_eq!(by_task("six")["success"], false);
+    assert_eq!(by_task("four")["status"], "ok");
+    // The trajectory came back to the coordinator's machine.
+    let trajectory = by_task("four")["trajectory"].as_str().unwrap().to_string();
+    assert!(Path::new(&trajectory).exists(), "{trajectory}");
+}
