@@ -227,9 +227,9 @@ pub struct WorkerArgs {
     /// the same path the coordinator names), repeatable.
     #[arg(long = "suite", required = true)]
     pub suites: Vec<String>,
-    /// Model names the programs it runs use, bound as on the coordinator (their
-    /// fingerprints must match the jobs').
-    #[arg(long, value_delimiter = ',', default_value = "task")]
+    /// The roles (or model names) to bind, as on the coordinator: a job runs only where every
+    /// role its key names is bound to the same model (default: every role in `[roles]`).
+    #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
     /// Seconds a job may go without a sign of progress before it goes to another worker.
     #[arg(long, default_value_t = 60)]
@@ -303,6 +303,13 @@ pub struct EvolveArgs {
     /// are drawn by, from 0 to 1; episodes rated bad count as failures whatever the weight.
     #[arg(long, default_value_t = 0.25, value_name = "W")]
     pub feedback_weight: f64,
+    /// Run the episodes (stages, smoke, quick evaluations) on `hyperagents worker` processes
+    /// through this NATS server; meta steps stay here.
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// This coordinator's name on NATS (default: this host's name).
+    #[arg(long, value_name = "NAME")]
+    pub coordinator: Option<String>,
     /// Skip the smoke episode a child runs before its staged evaluation.
     #[arg(long)]
     pub no_smoke: bool,

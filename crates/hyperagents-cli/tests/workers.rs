@@ -68,19 +68,14 @@ fn settings(work: &Path, url: &str) {
     .unwrap();
 }
 
-fn worker(work: &Path, cache: &Path, nats: &str) -> Child {
+/// A worker binding `models` (the roles the coordinator binds: `evolve`
+/// binds the meta role too, and the jobs' keys name every bound role).
+fn worker(work: &Path, cache: &Path, nats: &str, models: &str) -> Child {
     bin()
         .current_dir(work)
         .env("HYPERAGENTS_CACHE_DIR", cache)
-        .args([
-            "worker",
-            "--nats",
-            nats,
-            "--suite",
-            "qa.jsonl",
-            "--ack-wait-secs",
-            "3",
-        ])
+        .args(["worker", "--nats", nats, "--suite", "qa.jsonl"])
+        .args(["--ack-wait-secs", "3", "--models", models])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -101,7 +96,7 @@ fn workers_run_the_episodes_and_a_killed_one_loses_nothing() {
     let nats = server.url();
 
     // The first worker dies (SIGKILL) once it is in the middle of an episode.
-    let mut first = worker(&work, &dir.path().join("cache-w1"), &nats);
+    let mut first = worker(&work, &dir.path().join("cache-w1"), &nats, "task");
     let jsonl = dir.path().join("results.jsonl");
     let seed = repo().join("programs/seed");
     let coordinator = bin()
@@ -123,7 +118,7 @@ fn workers_run_the_episodes_and_a_killed_one_loses_nothing() {
     }
     first.kill().unwrap();
     let _ = first.wait();
-    let mut second = worker(&work, &dir.path().join("cache-w2"), &nats);
+    let mut second = worker(&work, &dir.path().join("cache-w2"), &nats, "task");
 
     let out = coordinator.wait_with_output().unwrap();
     let _ = second.kill();
@@ -151,4 +146,71 @@ fn workers_run_the_episodes_and_a_killed_one_loses_nothing() {
     // The trajectory came back to the coordinator's machine.
     let trajectory = by_task("four")["trajectory"].as_str().unwrap().to_string();
     assert!(Path::new(&trajectory).exists(), "{trajectory}");
+}
+
+#[test]
+fn an_evolution_runs_its_episodes_on_workers() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("qa.jsonl"), SUITE).unwrap();
+    let (url, begun) = slow_openai(Duration::ZERO);
+    settings(&work, &url);
+    let nats = server.url();
+    let mut worker = worker(&work, &dir.path().join("cache-w"), &nats, "task,meta,judge");
+    let cache = dir.path().join("cache-c");
+    let seed = repo().join("programs/seed");
+    let out = bin()
+        .current_dir(&work)
+        .env("HYPERAGENTS_CACHE_DIR", &cache)
+        .args(["evolve", "--run", "dist", "--program"])
+        .arg(&seed)
+        .args([
+            "--suite",
+            "qa.jsonl",
+            "--generations",
+            "1",
+            "--children",
+            "1",
+        ])
+        .args(["--stage1", "1", "--nats", &nats])
+        .output()
+        .unwrap();
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let stderr = text(&out.stderr);
+    if !out.status.success() {
+        let dump = bin()
+            .current_dir(&work)
+            .env("HYPERAGENTS_CACHE_DIR", &cache)
+            .args(["status", "dist"])
+            .output()
+            .unwrap();
+        let evals: Vec<String> = std::fs::read_dir(cache.join("results-evals"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        panic!("{stderr}\n{}\n{evals:?}", text(&dump.stdout));
+    }
+    assert!(stderr.contains("episodes run on workers"), "{stderr}");
+    assert!(begun.load(Ordering::SeqCst) > 0);
+    // The seed's stages were scored from the workers' episodes.
+    let status = bin()
+        .current_dir(&work)
+        .env("HYPERAGENTS_CACHE_DIR", &cache)
+        .args(["status", "dist"])
+        .output()
+        .unwrap();
+    let shown = text(&status.stdout);
+    assert!(shown.contains("seed"), "{shown}");
+    assert!(
+        shown.contains("1/2"),
+        "the seed solves `four` of two tasks: {shown}"
+    );
 }

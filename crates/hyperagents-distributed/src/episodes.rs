@@ -8,8 +8,8 @@
 //! - A worker acks a job only after its result is published, and tells the
 //!   server it is still working while an episode runs (`+WPI`), so the ack
 //!   deadline is short and a dead worker's job goes to another one.
-//! - A job is run only by a worker whose models are the ones the key names
-//!   (else its result is an error saying so), with the coordinator's run
+//! - A job is run only by a worker that binds every role the key names to
+//!   the same model (else its result is an error saying so), with the coordinator's run
 //!   seed and caps, on the program bundle the job names (checked by hash).
 //! - Results stay in `HA_RESULTS` until the coordinator has read them, so a
 //!   coordinator restarted after a crash finds what arrived while it was down.
@@ -239,10 +239,16 @@ async fn run_job(
             reason,
         })
     };
-    if &job.models != models {
+    // Every role the job's key names must be bound here to the same model
+    // (roles bound here and not named are never used by its episode).
+    if let Some((role, wanted)) = job
+        .models
+        .iter()
+        .find(|(role, wanted)| models.get(*role) != Some(*wanted))
+    {
         return failed(format!(
-            "this worker's models {models:?} are not the ones the job names {:?}",
-            job.models
+            "the job's key names {role} = {wanted}; this worker binds {} (its models: {models:?})",
+            models.get(role).map_or("nothing", String::as_str)
         ));
     }
     let program = match fetch_program(jets, &job.program, workdir).await {
@@ -534,5 +540,31 @@ impl EpisodeRunner for NatsRunner {
                 },
             },
         }
+    }
+}
+
+/// The evolution engine's [`hyperagents_eval::Evaluator`] over workers:
+/// [`hyperagents_eval::evaluate_with`] with a [`NatsRunner`], storing into
+/// `store` as a local evaluation does.
+pub struct NatsEvaluator {
+    /// Bound to the episodes' models (the jobs name their fingerprints).
+    pub ctx: RunContext,
+    pub store: hyperagents_store::ResultsStore,
+    pub runner: NatsRunner,
+}
+
+#[async_trait::async_trait]
+impl hyperagents_eval::Evaluator for NatsEvaluator {
+    async fn evaluate(
+        &self,
+        target: &hyperagents_eval::EvalTarget,
+        plan: &hyperagents_eval::EvalPlan,
+        run: hyperagents_store::EvalRunId,
+        traces: &Path,
+    ) -> Result<hyperagents_eval::EvalReport, hyperagents_eval::EvalError> {
+        let mut ctx = self.ctx.clone();
+        ctx.traces_dir = traces.to_path_buf();
+        hyperagents_eval::evaluate_with(&ctx, target, plan, &self.store, run, &|_| {}, &self.runner)
+            .await
     }
 }

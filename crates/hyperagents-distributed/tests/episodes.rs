@@ -232,7 +232,7 @@ async fn a_worker_with_other_models_refuses_the_job() {
             hyperagents_eval::EpisodeEnd::Failed { status, reason } => {
                 assert_eq!(status, EvalStatus::Error);
                 assert!(
-                    reason.contains("are not the ones the job names"),
+                    reason.contains("the job's key names task = elsewhere/other@1"),
                     "{reason}"
                 );
             }

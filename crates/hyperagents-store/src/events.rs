@@ -96,6 +96,11 @@ pub struct LaunchRecord {
     /// Runs stored before people's preferences counted: the default weight.
     #[serde(default = "default_feedback_weight")]
     pub feedback_weight: f64,
+    /// The NATS server episodes ran on, and the coordinator's name there.
+    #[serde(default)]
+    pub nats: Option<String>,
+    #[serde(default)]
+    pub coordinator: Option<String>,
 }
 
 fn default_quick_eval_tasks() -> usize {
@@ -369,6 +374,8 @@ mod tests {
                 quick_eval_tasks: 4,
                 store: None,
                 feedback_weight: 0.25,
+                nats: None,
+                coordinator: None,
             })),
             EvolutionEvent::Stopped(Stopped {
                 interrupted: Some("signal".into()),

@@ -155,10 +155,38 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
         episodes: ctx.clone(),
         meta: ctx.clone(),
         archive: Arc::new(store.clone()),
-        evaluator: Arc::new(LocalEvaluator {
-            ctx,
-            store: store.clone(),
-        }),
+        evaluator: match &args.nats {
+            None => Arc::new(LocalEvaluator {
+                ctx,
+                store: store.clone(),
+            }),
+            Some(url) => {
+                let nats = hyperagents_distributed::NatsSettings {
+                    url: url.clone(),
+                    ..settings.nats.clone()
+                };
+                let jets = hyperagents_distributed::Jets::open(&nats)
+                    .await
+                    .with_context(|| format!("connecting to NATS at {url}"))?;
+                let coordinator = args
+                    .coordinator
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-{}", super::eval::host_name(), args.run));
+                let runner = hyperagents_distributed::episodes::NatsRunner::start(
+                    jets,
+                    &coordinator,
+                    &identity.name,
+                )
+                .await
+                .context("reading this coordinator's results")?;
+                eprintln!("episodes run on workers through {url} (coordinator `{coordinator}`)");
+                Arc::new(hyperagents_distributed::episodes::NatsEvaluator {
+                    ctx,
+                    store: store.clone(),
+                    runner,
+                })
+            }
+        },
         feedback: Some(Arc::new(feedback)),
         domain,
         suite: identity,
@@ -416,6 +444,8 @@ fn launch_record(args: &EvolveArgs, run_dir: &Path) -> LaunchRecord {
         quick_eval_tasks: args.quick_eval_tasks,
         store: args.store.as_deref().map(absolute),
         feedback_weight: args.feedback_weight,
+        nats: args.nats.clone(),
+        coordinator: args.coordinator.clone(),
     }
 }
 
@@ -446,6 +476,8 @@ fn args_of(record: LaunchRecord) -> EvolveArgs {
         quick_eval_tasks: record.quick_eval_tasks,
         store: record.store,
         feedback_weight: record.feedback_weight,
+        nats: record.nats,
+        coordinator: record.coordinator,
     }
 }
 

@@ -35,7 +35,11 @@ pub async fn run(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
         .iter()
         .map(|suite| plan_suite(&settings, suite, Split::Train))
         .collect::<Result<Vec<_>>>()?;
-    let mut aliases: BTreeSet<String> = args.models.iter().cloned().collect();
+    let mut aliases: BTreeSet<String> = if args.models.is_empty() {
+        settings.roles.keys().cloned().collect()
+    } else {
+        args.models.iter().cloned().collect()
+    };
     for plan in &plans {
         aliases.extend(plan.aliases.iter().cloned());
     }
