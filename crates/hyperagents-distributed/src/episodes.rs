@@ -374,7 +374,16 @@ impl NatsRunner {
             let waiting = waiting.clone();
             let arrived = arrived.clone();
             tokio::spawn(async move {
-                while let Some(Ok(message)) = messages.next().await {
+                while let Some(message) = messages.next().await {
+                    // A lost connection (the server restarting) is an error
+                    // here, not the end: the client reconnects.
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(error) => {
+                            tracing::debug!(%error, "reading results");
+                            continue;
+                        }
+                    };
                     if let Ok(done) = serde_json::from_slice::<EpisodeDone>(&message.payload)
                         && done.format == MESSAGE_FORMAT
                     {

@@ -244,3 +244,71 @@ async fn a_worker_with_other_models_refuses_the_job() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_restarted_mid_evaluation_loses_nothing_and_counts_nothing_twice() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let Some(mut server) = NatsServer::start() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let timing = WorkerTiming {
+            ack_wait: Duration::from_secs(3),
+            max_deliver: 10,
+        };
+        // Slow episodes, so the restart falls in the middle of the run.
+        let slow = || {
+            ScriptedModel::new(|_| {
+                std::thread::sleep(Duration::from_millis(300));
+                "4".to_string()
+            })
+        };
+        let jets = Jets::open(&settings(&server)).await.unwrap();
+        let domains = BTreeMap::from([("jsonl:test".to_string(), suite())]);
+        let wctx = context(slow(), pool(1).await, 30, &dir.path().join("w-traces"));
+        let work = tokio::spawn({
+            let workdir = dir.path().join("w");
+            async move {
+                let _ = serve_episode_jobs(jets, wctx, domains, "w".into(), workdir, timing).await;
+            }
+        });
+        let ctx = context(slow(), pool(1).await, 30, &dir.path().join("traces"));
+        let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
+        let store = ResultsStore::open(dir.path().join("results.sqlite")).unwrap();
+        let jets = Jets::open(&settings(&server)).await.unwrap();
+        let runner = NatsRunner::start(jets, "c3", "jsonl:test").await.unwrap();
+        let target = EvalTarget {
+            program,
+            domain: suite(),
+            suite: SuiteIdentity {
+                name: "jsonl:test".into(),
+                version: "v1".into(),
+            },
+        };
+        let plan = EvalPlan {
+            tasks: vec!["four".into(), "six".into()],
+            seeds: vec![0, 1, 2],
+            concurrency: 6,
+            reuse_cached: true,
+        };
+        let run = new_run(&store);
+        let evaluation = evaluate_with(&ctx, &target, &plan, &store, run, &|_| {}, &runner);
+        let restart = async {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            server.restart();
+        };
+        let (report, ()) = tokio::join!(evaluation, restart);
+        let report = report.unwrap();
+        assert_eq!(report.records.len(), 6);
+        let stored = store.run_evaluations(run).unwrap();
+        assert_eq!(stored.len(), 6, "each episode once");
+        assert_eq!(
+            stored.iter().filter(|r| r.result.success).count(),
+            3,
+            "`four` on each seed"
+        );
+        work.abort();
+    })
+    .await
+    .expect("test timed out");
+}
