@@ -214,3 +214,66 @@ fn an_evolution_runs_its_episodes_on_workers() {
         "the seed solves `four` of two tasks: {shown}"
     );
 }
+
+#[test]
+fn a_coordinator_killed_while_workers_run_finds_their_results_on_restart() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("qa.jsonl"), SUITE).unwrap();
+    let (url, begun) = slow_openai(Duration::from_millis(700));
+    settings(&work, &url);
+    let nats = server.url();
+    let mut worker = worker(&work, &dir.path().join("cache-w"), &nats, "task");
+    let cache = dir.path().join("cache-c");
+    let seed = repo().join("programs/seed");
+    let eval = |jsonl: &Path| {
+        let mut cmd = bin();
+        cmd.current_dir(&work)
+            .env("HYPERAGENTS_CACHE_DIR", &cache)
+            .args(["eval", "--program"])
+            .arg(&seed)
+            .args(["--suite", "qa.jsonl", "--episodes", "1", "--nats", &nats])
+            .args(["--coordinator", "restarts", "--jsonl"])
+            .arg(jsonl)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    // The coordinator dies (SIGKILL) once its jobs are running.
+    let mut first = eval(&dir.path().join("first.jsonl")).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while begun.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no episode began");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    first.kill().unwrap();
+    let _ = first.wait();
+    // The worker finishes both episodes with nobody listening.
+    let mut settled = begun.load(Ordering::SeqCst);
+    loop {
+        std::thread::sleep(Duration::from_secs(3));
+        let now = begun.load(Ordering::SeqCst);
+        if now == settled {
+            break;
+        }
+        settled = now;
+    }
+    // Restarted under the same name, it takes those results: no episode runs again.
+    let jsonl = dir.path().join("second.jsonl");
+    let out = eval(&jsonl).output().unwrap();
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        begun.load(Ordering::SeqCst),
+        settled,
+        "no model call after the restart"
+    );
+    let lines = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    assert!(lines.contains("\"success\":true") && lines.contains("\"success\":false"));
+}

@@ -364,12 +364,35 @@ impl NatsRunner {
             )
             .await
             .map_err(|e| jetstream_error(&durable)(e.to_string()))?;
+        let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<EpisodeDone>>>> = Arc::default();
+        let arrived: Arc<Mutex<HashMap<String, EpisodeDone>>> = Arc::default();
+        // Results that arrived while this coordinator was down are read
+        // before it asks for anything, so none of their jobs is sent again.
+        loop {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(256)
+                .messages()
+                .await
+                .map_err(|e| jetstream_error(&durable)(e.to_string()))?;
+            let mut read = 0;
+            while let Some(Ok(message)) = batch.next().await {
+                read += 1;
+                if let Ok(done) = serde_json::from_slice::<EpisodeDone>(&message.payload)
+                    && done.format == MESSAGE_FORMAT
+                {
+                    lock(&arrived).insert(done.job.clone(), done);
+                }
+                let _ = message.ack().await;
+            }
+            if read == 0 {
+                break;
+            }
+        }
         let mut messages = consumer
             .messages()
             .await
             .map_err(|e| jetstream_error(&durable)(e.to_string()))?;
-        let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<EpisodeDone>>>> = Arc::default();
-        let arrived: Arc<Mutex<HashMap<String, EpisodeDone>>> = Arc::default();
         let reader = {
             let waiting = waiting.clone();
             let arrived = arrived.clone();
