@@ -372,6 +372,7 @@ impl NatsRunner {
             let mut batch = consumer
                 .fetch()
                 .max_messages(256)
+                .expires(Duration::from_millis(500))
                 .messages()
                 .await
                 .map_err(|e| jetstream_error(&durable)(e.to_string()))?;
