@@ -327,13 +327,25 @@ pub struct NatsRunner {
     /// Results that arrived with nobody waiting (while this coordinator was
     /// down, or before it asked again).
     arrived: Arc<Mutex<HashMap<String, EpisodeDone>>>,
+    /// The jobs stream's sequence number of each job this process sent.
+    sent: Arc<Mutex<HashMap<u64, String>>>,
     reader: tokio::task::JoinHandle<()>,
+    dead_letters: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for NatsRunner {
     fn drop(&mut self) {
         self.reader.abort();
+        self.dead_letters.abort();
     }
+}
+
+/// The server's advisory when a job reached its last delivery without an
+/// ack (it killed, or was refused by, every worker that took it).
+#[derive(Deserialize)]
+struct MaxDeliveries {
+    stream_seq: u64,
+    deliveries: u64,
 }
 
 impl NatsRunner {
@@ -425,13 +437,55 @@ impl NatsRunner {
                 }
             })
         };
+        // Dead letters: a job no worker finished in its deliveries ends as
+        // an error result saying so, instead of being waited for forever.
+        let sent: Arc<Mutex<HashMap<u64, String>>> = Arc::default();
+        let mut advisories = jets
+            .client
+            .subscribe(format!(
+                "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.{WORKERS}"
+            ))
+            .await
+            .map_err(|e| jetstream_error("dead-letter advisories")(e.to_string()))?;
+        let dead_letters = {
+            let waiting = waiting.clone();
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                while let Some(message) = advisories.next().await {
+                    let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&message.payload)
+                    else {
+                        continue;
+                    };
+                    let Some(job) = lock(&sent).remove(&advisory.stream_seq) else {
+                        continue;
+                    };
+                    tracing::warn!(%job, deliveries = advisory.deliveries, "a job ran out of deliveries");
+                    if let Some(waiter) = lock(&waiting).remove(&job) {
+                        let _ = waiter.send(EpisodeDone {
+                            format: MESSAGE_FORMAT,
+                            job,
+                            worker: "(none)".into(),
+                            end: RemoteEnd::Failed {
+                                unsupported: false,
+                                reason: format!(
+                                    "dead letter: delivered {} times, no worker finished it",
+                                    advisory.deliveries
+                                ),
+                            },
+                        });
+                    }
+                }
+            })
+        };
         Ok(NatsRunner {
             jets,
             suite: suite.to_string(),
             results,
             waiting,
             arrived,
+            sent,
             reader,
+            dead_letters,
         })
     }
 
@@ -483,9 +537,10 @@ impl NatsRunner {
             .publish(EPISODE_JOBS, bytes.into())
             .await
             .map_err(|e| failed(format!("publishing the job: {e}")))?;
-        published
+        let ack = published
             .await
             .map_err(|e| failed(format!("publishing the job: {e}")))?;
+        lock(&self.sent).insert(ack.sequence, job_id.clone());
         let stop = ctx.router.ledger().stopped();
         tokio::select! {
             done = receive => done.map_err(|_| EpisodeEnd::Interrupted(Interruption::Host(

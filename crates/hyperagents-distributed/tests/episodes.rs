@@ -312,3 +312,75 @@ async fn a_server_restarted_mid_evaluation_loses_nothing_and_counts_nothing_twic
     .await
     .expect("test timed out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_no_worker_finishes_ends_as_a_dead_letter() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let Some(server) = NatsServer::start() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // The only worker serves another suite: it hands every job back.
+        let jets = Jets::open(&settings(&server)).await.unwrap();
+        let wctx = context(
+            ScriptedModel::new(|_| "4".to_string()),
+            pool(1).await,
+            30,
+            &dir.path().join("w-traces"),
+        );
+        let domains = BTreeMap::from([("jsonl:other".to_string(), suite())]);
+        let timing = WorkerTiming {
+            ack_wait: Duration::from_secs(3),
+            max_deliver: 3,
+        };
+        let work = tokio::spawn({
+            let workdir = dir.path().join("w");
+            async move {
+                let _ = serve_episode_jobs(jets, wctx, domains, "w".into(), workdir, timing).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let ctx = context(
+            ScriptedModel::new(|_| "4".to_string()),
+            pool(1).await,
+            30,
+            &dir.path().join("traces"),
+        );
+        let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
+        let store = ResultsStore::open(dir.path().join("results.sqlite")).unwrap();
+        let jets = Jets::open(&settings(&server)).await.unwrap();
+        let runner = NatsRunner::start(jets, "c4", "jsonl:test").await.unwrap();
+        let target = EvalTarget {
+            program,
+            domain: suite(),
+            suite: SuiteIdentity {
+                name: "jsonl:test".into(),
+                version: "v1".into(),
+            },
+        };
+        let plan = EvalPlan {
+            tasks: vec!["four".into()],
+            seeds: vec![0],
+            concurrency: 1,
+            reuse_cached: true,
+        };
+        let run = new_run(&store);
+        let report = evaluate_with(&ctx, &target, &plan, &store, run, &|_| {}, &runner)
+            .await
+            .unwrap();
+        assert_eq!(report.records.len(), 1);
+        let stored = store.run_evaluations(run).unwrap();
+        assert_eq!(stored[0].result.status, EvalStatus::Error);
+        assert!(
+            stored[0]
+                .result
+                .reason
+                .contains("dead letter: delivered 3 times"),
+            "{}",
+            stored[0].result.reason
+        );
+        work.abort();
+    })
+    .await
+    .expect("test timed out");
+}
