@@ -111,7 +111,7 @@ fn workers_run_the_episodes_and_a_killed_one_loses_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while begun.load(Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "no episode began on the worker");
         std::thread::sleep(Duration::from_millis(50));
@@ -245,7 +245,7 @@ fn a_coordinator_killed_while_workers_run_finds_their_results_on_restart() {
     };
     // The coordinator dies (SIGKILL) once its jobs are running.
     let mut first = eval(&dir.path().join("first.jsonl")).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while begun.load(Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "no episode began");
         std::thread::sleep(Duration::from_millis(50));
