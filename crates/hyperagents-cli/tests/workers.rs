@@ -70,7 +70,18 @@ fn settings(work: &Path, url: &str) {
 
 /// A worker binding `models` (the roles the coordinator binds: `evolve`
 /// binds the meta role too, and the jobs' keys name every bound role).
-fn worker(work: &Path, cache: &Path, nats: &str, models: &str) -> Child {
+/// A child process killed when the test ends, passing or not (a failed
+/// assertion must not leave workers and coordinators running).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn worker(work: &Path, cache: &Path, nats: &str, models: &str) -> Killed {
     bin()
         .current_dir(work)
         .env("HYPERAGENTS_CACHE_DIR", cache)
@@ -79,6 +90,7 @@ fn worker(work: &Path, cache: &Path, nats: &str, models: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Killed)
         .unwrap()
 }
 
@@ -116,13 +128,12 @@ fn workers_run_the_episodes_and_a_killed_one_loses_nothing() {
         assert!(Instant::now() < deadline, "no episode began on the worker");
         std::thread::sleep(Duration::from_millis(50));
     }
-    first.kill().unwrap();
-    let _ = first.wait();
-    let mut second = worker(&work, &dir.path().join("cache-w2"), &nats, "task");
+    first.0.kill().unwrap();
+    let _ = first.0.wait();
+    let second = worker(&work, &dir.path().join("cache-w2"), &nats, "task");
 
     let out = coordinator.wait_with_output().unwrap();
-    let _ = second.kill();
-    let _ = second.wait();
+    drop(second);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("episodes run on workers"), "{stderr}");
@@ -160,7 +171,7 @@ fn an_evolution_runs_its_episodes_on_workers() {
     let (url, begun) = slow_openai(Duration::ZERO);
     settings(&work, &url);
     let nats = server.url();
-    let mut worker = worker(&work, &dir.path().join("cache-w"), &nats, "task,meta,judge");
+    let worker = worker(&work, &dir.path().join("cache-w"), &nats, "task,meta,judge");
     let cache = dir.path().join("cache-c");
     let seed = repo().join("programs/seed");
     let out = bin()
@@ -179,8 +190,7 @@ fn an_evolution_runs_its_episodes_on_workers() {
         .args(["--stage1", "1", "--nats", &nats])
         .output()
         .unwrap();
-    let _ = worker.kill();
-    let _ = worker.wait();
+    drop(worker);
     let stderr = text(&out.stderr);
     if !out.status.success() {
         let dump = bin()
@@ -227,7 +237,7 @@ fn a_coordinator_killed_while_workers_run_finds_their_results_on_restart() {
     let (url, begun) = slow_openai(Duration::from_millis(700));
     settings(&work, &url);
     let nats = server.url();
-    let mut worker = worker(&work, &dir.path().join("cache-w"), &nats, "task");
+    let worker = worker(&work, &dir.path().join("cache-w"), &nats, "task");
     let cache = dir.path().join("cache-c");
     let seed = repo().join("programs/seed");
     let eval = |jsonl: &Path| {
@@ -244,14 +254,14 @@ fn a_coordinator_killed_while_workers_run_finds_their_results_on_restart() {
         cmd
     };
     // The coordinator dies (SIGKILL) once its jobs are running.
-    let mut first = eval(&dir.path().join("first.jsonl")).spawn().unwrap();
+    let mut first = Killed(eval(&dir.path().join("first.jsonl")).spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(120);
     while begun.load(Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "no episode began");
         std::thread::sleep(Duration::from_millis(50));
     }
-    first.kill().unwrap();
-    let _ = first.wait();
+    first.0.kill().unwrap();
+    let _ = first.0.wait();
     // The worker finishes both episodes with nobody listening.
     let mut settled = begun.load(Ordering::SeqCst);
     loop {
@@ -265,8 +275,7 @@ fn a_coordinator_killed_while_workers_run_finds_their_results_on_restart() {
     // Restarted under the same name, it takes those results: no episode runs again.
     let jsonl = dir.path().join("second.jsonl");
     let out = eval(&jsonl).output().unwrap();
-    let _ = worker.kill();
-    let _ = worker.wait();
+    drop(worker);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         begun.load(Ordering::SeqCst),

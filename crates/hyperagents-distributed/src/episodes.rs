@@ -541,16 +541,11 @@ impl NatsRunner {
             .await
             .map_err(|e| failed(format!("publishing the job: {e}")))?;
         lock(&self.sent).insert(ack.sequence, job_id.clone());
-        let stop = ctx.router.ledger().stopped();
-        tokio::select! {
-            done = receive => done.map_err(|_| EpisodeEnd::Interrupted(Interruption::Host(
+        receive.await.map_err(|_| {
+            EpisodeEnd::Interrupted(Interruption::Host(
                 "the coordinator stopped reading results".into(),
-            ))),
-            reason = stop => {
-                lock(&self.waiting).remove(&job_id);
-                Err(EpisodeEnd::Interrupted(Interruption::Stop(reason)))
-            }
-        }
+            ))
+        })
     }
 
     /// The worker's trajectory, written where this evaluation keeps them.
@@ -597,9 +592,18 @@ impl EpisodeRunner for NatsRunner {
         seed: u64,
         key: &EvalKey,
     ) -> EpisodeEnd {
-        let done = match self.wait_for(ctx, &program, task, seed, key).await {
-            Ok(done) => done,
-            Err(end) => return end,
+        // A stop request ends the wait wherever it is (sending the program,
+        // publishing, or waiting for a worker), even with the server gone.
+        let job_id = key.hash().as_str().to_string();
+        let done = tokio::select! {
+            done = self.wait_for(ctx, &program, task, seed, key) => match done {
+                Ok(done) => done,
+                Err(end) => return end,
+            },
+            reason = ctx.router.ledger().stopped() => {
+                lock(&self.waiting).remove(&job_id);
+                return EpisodeEnd::Interrupted(Interruption::Stop(reason));
+            }
         };
         match done.end {
             RemoteEnd::Failed {
