@@ -94,17 +94,24 @@ fn worker(work: &Path, cache: &Path, nats: &str, models: &str) -> Killed {
         .unwrap()
 }
 
+/// A scratch folder with `work/` holding the suite and settings whose
+/// models answer after `delay`; and the count of model requests begun.
+fn workspace(delay: Duration) -> (tempfile::TempDir, std::path::PathBuf, Arc<AtomicUsize>) {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("qa.jsonl"), SUITE).unwrap();
+    let (url, begun) = slow_openai(delay);
+    settings(&work, &url);
+    (dir, work, begun)
+}
+
 #[test]
 fn workers_run_the_episodes_and_a_killed_one_loses_nothing() {
     let Some(server) = NatsServer::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::write(work.join("qa.jsonl"), SUITE).unwrap();
-    let (url, begun) = slow_openai(Duration::from_millis(1500));
-    settings(&work, &url);
+    let (dir, work, begun) = workspace(Duration::from_millis(1500));
     let nats = server.url();
 
     // The first worker dies (SIGKILL) once it is in the middle of an episode.
@@ -164,12 +171,7 @@ fn an_evolution_runs_its_episodes_on_workers() {
     let Some(server) = NatsServer::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::write(work.join("qa.jsonl"), SUITE).unwrap();
-    let (url, begun) = slow_openai(Duration::ZERO);
-    settings(&work, &url);
+    let (dir, work, begun) = workspace(Duration::ZERO);
     let nats = server.url();
     let worker = worker(&work, &dir.path().join("cache-w"), &nats, "task,meta,judge");
     let cache = dir.path().join("cache-c");
@@ -230,12 +232,7 @@ fn a_coordinator_killed_while_workers_run_finds_their_results_on_restart() {
     let Some(server) = NatsServer::start() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    std::fs::write(work.join("qa.jsonl"), SUITE).unwrap();
-    let (url, begun) = slow_openai(Duration::from_millis(700));
-    settings(&work, &url);
+    let (dir, work, begun) = workspace(Duration::from_millis(700));
     let nats = server.url();
     let worker = worker(&work, &dir.path().join("cache-w"), &nats, "task");
     let cache = dir.path().join("cache-c");

@@ -53,6 +53,33 @@ fn settings(server: &NatsServer) -> NatsSettings {
     }
 }
 
+/// The seed program on the suite.
+fn target(program: &Arc<Program>) -> EvalTarget {
+    EvalTarget {
+        program: program.clone(),
+        domain: suite(),
+        suite: SuiteIdentity {
+            name: "jsonl:test".into(),
+            version: "v1".into(),
+        },
+    }
+}
+
+fn plan(tasks: &[&str], seeds: &[u64], concurrency: usize) -> EvalPlan {
+    EvalPlan {
+        tasks: tasks.iter().map(|t| t.to_string()).collect(),
+        seeds: seeds.to_vec(),
+        concurrency,
+        reuse_cached: true,
+    }
+}
+
+/// A coordinator's runner named `name`.
+async fn runner(server: &NatsServer, name: &str) -> NatsRunner {
+    let jets = Jets::open(&settings(server)).await.unwrap();
+    NatsRunner::start(jets, name, "jsonl:test").await.unwrap()
+}
+
 fn new_run(store: &ResultsStore) -> hyperagents_store::EvalRunId {
     store
         .create_run(&NewEvalRun {
@@ -104,20 +131,8 @@ async fn episodes_run_on_workers_are_stored_once_even_when_a_worker_dies() {
         let ctx = context(model, pool(1).await, 30, &dir.path().join("traces"));
         let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
         let store = ResultsStore::open(dir.path().join("results.sqlite")).unwrap();
-        let target = EvalTarget {
-            program: program.clone(),
-            domain: suite(),
-            suite: SuiteIdentity {
-                name: "jsonl:test".into(),
-                version: "v1".into(),
-            },
-        };
-        let plan = EvalPlan {
-            tasks: vec!["four".into(), "six".into()],
-            seeds: vec![0],
-            concurrency: 2,
-            reuse_cached: true,
-        };
+        let target = target(&program);
+        let plan = plan(&["four", "six"], &[0], 2);
 
         // A worker that takes a job and hangs; it dies (aborted) holding it.
         let stuck = worker(
@@ -128,8 +143,7 @@ async fn episodes_run_on_workers_are_stored_once_even_when_a_worker_dies() {
             timing,
         )
         .await;
-        let jets = Jets::open(&settings(&server)).await.unwrap();
-        let runner = NatsRunner::start(jets, "c1", "jsonl:test").await.unwrap();
+        let runner = runner(&server, "c1").await;
         let run = new_run(&store);
         let evaluation = {
             let (ctx, target, plan, store, runner) = (&ctx, &target, &plan, &store, &runner);
@@ -189,22 +203,9 @@ async fn a_worker_with_other_models_refuses_the_job() {
         ctx.run_seed = 3;
         let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
         let store = ResultsStore::open(dir.path().join("results.sqlite")).unwrap();
-        let jets = Jets::open(&settings(&server)).await.unwrap();
-        let runner = NatsRunner::start(jets, "c2", "jsonl:test").await.unwrap();
-        let target = EvalTarget {
-            program,
-            domain: suite(),
-            suite: SuiteIdentity {
-                name: "jsonl:test".into(),
-                version: "v1".into(),
-            },
-        };
-        let plan = EvalPlan {
-            tasks: vec!["four".into()],
-            seeds: vec![0],
-            concurrency: 1,
-            reuse_cached: true,
-        };
+        let runner = runner(&server, "c2").await;
+        let target = target(&program);
+        let plan = plan(&["four"], &[0], 1);
         let mut key_models = BTreeMap::new();
         key_models.insert("task".to_string(), "elsewhere/other@1".to_string());
         // Through the runner directly, with a key naming other models.
@@ -275,22 +276,9 @@ async fn a_server_restarted_mid_evaluation_loses_nothing_and_counts_nothing_twic
         let ctx = context(slow(), pool(1).await, 30, &dir.path().join("traces"));
         let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
         let store = ResultsStore::open(dir.path().join("results.sqlite")).unwrap();
-        let jets = Jets::open(&settings(&server)).await.unwrap();
-        let runner = NatsRunner::start(jets, "c3", "jsonl:test").await.unwrap();
-        let target = EvalTarget {
-            program,
-            domain: suite(),
-            suite: SuiteIdentity {
-                name: "jsonl:test".into(),
-                version: "v1".into(),
-            },
-        };
-        let plan = EvalPlan {
-            tasks: vec!["four".into(), "six".into()],
-            seeds: vec![0, 1, 2],
-            concurrency: 6,
-            reuse_cached: true,
-        };
+        let runner = runner(&server, "c3").await;
+        let target = target(&program);
+        let plan = plan(&["four", "six"], &[0, 1, 2], 6);
         let run = new_run(&store);
         let evaluation = evaluate_with(&ctx, &target, &plan, &store, run, &|_| {}, &runner);
         let restart = async {
@@ -348,22 +336,9 @@ async fn a_job_no_worker_finishes_ends_as_a_dead_letter() {
         );
         let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
         let store = ResultsStore::open(dir.path().join("results.sqlite")).unwrap();
-        let jets = Jets::open(&settings(&server)).await.unwrap();
-        let runner = NatsRunner::start(jets, "c4", "jsonl:test").await.unwrap();
-        let target = EvalTarget {
-            program,
-            domain: suite(),
-            suite: SuiteIdentity {
-                name: "jsonl:test".into(),
-                version: "v1".into(),
-            },
-        };
-        let plan = EvalPlan {
-            tasks: vec!["four".into()],
-            seeds: vec![0],
-            concurrency: 1,
-            reuse_cached: true,
-        };
+        let runner = runner(&server, "c4").await;
+        let target = target(&program);
+        let plan = plan(&["four"], &[0], 1);
         let run = new_run(&store);
         let report = evaluate_with(&ctx, &target, &plan, &store, run, &|_| {}, &runner)
             .await
