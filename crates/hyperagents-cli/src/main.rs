@@ -124,3 +124,30 @@ fn quiet_on_closed_stdout() {
         report(info);
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::carries_wire_data;
+
+    #[test]
+    fn the_libraries_that_print_wire_messages_are_the_ones_capped() {
+        for target in [
+            "chromiumoxide",
+            "chromiumoxide::conn",
+            "chromiumoxide::handler::target",
+            "tungstenite::protocol",
+            "tokio_tungstenite",
+            "async_tungstenite::stream",
+        ] {
+            assert!(carries_wire_data(target), "{target}");
+        }
+        for target in [
+            "hyperagents",
+            "chromiumoxide_cdp",
+            "tungstenite_extra",
+            "hyper::proto",
+        ] {
+            assert!(!carries_wire_data(target), "{target}");
+        }
+    }
+}
