@@ -329,6 +329,9 @@ pub struct NatsRunner {
     arrived: Arc<Mutex<HashMap<String, EpisodeDone>>>,
     /// The jobs stream's sequence number of each job this process sent.
     sent: Arc<Mutex<HashMap<u64, String>>>,
+    /// Programs already in the bundle store: every episode of an evaluation
+    /// names the same program, which is packed and sent once.
+    shipped: Mutex<std::collections::HashSet<String>>,
     reader: tokio::task::JoinHandle<()>,
     dead_letters: tokio::task::JoinHandle<()>,
 }
@@ -484,6 +487,7 @@ impl NatsRunner {
             waiting,
             arrived,
             sent,
+            shipped: Mutex::default(),
             reader,
             dead_letters,
         })
@@ -510,11 +514,16 @@ impl NatsRunner {
             status: EvalStatus::Error,
             reason,
         };
-        let hash = self
-            .jets
-            .put_program(program.root())
-            .await
-            .map_err(|e| failed(format!("sending the program: {e}")))?;
+        // The bundle's name is the program's content hash.
+        let hash = program.content_hash();
+        if !lock(&self.shipped).contains(&hash.to_hex()) {
+            let sent = self
+                .jets
+                .put_program(program.root())
+                .await
+                .map_err(|e| failed(format!("sending the program: {e}")))?;
+            lock(&self.shipped).insert(sent.to_hex());
+        }
         let job = EpisodeJob {
             format: MESSAGE_FORMAT,
             job: job_id.clone(),
