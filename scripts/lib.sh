@@ -29,11 +29,12 @@ print_phases() {
 # Debian packages needed to build llama.cpp (cmake, a C++ compiler, libclang
 # for bindgen), to fetch models and benchmark data (python3 with pip), and to
 # run web tasks (chromium, with a font so pages lay out text), and for the
-# distributed workers' tests (nats-server, JetStream). Installs only
+# distributed workers' tests (nats-server, JetStream), and to run the reference
+# MCP server the MCP tests speak to (nodejs, npm). Installs only
 # what is missing, so a warm machine spends no time here.
 install_apt_packages() {
   local wanted=(cmake clang libclang-dev g++ make pkg-config python3 python3-pip python3-venv
-    ca-certificates chromium fonts-liberation nats-server)
+    ca-certificates chromium fonts-liberation nats-server nodejs npm)
   local missing=()
   local pkg
   for pkg in "${wanted[@]}"; do
@@ -87,6 +88,23 @@ webarena_reference_venv() {
   python3 -m venv "$WEBARENA_VENV"
   "$WEBARENA_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     "webarena-verified==1.2.3" nltk
+}
+
+# The reference MCP server (@modelcontextprotocol/server-everything), pinned
+# with its dependencies by scripts/mcp-reference/package-lock.json, installed
+# into the cache dir. Skipped when the installed lock matches the pinned one.
+MCP_REFERENCE_DIR="$HYPERAGENTS_CACHE_DIR/mcp-reference"
+mcp_reference_server() {
+  local pinned="$ROOT/scripts/mcp-reference"
+  if [ -f "$MCP_REFERENCE_DIR/package-lock.json" ] \
+    && cmp -s "$pinned/package-lock.json" "$MCP_REFERENCE_DIR/package-lock.json" \
+    && [ -f "$MCP_REFERENCE_DIR/node_modules/@modelcontextprotocol/server-everything/dist/index.js" ]; then
+    echo "mcp: reference server present"
+    return
+  fi
+  mkdir -p "$MCP_REFERENCE_DIR"
+  cp "$pinned/package.json" "$pinned/package-lock.json" "$MCP_REFERENCE_DIR/"
+  (cd "$MCP_REFERENCE_DIR" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
 }
 
 # The named models, or without names every model a role is bound to.

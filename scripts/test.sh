@@ -27,6 +27,7 @@ phase build build_all
 phase models pull_models smollm2-135m qwen2.5-coder-1.5b
 phase data pull_data
 phase venv webarena_reference_venv
+phase mcp mcp_reference_server
 phase lint lint
 phase tests run_tests
 print_phases

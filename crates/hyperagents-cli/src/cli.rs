@@ -105,6 +105,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Take episode jobs from a NATS server (`eval --nats`) until stopped.
     Worker(WorkerArgs),
+    /// Serve MCP on stdio: runs, nodes, evaluations, reports and trajectories as read-only
+    /// tools for an MCP client (an IDE, an assistant); with --allow-start, tools that start
+    /// evaluations and evolution runs in the background.
+    Mcp(McpArgs),
     /// Human feedback (episode ratings and preferences) as JSONL, for headless use.
     #[command(subcommand)]
     Feedback(FeedbackCommand),
@@ -143,6 +147,17 @@ pub struct ServeArgs {
     /// Required of every request (Authorization: Bearer, or ?token= once in the browser).
     #[arg(long, env = "HYPERAGENTS_DASHBOARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The results store (default: <cache dir>/results.sqlite).
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// Offer `start_eval`, `start_evolve` and `job_status`: a client may then start runs
+    /// that spend this machine's time and the models' tokens.
+    #[arg(long)]
+    pub allow_start: bool,
     /// The results store (default: <cache dir>/results.sqlite).
     #[arg(long, value_name = "FILE")]
     pub store: Option<PathBuf>,

@@ -40,6 +40,10 @@ pub struct Settings {
     /// The NATS server for `worker` and `eval --nats` (URL, credentials, TLS).
     #[serde(default)]
     pub nats: hyperagents_distributed::NatsSettings,
+    /// MCP servers whose tools programs may call (`[mcp.servers.NAME]`:
+    /// `command` or `url`, `grant`, `env`, timeouts).
+    #[serde(default)]
+    pub mcp: hyperagents_mcp::McpSettings,
     /// Where models, the response cache and runs are kept.
     pub cache_dir: Option<PathBuf>,
 }
@@ -397,6 +401,7 @@ impl Default for Settings {
             },
             benchmarks: BenchmarkSettings::default(),
             nats: hyperagents_distributed::NatsSettings::default(),
+            mcp: hyperagents_mcp::McpSettings::default(),
             cache_dir: None,
         }
     }
@@ -550,6 +555,9 @@ impl Settings {
                 "embedded.threads must be at least 1".into(),
             ));
         }
+        self.mcp
+            .check()
+            .map_err(|e| SettingsError::Inconsistent(e.to_string()))?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The CLI from a directory outside the repository: `init` writes the
-//! built-in seed, and `eval` without `--program` runs it (every role bound
-//! to a loopback OpenAI-compatible server).
+//! built-in seed, and `eval` and `evolve` without `--program` run it (every
+//! role bound to a loopback OpenAI-compatible server).
 
 #![allow(clippy::unwrap_used)]
 
@@ -73,6 +73,43 @@ fn init_writes_the_seed_and_eval_defaults_to_the_built_in_one() {
         written.len() == 1 && written[0].starts_with("seed-"),
         "{written:?}"
     );
+    // evolve with no --program evolves the built-in seed (the meta agent's
+    // model is the same loopback server: its "4" is no edit, which the loop
+    // records as a failed attempt; the run itself completes).
+    std::fs::write(
+        work.join("hyperagents.toml"),
+        format!(
+            "[openai]\nbase_url = \"{url}\"\n[cache]\nmode = \"off\"\n\
+             [roles]\ntask = \"openai:fake-model\"\nmeta = \"openai:fake-model\"\n"
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "evolve",
+        "--run",
+        "anywhere",
+        "--suite",
+        "qa.jsonl",
+        "--generations",
+        "1",
+        "--children",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let seed_copy = cache.join("runs/anywhere/nodes/seed");
+    assert_eq!(
+        std::fs::read(seed_copy.join("meta/improve.py")).unwrap(),
+        std::fs::read(seed.join("meta/improve.py")).unwrap(),
+        "the run's seed node is the built-in seed"
+    );
+    let out = run(&["status", "anywhere"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
     // A missing program is named once, as given.
     let out = run(&["eval", "--program", "nowhere", "--suite", "qa.jsonl"]);
     assert!(!out.status.success());

@@ -9,6 +9,7 @@
 //! returns before `score`.
 
 pub mod calculator;
+pub mod external;
 pub mod jsonl;
 pub mod judge;
 pub mod scorer;
@@ -16,6 +17,7 @@ pub mod scorer;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use external::{ExternalTools, ToolCallError};
 pub use jsonl::{JsonlSuite, JsonlTask, Split};
 pub use judge::{Judge, JudgeConfig, LlmJudge, Verdict};
 pub use scorer::{Scorer, ScorerSpec, ScoringContext};

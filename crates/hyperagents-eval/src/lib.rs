@@ -530,13 +530,20 @@ impl KeyTemplate {
         let models = model_fingerprints(ctx)?;
         // Sampling inside an episode is decided by the program's own files
         // (in the program hash) and by the run's seed and caps (here).
-        let run_settings = serde_json::json!({
+        let mut run_settings = serde_json::json!({
             "run_seed": ctx.run_seed,
             "max_steps": ctx.caps.max_steps,
             "max_calls": ctx.caps.max_calls,
             "max_tokens": ctx.caps.max_tokens,
             "max_wall_ms": u64::try_from(ctx.caps.max_wall.as_millis()).unwrap_or(u64::MAX),
         });
+        // External tools change episodes only for programs that ask for
+        // some; for the others the key stays what it was without them.
+        if let Some(tools) = &ctx.external_tools
+            && !program.manifest().tools.mcp.is_empty()
+        {
+            run_settings["external_tools"] = tools.identity();
+        }
         let sampling_hash = hex::encode(Sha256::digest(run_settings.to_string().as_bytes()));
         Ok(Self {
             program_hash: program.episode_hash().to_hex(),

@@ -295,3 +295,90 @@ async fn episodes_run_elsewhere_are_recorded_by_key_and_cut_ones_never() {
         stored[0].key_hash.as_str()
     );
 }
+
+/// External tools that only name a grant: what the key sees of them.
+struct GrantOnly(&'static str);
+
+#[async_trait]
+impl hyperagents_domain::ExternalTools for GrantOnly {
+    async fn list(&self, _requested: &[String]) -> Vec<hyperagents_domain::ActionSpec> {
+        Vec::new()
+    }
+    async fn call(
+        &self,
+        _requested: &[String],
+        name: &str,
+        _args: &serde_json::Value,
+    ) -> Result<String, hyperagents_domain::ToolCallError> {
+        Err(hyperagents_domain::ToolCallError::Unavailable {
+            server: name.into(),
+            reason: "not a real server".into(),
+        })
+    }
+    fn identity(&self) -> serde_json::Value {
+        serde_json::json!({"srv": {"grant": [self.0]}})
+    }
+}
+
+#[tokio::test]
+async fn a_runs_grant_enters_the_keys_of_programs_that_request_tools_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = ScriptedModel::new(|_| "4".to_string());
+    let plain_ctx = context(model.clone(), pool(2).await, 30, &dir.path().join("traces"));
+    let with_grant = |grant: &'static str| {
+        let mut ctx = plain_ctx.clone();
+        ctx.external_tools = Some(Arc::new(GrantOnly(grant)));
+        ctx
+    };
+    let store = ResultsStore::open(dir.path().join("results.sqlite")).expect("store opens");
+    let plan = EvalPlan {
+        tasks: vec!["four".into()],
+        seeds: vec![0],
+        concurrency: 1,
+        reuse_cached: true,
+    };
+    let cached = |ctx: hyperagents_runtime::RunContext, program: Arc<Program>| {
+        let store = store.clone();
+        let plan = plan.clone();
+        async move {
+            let run = new_run(&store);
+            let report = evaluate(
+                &ctx,
+                &target(&program, suite()),
+                &plan,
+                &store,
+                run,
+                &|_| {},
+            )
+            .await
+            .expect("evaluation runs");
+            report.records[0].cached
+        }
+    };
+
+    // A program that asks for no tool: a grant changes nothing it does.
+    let plain = Arc::new(Program::load(seed_dir(), &SandboxChecker).expect("seed loads"));
+    assert!(!cached(plain_ctx.clone(), plain.clone()).await);
+    assert!(
+        cached(with_grant("a"), plain).await,
+        "same key with a grant"
+    );
+
+    // A program that asks for tools: each grant is its own key.
+    let asking_dir = dir.path().join("asking");
+    hyperagents_program::copy_program(&seed_dir(), &asking_dir).expect("copied");
+    let manifest = std::fs::read_to_string(asking_dir.join("hyperagent.toml")).expect("read");
+    std::fs::write(
+        asking_dir.join("hyperagent.toml"),
+        format!("{manifest}\n[tools]\nmcp = [\"srv/*\"]\n"),
+    )
+    .expect("written");
+    let asking = Arc::new(Program::load(&asking_dir, &SandboxChecker).expect("loads"));
+    assert!(!cached(with_grant("a"), asking.clone()).await);
+    assert!(cached(with_grant("a"), asking.clone()).await);
+    assert!(
+        !cached(with_grant("b"), asking.clone()).await,
+        "another grant"
+    );
+    assert!(!cached(plain_ctx, asking).await, "no grant at all");
+}

@@ -271,6 +271,7 @@ fn context(
         run_seed: 7,
         traces_dir: traces,
         screenshots: false,
+        external_tools: None,
     }
 }
 

@@ -138,6 +138,14 @@ pub enum ProgramErrorKind {
         /// The alias found.
         alias: String,
     },
+    /// `[tools] mcp` entries are `server/tool` or `server/*`.
+    #[error(
+        "invalid tool request `{request}`: write `server/tool` or `server/*` (letters, digits, `_`, `-`, `.`)"
+    )]
+    InvalidToolRequest {
+        /// The entry found.
+        request: String,
+    },
     /// A task agent lists a skill nobody declared.
     #[error("unknown skill `{name}` ({})", known_list(.known, "skills"))]
     UnknownSkill {

@@ -42,6 +42,7 @@ pub use manifest::{FORMAT_VERSION, MANIFEST_FILE};
 pub use path::{PathError, RelPath};
 pub use program::{
     AgentSpec, HyperSpec, Manifest, MetaSpec, ModelAlias, Program, ProgramInfo, SkillSpec,
+    ToolRequests,
 };
 pub use script::{ScriptChecker, ScriptSyntaxError};
 pub use template::{MAX_RENDER_BYTES, PromptTemplate, Prompts, RENDER_FUEL, RenderError};

@@ -36,6 +36,15 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     pub skills: BTreeMap<Spanned<String>, RawSkill>,
     pub meta: RawMeta,
+    #[serde(default)]
+    pub tools: RawTools,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTools {
+    #[serde(default)]
+    pub mcp: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -123,6 +123,17 @@ pub struct Manifest {
     pub skills: Vec<SkillSpec>,
     /// The meta agent.
     pub meta: MetaSpec,
+    /// External tools the program asks for; the run decides which it grants.
+    pub tools: ToolRequests,
+}
+
+/// `[tools]`: what the program asks of the run's external tools.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ToolRequests {
+    /// MCP tools as `server/tool`, or `server/*` for every tool the run
+    /// grants from that server.
+    pub mcp: Vec<String>,
 }
 
 /// `[program]`.
@@ -605,6 +616,7 @@ impl Validator<'_> {
                 })
             })()
         };
+        let tools = self.tool_requests(&raw.tools.mcp);
         let acyclic = self.check_cycles(&agents);
 
         let agents: Option<Vec<_>> = agent_specs.into_iter().collect();
@@ -620,7 +632,43 @@ impl Validator<'_> {
             agents: agents?,
             skills: skills?,
             meta: meta?,
+            tools: tools?,
         })
+    }
+
+    /// `server/tool` or `server/*`, each part a plain name: what the settings
+    /// can declare and MCP servers name tools with.
+    fn tool_requests(&mut self, requests: &[Spanned<String>]) -> Option<ToolRequests> {
+        let part_ok = |part: &str| {
+            !part.is_empty()
+                && part.len() <= 128
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        };
+        let mut mcp = Vec::new();
+        let mut ok = true;
+        for request in requests {
+            let text = request.get_ref();
+            let valid = match text.split_once('/') {
+                Some((server, tool)) => part_ok(server) && (tool == "*" || part_ok(tool)),
+                None => false,
+            };
+            if valid {
+                if !mcp.contains(text) {
+                    mcp.push(text.clone());
+                }
+            } else {
+                self.error(
+                    request.span().start,
+                    ProgramErrorKind::InvalidToolRequest {
+                        request: text.clone(),
+                    },
+                );
+                ok = false;
+            }
+        }
+        ok.then_some(ToolRequests { mcp })
     }
 
     fn agent(

@@ -34,6 +34,9 @@ pub struct RunContext {
     /// Keep a screenshot after every action, beside the trajectory (in
     /// `<task>-s<seed>.shots/`), for environments that can take one.
     pub screenshots: bool,
+    /// Tools from outside the environment (MCP servers) the run grants;
+    /// a program sees those its manifest requests.
+    pub external_tools: Option<Arc<dyn hyperagents_domain::ExternalTools>>,
 }
 
 /// The outcome of an episode.

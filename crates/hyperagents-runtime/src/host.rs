@@ -209,6 +209,11 @@ impl AgentHost {
         Ok(())
     }
 
+    /// The external tools the program's manifest asks for.
+    fn requested_tools(&self) -> &[String] {
+        &self.state.program.manifest().tools.mcp
+    }
+
     /// Counts a `skill`, `delegate` or `llm` call against the episode.
     fn take_call(&self) -> Result<(), HostError> {
         self.state.budget.take_call().map(|_| ()).map_err(abort)
@@ -604,9 +609,12 @@ impl HostFunctions for AgentHost {
             }
             "done" => Ok(Value::Bool(self.state.env.lock().await.is_done())),
             "tools" => {
-                let env = self.state.env.lock().await;
+                let mut tools = self.state.env.lock().await.tools();
+                if let Some(external) = &self.state.ctx.external_tools {
+                    tools.extend(external.list(self.requested_tools()).await);
+                }
                 Ok(Value::Array(
-                    env.tools()
+                    tools
                         .into_iter()
                         .map(|t| json!({"name": t.name, "description": t.description, "parameters": t.parameters}))
                         .collect(),
@@ -628,6 +636,24 @@ impl HostFunctions for AgentHost {
                     &name.clone(),
                     tool_args.clone(),
                     |_| async move {
+                        // Environment tools have plain names; external ones
+                        // are `server/tool`, so the two never collide.
+                        if name.contains('/') {
+                            let Some(external) = &self.state.ctx.external_tools else {
+                                return Err(raise(
+                                    "ValueError",
+                                    format!("tool `{name}`: this run declares no MCP servers"),
+                                ));
+                            };
+                            let started = Instant::now();
+                            let result = external
+                                .call(self.requested_tools(), &name, &tool_args)
+                                .await;
+                            self.state.timing(|t| t.act_ms += ms(started.elapsed()));
+                            return result
+                                .map(Value::String)
+                                .map_err(|e| raise("ValueError", e.to_string()));
+                        }
                         let mut env = self.state.env.lock().await;
                         let started = Instant::now();
                         let result = env.call_tool(&name, &tool_args).await;

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod inputs;
+pub mod mcp;
 pub mod nats;
 
 use std::collections::VecDeque;
@@ -157,6 +158,7 @@ pub fn context(
         run_seed: 7,
         traces_dir: traces.to_path_buf(),
         screenshots: false,
+        external_tools: None,
     }
 }
 

@@ -205,6 +205,7 @@ pub async fn run(settings: Settings, args: BenchRuntimeArgs) -> Result<ExitCode>
             run_seed: 0,
             traces_dir: dir.join(format!("c{concurrency}")),
             screenshots: false,
+            external_tools: None,
         };
         // Twice as many episodes as slots, at most `concurrency` at a time.
         let episodes = concurrency * 2;

@@ -11,6 +11,7 @@ mod data;
 mod eval;
 mod evolve;
 mod feedback;
+mod mcp;
 mod models;
 mod programs;
 mod serve;
@@ -46,6 +47,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(&settings, args).await,
         Command::Feedback(command) => feedback::run(&settings, command),
         Command::Worker(args) => worker::run(settings, args).await,
+        Command::Mcp(args) => mcp::run(&settings, &cli.global, args).await,
         Command::Improve(args) => programs::improve(settings, args).await,
         Command::Init(args) => {
             crate::builtin::write_seed(&args.dir)?;

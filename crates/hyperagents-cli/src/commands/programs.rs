@@ -117,6 +117,15 @@ pub(super) async fn run_context_with_models(
     for alias in aliases {
         factory.bind(&mut router, alias, alias).await?;
     }
+    // Servers start on a program's first use of their tools, not here.
+    let external_tools: Option<Arc<dyn hyperagents_domain::ExternalTools>> =
+        if settings.mcp.servers.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                hyperagents_mcp::McpTools::new(&settings.mcp).context("the [mcp] settings")?,
+            ))
+        };
     let ctx = RunContext {
         router,
         pool,
@@ -124,6 +133,7 @@ pub(super) async fn run_context_with_models(
         run_seed: settings.run.seed,
         traces_dir,
         screenshots: settings.run.screenshots,
+        external_tools,
     };
     Ok((ctx, factory))
 }

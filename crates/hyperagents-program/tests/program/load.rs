@@ -481,3 +481,41 @@ fn the_checker_sees_every_named_script_once() {
     // The fake checker is really consulted (guards the tests above against a no-op checker).
     assert!(hyperagents_program::ScriptChecker::check(&FakeChecker, "x", "SYNTAX ERROR").is_err());
 }
+
+#[test]
+fn tool_requests_are_server_slash_tool_and_malformed_ones_are_named() {
+    let (dir, _) = seed_with_manifest(|m| {
+        format!("{m}\n[tools]\nmcp = [\"everything/get-sum\", \"search/*\", \"search/*\"]\n")
+    });
+    let program = load(dir.path()).unwrap();
+    assert_eq!(
+        program.manifest().tools.mcp,
+        ["everything/get-sum", "search/*"],
+        "kept in order, once each"
+    );
+    // Without `[tools]` a program asks for nothing.
+    assert!(
+        load(seed_dir().path())
+            .unwrap()
+            .manifest()
+            .tools
+            .mcp
+            .is_empty()
+    );
+
+    let (dir, m) = seed_with_manifest(|m| {
+        format!("{m}\n[tools]\nmcp = [\"no-slash\", \"a/b/c\", \"*/x\", \"ok/fine\"]\n")
+    });
+    let errors = load_errors(dir.path());
+    let expected: Vec<String> = ["no-slash", "a/b/c", "*/x"]
+        .iter()
+        .map(|bad| {
+            format!(
+                "hyperagent.toml:{}: invalid tool request `{bad}`: write `server/tool` or \
+                 `server/*` (letters, digits, `_`, `-`, `.`)",
+                pos(&m, &format!("\"{bad}\""))
+            )
+        })
+        .collect();
+    assert_eq!(errors, expected);
+}
