@@ -1,7 +1,8 @@
 //! Real crashes of a local run: the `hyperagents evolve` process is killed
 //! with SIGKILL at 20 points of a run, each followed by `resume`, and the
 //! archive, the stage results per task and the record of finished work equal
-//! an uninterrupted run's. Two processes writing one store at once lose
+//! an uninterrupted run's; the same for a coordinator whose episodes run on
+//! a worker process through a real nats-server, killed at pseudo-random points. Two processes writing one store at once lose
 //! nothing. Every role is served by a loopback server speaking the OpenAI
 //! wire format whose answers depend only on the request (the meta model's
 //! edit on the request's seed), so runs are reproducible.
@@ -10,58 +11,19 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hyperagents_store::ResultsStore;
-use support::{bin, read_request, repo, text};
+use hyperagents_testkit::nats::NatsServer;
+use support::archive::{archive, deterministic_models, finished_work, progress};
+use support::{bin, repo, text};
 
 const SUITE: &str = r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}
 {"id": "sub", "input": "What is 10 minus 3?", "expected": 7, "scorer": "numeric"}
 {"id": "mul", "input": "What is 3 times 3?", "expected": 9, "scorer": "numeric"}
 "#;
-
-/// A loopback Chat Completions server: `task-model` always answers `4`;
-/// `meta-model` rewrites the reasoning prompt with a line that depends only
-/// on the request's seed.
-fn fake_models() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let request = read_request(&mut stream);
-                let body = request.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-                let request: serde_json::Value =
-                    serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
-                let content = if request["model"] == "meta-model" {
-                    let n = request["seed"].as_u64().unwrap_or(0) % 1000;
-                    format!(
-                        "Here is the new file.\n\nskills/reason/prompt.md\n```\nQuestion: {{{{ question }}}}\nAnswer with the number only (v{n}).\n```\n"
-                    )
-                } else {
-                    "4".to_string()
-                };
-                let reply = serde_json::json!({
-                    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
-                })
-                .to_string();
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
-                let _ = stream.write_all(response.as_bytes());
-            });
-        }
-    });
-    url
-}
 
 /// A working directory whose settings bind every role to the fake server,
 /// with its own cache directory (trajectories, runs) and results store.
@@ -127,9 +89,58 @@ impl Workspace {
         ])
     }
 
+    /// `evolve` with its episodes sent to workers through `nats`.
+    fn evolve_on(&self, run: &str, nats: &str) -> Command {
+        let mut cmd = self.evolve(run);
+        cmd.args(["--nats", nats, "--coordinator", "crash-test"]);
+        cmd
+    }
+
+    /// A worker process serving this workspace's suite with every role the
+    /// coordinator binds; killed when dropped.
+    fn worker(&self, nats: &str) -> Reaped {
+        let child = bin()
+            .current_dir(&self.root)
+            .env("HYPERAGENTS_CACHE_DIR", self.root.join("cache-worker"))
+            .args(["worker", "--nats", nats, "--suite", "qa.jsonl"])
+            .args(["--ack-wait-secs", "3", "--models", "task,meta,judge", "-vv"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.root.join("worker.log")).unwrap())
+            .spawn()
+            .unwrap();
+        Reaped(child)
+    }
+
     fn resume(&self, run: &str) -> Command {
         let store = self.store();
         self.command(&["resume", run, "--store", store.to_str().unwrap()])
+    }
+}
+
+/// Runs `cmd` to success within `limit`, its stderr in `log` (a file, not
+/// a pipe nobody reads while it runs); a process still running then is
+/// killed and its log shown (a hang fails the test, naming where).
+fn finish_within(cmd: &mut Command, what: &str, log: &std::path::Path, limit: Duration) {
+    let mut child = Reaped(
+        cmd.stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            let err = std::fs::read_to_string(log).unwrap_or_default();
+            assert!(status.success(), "{what}: {err}");
+            return;
+        }
+        if Instant::now() > deadline {
+            kill(&mut child.0);
+            let err = std::fs::read_to_string(log).unwrap_or_default();
+            let worker =
+                std::fs::read_to_string(log.with_file_name("worker.log")).unwrap_or_default();
+            panic!("{what} did not end within {limit:?}:\n{err}\nthe worker said:\n{worker}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -138,63 +149,14 @@ fn finish(mut cmd: Command, what: &str) {
     assert!(out.status.success(), "{what}: {}", text(&out.stderr));
 }
 
-/// Events that record progress (not the launch, stop and budget notes a
-/// restart adds).
-fn progress(store: &Path, run: &str) -> usize {
-    let Ok(store) = ResultsStore::open(store) else {
-        return 0;
-    };
-    store.events(run, 0).map_or(0, |events| {
-        events
-            .iter()
-            .filter(|e| !matches!(e.kind.as_str(), "launch" | "stopped" | "budget"))
-            .count()
-    })
-}
+/// A process killed when the test ends, passing or not.
+struct Reaped(Child);
 
-type NodeRow = (
-    String,
-    Option<String>,
-    String,
-    String,
-    Vec<(String, String, u64, u64)>,
-);
-
-/// The archive as a comparable value: each node's parent, status, program,
-/// and per stage and task its episodes and successes.
-fn archive(store: &Path, run: &str) -> Vec<NodeRow> {
-    let store = ResultsStore::open(store).unwrap();
-    let mut rows: Vec<NodeRow> = store
-        .nodes(run)
-        .unwrap()
-        .into_iter()
-        .map(|n| {
-            let mut stages = Vec::new();
-            for stage in ["stage1", "full"] {
-                for t in store.node_task_stats(run, &n.node_id, stage).unwrap() {
-                    stages.push((stage.to_string(), t.task, t.episodes, t.successes));
-                }
-            }
-            (
-                n.node_id,
-                n.parent_id,
-                format!("{:?}", n.status),
-                n.program_hash,
-                stages,
-            )
-        })
-        .collect();
-    rows.sort();
-    rows
-}
-
-/// How many events of each finished-work kind the run recorded.
-fn finished_work(store: &Path, run: &str) -> Vec<(&'static str, usize)> {
-    let events = ResultsStore::open(store).unwrap().events(run, 0).unwrap();
-    ["parents", "generation", "comparison", "test"]
-        .into_iter()
-        .map(|kind| (kind, events.iter().filter(|e| e.kind == kind).count()))
-        .collect()
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// SIGKILL, and reap.
@@ -205,7 +167,7 @@ fn kill(child: &mut Child) {
 
 #[test]
 fn a_run_killed_at_20_points_resumes_to_the_archive_of_an_uninterrupted_run() {
-    let url = fake_models();
+    let url = deterministic_models();
     let reference = Workspace::new(&url);
     finish(reference.evolve("crash"), "the uninterrupted run");
     let expected = archive(&reference.store(), "crash");
@@ -259,7 +221,7 @@ fn a_run_killed_at_20_points_resumes_to_the_archive_of_an_uninterrupted_run() {
 
 #[test]
 fn two_processes_writing_one_store_at_once_lose_nothing() {
-    let url = fake_models();
+    let url = deterministic_models();
     let reference = Workspace::new(&url);
     finish(reference.evolve("alone"), "the run alone");
     let expected = archive(&reference.store(), "alone");
@@ -279,4 +241,105 @@ fn two_processes_writing_one_store_at_once_lose_nothing() {
             "{run}"
         );
     }
+}
+
+/// xorshift64*: kill points that look random and are the same every run.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+#[test]
+fn a_coordinator_killed_at_random_points_with_remote_workers_resumes_to_the_same_archive() {
+    let Some(reference_server) = NatsServer::start() else {
+        return;
+    };
+    let url = deterministic_models();
+    let reference = Workspace::new(&url);
+    {
+        let _worker = reference.worker(&reference_server.url());
+        finish_within(
+            &mut reference.evolve_on("dist", &reference_server.url()),
+            "the uninterrupted run",
+            &reference.root.join("coordinator.log"),
+            Duration::from_secs(120),
+        );
+    }
+    let expected = archive(&reference.store(), "dist");
+    assert!(expected.len() >= 4, "{expected:#?}");
+
+    // A server of its own, so no result of the reference run is about.
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let killed = Workspace::new(&url);
+    let _worker = killed.worker(&server.url());
+    let mut state = 0x5eed_1234_abcd_0001_u64;
+    let mut kills = Vec::new();
+    loop {
+        let mut cmd = if kills.is_empty() {
+            killed.evolve_on("dist", &server.url())
+        } else {
+            killed.resume("dist")
+        };
+        let at_start = progress(&killed.store(), "dist");
+        let log = killed.root.join(format!("coordinator-{}.log", kills.len()));
+        let mut child = cmd
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        // After the next recorded progress, a pause of up to 400 ms: the
+        // kill lands between events, often with jobs on the worker.
+        let pause = Duration::from_millis(next(&mut state) % 400);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut progressed_at = None;
+        let ended = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let err = std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(status.success(), "after kills at {kills:?}: {err}");
+                break true;
+            }
+            match progressed_at {
+                None if progress(&killed.store(), "dist") > at_start => {
+                    progressed_at = Some(Instant::now());
+                }
+                Some(at) if at.elapsed() >= pause => {
+                    kill(&mut child);
+                    kills.push(pause.as_millis());
+                    break false;
+                }
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no progress after kills at {kills:?}"
+            );
+            std::thread::sleep(Duration::from_millis(3));
+        };
+        if ended || kills.len() == 8 {
+            break;
+        }
+    }
+    assert!(
+        kills.len() >= 3,
+        "the run ended after only {} kills",
+        kills.len()
+    );
+    finish_within(
+        &mut killed.resume("dist"),
+        "the last resume",
+        &killed.root.join("last.log"),
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        archive(&killed.store(), "dist"),
+        expected,
+        "kills at {kills:?} (ms after progress)"
+    );
+    assert_eq!(
+        finished_work(&killed.store(), "dist"),
+        finished_work(&reference.store(), "dist")
+    );
 }

@@ -564,16 +564,11 @@ impl NatsRunner {
         name: &str,
         summary: &EpisodeSummary,
     ) -> Result<PathBuf, String> {
-        let mut object = self
+        let bytes = self
             .jets
-            .bundles
-            .get(name)
+            .read_object(name)
             .await
-            .map_err(|e| format!("fetching {name}: {e}"))?;
-        let mut bytes = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes)
-            .await
-            .map_err(|e| format!("reading {name}: {e}"))?;
+            .map_err(|e| e.to_string())?;
         std::fs::create_dir_all(&ctx.traces_dir).map_err(|e| e.to_string())?;
         let path = ctx.traces_dir.join(format!("{name}.jsonl.gz"));
         std::fs::write(&path, bytes).map_err(|e| e.to_string())?;

@@ -55,12 +55,23 @@ fn jetstream_error(what: impl Into<String>) -> impl FnOnce(String) -> NatsError 
     move |message| NatsError::JetStream { what, message }
 }
 
+/// How long one read of a stored object may take. A reader of an object
+/// that is being put again (a bundle two evaluations ship at once, a
+/// trajectory of a job run twice) can wait forever for chunks the new put
+/// purged; it gives up and reads again.
+pub const OBJECT_READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// Reads of one object before it is reported unreadable.
+const OBJECT_READ_TRIES: u32 = 3;
+
 /// A connection and the layout above, created if missing.
 #[derive(Clone)]
 pub struct Jets {
     pub client: async_nats::Client,
     pub context: jetstream::Context,
     pub bundles: object_store::ObjectStore,
+    /// Held while this process checks for and puts a bundle, so it never
+    /// puts one twice at once (each put replaces the object under readers).
+    shipping: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Connects with the settings' credentials and TLS.
@@ -133,6 +144,43 @@ impl Jets {
             client,
             context,
             bundles,
+            shipping: std::sync::Arc::default(),
+        })
+    }
+
+    /// The bytes of the stored object `name` (a bundle, a trajectory), read
+    /// again when a read stalls (see [`OBJECT_READ_TIMEOUT`]).
+    pub async fn read_object(&self, name: &str) -> Result<Vec<u8>, NatsError> {
+        let mut problem = String::new();
+        for _ in 0..OBJECT_READ_TRIES {
+            let read = async {
+                let mut object = self
+                    .bundles
+                    .get(name)
+                    .await
+                    .map_err(|e| format!("fetching: {e}"))?;
+                let mut bytes = Vec::new();
+                object
+                    .read_to_end(&mut bytes)
+                    .await
+                    .map_err(|e| format!("reading: {e}"))?;
+                Ok::<_, String>(bytes)
+            };
+            match tokio::time::timeout(OBJECT_READ_TIMEOUT, read).await {
+                Ok(Ok(bytes)) => return Ok(bytes),
+                Ok(Err(message)) => problem = message,
+                Err(_) => {
+                    problem = format!("no data within {} s", OBJECT_READ_TIMEOUT.as_secs());
+                    tracing::warn!(
+                        object = name,
+                        "a stored object's read stalled; reading again"
+                    );
+                }
+            }
+        }
+        Err(NatsError::JetStream {
+            what: format!("object {name}"),
+            message: problem,
         })
     }
 
@@ -141,6 +189,7 @@ impl Jets {
     pub async fn put_program(&self, dir: &std::path::Path) -> Result<ContentHash, NatsError> {
         let (hash, bytes) = bundle::pack(dir)?;
         let name = hash.to_hex();
+        let _shipping = self.shipping.lock().await;
         if self.bundles.info(&name).await.is_ok() {
             return Ok(hash);
         }
@@ -158,17 +207,7 @@ impl Jets {
         hash: &ContentHash,
         dest: &std::path::Path,
     ) -> Result<(), NatsError> {
-        let name = hash.to_hex();
-        let mut object = self
-            .bundles
-            .get(&name)
-            .await
-            .map_err(|e| jetstream_error(format!("fetching bundle {name}"))(e.to_string()))?;
-        let mut bytes = Vec::new();
-        object
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| jetstream_error(format!("reading bundle {name}"))(e.to_string()))?;
+        let bytes = self.read_object(&hash.to_hex()).await?;
         bundle::unpack(&bytes, hash, dest)?;
         Ok(())
     }

@@ -142,19 +142,24 @@ impl FeedbackStore {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(open)?;
+        let mut conn = Connection::open(&path).map_err(open)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(open)?;
         let _mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .map_err(open)?;
-        let application_id: i64 = conn
+        // Read and create in one write transaction: two processes opening a
+        // new file at once must not both create its table.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(open)?;
+        let application_id: i64 = tx
             .pragma_query_value(None, "application_id", |row| row.get(0))
             .map_err(open)?;
-        let version: i64 = conn
+        let version: i64 = tx
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(open)?;
         if application_id == 0 && version == 0 {
-            let tables: i64 = conn
+            let tables: i64 = tx
                 .query_row("SELECT COUNT(*) FROM sqlite_master", [], |row| row.get(0))
                 .map_err(open)?;
             if tables > 0 {
@@ -163,9 +168,9 @@ impl FeedbackStore {
                     found: application_id,
                 });
             }
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA}; PRAGMA application_id = {FEEDBACK_APPLICATION_ID}; \
-                 PRAGMA user_version = {FEEDBACK_SCHEMA_VERSION}; COMMIT;"
+            tx.execute_batch(&format!(
+                "{SCHEMA}; PRAGMA application_id = {FEEDBACK_APPLICATION_ID}; \
+                 PRAGMA user_version = {FEEDBACK_SCHEMA_VERSION};"
             ))
             .map_err(open)?;
         } else if application_id != FEEDBACK_APPLICATION_ID {
@@ -180,6 +185,7 @@ impl FeedbackStore {
                 supported: FEEDBACK_SCHEMA_VERSION,
             });
         }
+        tx.commit().map_err(open)?;
         Ok(Self {
             path,
             conn: Arc::new(Mutex::new(conn)),
