@@ -52,6 +52,15 @@ install_apt_packages() {
     done
     missing=("${filtered[@]}")
   fi
+  # Some nodejs builds (NodeSource's) carry npm themselves and conflict with
+  # Debian's npm package: any working npm will do.
+  if command -v npm >/dev/null 2>&1; then
+    local without_npm=()
+    for pkg in "${missing[@]}"; do
+      [ "$pkg" = npm ] || without_npm+=("$pkg")
+    done
+    missing=("${without_npm[@]}")
+  fi
   if [ "${#missing[@]}" -eq 0 ]; then
     echo "apt: nothing to install"
     return

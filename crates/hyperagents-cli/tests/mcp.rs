@@ -72,20 +72,23 @@ answer(total)
     )
     .unwrap();
     let traces = dir.path().join("traces");
-    let out = run(
-        dir.path(),
-        &[
-            "run",
-            "--program",
-            program.to_str().unwrap(),
-            "--suite",
-            suite.to_str().unwrap(),
-            "--task",
-            "sum",
-            "--traces",
-            traces.to_str().unwrap(),
-        ],
-    );
+    let run_sum = || {
+        run(
+            dir.path(),
+            &[
+                "run",
+                "--program",
+                program.to_str().unwrap(),
+                "--suite",
+                suite.to_str().unwrap(),
+                "--task",
+                "sum",
+                "--traces",
+                traces.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = run_sum();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(stdout.starts_with("SUCCESS task sum"), "{stdout}");
@@ -122,20 +125,7 @@ answer(total)
         ),
     )
     .unwrap();
-    let out = run(
-        dir.path(),
-        &[
-            "run",
-            "--program",
-            program.to_str().unwrap(),
-            "--suite",
-            suite.to_str().unwrap(),
-            "--task",
-            "sum",
-            "--traces",
-            traces.to_str().unwrap(),
-        ],
-    );
+    let out = run_sum();
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("FAILURE task sum"), "{stdout}");
     let trajectory = gunzip(

@@ -63,6 +63,24 @@ struct Connection {
     pid: Option<u32>,
 }
 
+impl Connection {
+    /// A session just opened, with the tools its server lists.
+    async fn listing(
+        service: RunningService<RoleClient, ()>,
+        pid: Option<u32>,
+    ) -> Result<Self, String> {
+        let tools = service
+            .list_all_tools()
+            .await
+            .map_err(|e| format!("listing its tools failed: {e}"))?;
+        Ok(Self {
+            service,
+            tools,
+            pid,
+        })
+    }
+}
+
 impl McpTools {
     /// The servers the settings declare; none is started yet.
     pub fn new(settings: &McpSettings) -> Result<Self, McpSettingsError> {
@@ -205,15 +223,7 @@ impl Server {
                         program.display()
                     )
                 })?;
-                let tools = service
-                    .list_all_tools()
-                    .await
-                    .map_err(|e| format!("listing its tools failed: {e}"))?;
-                Ok(Connection {
-                    service,
-                    tools,
-                    pid,
-                })
+                Connection::listing(service, pid).await
             }
             Endpoint::Http { url } => {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.clone());
@@ -228,15 +238,7 @@ impl Server {
                     ().serve(transport)
                         .await
                         .map_err(|e| format!("connecting to {url}: {e}"))?;
-                let tools = service
-                    .list_all_tools()
-                    .await
-                    .map_err(|e| format!("listing its tools failed: {e}"))?;
-                Ok(Connection {
-                    service,
-                    tools,
-                    pid: None,
-                })
+                Connection::listing(service, None).await
             }
         }
     }

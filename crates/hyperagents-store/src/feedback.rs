@@ -144,9 +144,7 @@ impl FeedbackStore {
         };
         let mut conn = Connection::open(&path).map_err(open)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(open)?;
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(open)?;
+        crate::store::enter_wal(&conn).map_err(open)?;
         // Read and create in one write transaction: two processes opening a
         // new file at once must not both create its table.
         let tx = conn

@@ -485,3 +485,29 @@ fn a_full_disk_is_a_clear_error_and_the_store_still_opens_with_what_it_held() {
         .record_in_run(run, &key("t", stored), &ok(true))
         .unwrap();
 }
+
+#[test]
+fn many_openers_of_a_new_store_at_once_all_get_it() {
+    // Two `evolve` processes started together on one new store: the first
+    // creates it, and none may fail (switching a new file to WAL answered
+    // "database is locked" at once, whatever the busy timeout).
+    for round in 0..5 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("results.sqlite");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    hyperagents_store::ResultsStore::open(&path).map(|_| ())
+                })
+            })
+            .collect();
+        for opener in openers {
+            let opened = opener.join().expect("thread ends");
+            assert!(opened.is_ok(), "round {round}: {opened:?}");
+        }
+    }
+}
