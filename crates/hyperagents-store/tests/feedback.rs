@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use hyperagents_store::{EpisodePreference, EpisodeRating, Feedback, FeedbackStore, StoreError};
 
 fn rating(run: &str, good: bool, at_ms: i64) -> Feedback {
@@ -94,23 +96,7 @@ fn ratings_and_preferences_are_kept_once_and_listed_by_run() {
 fn many_openers_of_a_new_file_at_once_all_get_it() {
     // Processes that start together (two `evolve`s on one store) each open
     // the feedback file beside it; the first creates it, none may fail.
-    for round in 0..5 {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("feedback.sqlite");
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
-        let openers: Vec<_> = (0..8)
-            .map(|_| {
-                let path = path.clone();
-                let barrier = barrier.clone();
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    FeedbackStore::open(&path).map(|_| ())
-                })
-            })
-            .collect();
-        for opener in openers {
-            let opened = opener.join().expect("thread ends");
-            assert!(opened.is_ok(), "round {round}: {opened:?}");
-        }
-    }
+    common::all_open_at_once("feedback.sqlite", |path| {
+        FeedbackStore::open(path).map(|_| ())
+    });
 }

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers panic on setup failures by design.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -491,23 +493,7 @@ fn many_openers_of_a_new_store_at_once_all_get_it() {
     // Two `evolve` processes started together on one new store: the first
     // creates it, and none may fail (switching a new file to WAL answered
     // "database is locked" at once, whatever the busy timeout).
-    for round in 0..5 {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("results.sqlite");
-        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
-        let openers: Vec<_> = (0..8)
-            .map(|_| {
-                let path = path.clone();
-                let barrier = barrier.clone();
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    hyperagents_store::ResultsStore::open(&path).map(|_| ())
-                })
-            })
-            .collect();
-        for opener in openers {
-            let opened = opener.join().expect("thread ends");
-            assert!(opened.is_ok(), "round {round}: {opened:?}");
-        }
-    }
+    common::all_open_at_once("results.sqlite", |path| {
+        hyperagents_store::ResultsStore::open(path).map(|_| ())
+    });
 }
