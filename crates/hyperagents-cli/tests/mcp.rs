@@ -140,14 +140,9 @@ answer(total)
     );
 }
 
+/// A trajectory's JSONL text.
 fn gunzip(path: &str) -> String {
-    let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()),
-        &mut text,
-    )
-    .unwrap();
-    text
+    text(&support::contents(Path::new(path)))
 }
 
 async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> Value {

@@ -7,11 +7,7 @@ pub(crate) fn run_items(store: &ResultsStore) -> Result<Vec<RunListItem>, String
     let mut items = Vec::new();
     for id in store.evolution_run_ids().map_err(|e| e.to_string())? {
         let report = run_summary(store, &id).map_err(|e| e.to_string())?;
-        let best_train = report
-            .nodes
-            .iter()
-            .find(|n| n.node_id == report.best_node)
-            .and_then(|n| n.train_score());
+        let best_train = report.best_node_train();
         items.push(RunListItem {
             generations_done: report.generations_done(),
             mode: report.mode.as_str().to_string(),

@@ -387,11 +387,7 @@ impl HyperagentsServer {
         let mut evolution_runs = Vec::new();
         for id in self.store.evolution_run_ids().map_err(store_error)? {
             let report = run_summary(&self.store, &id).map_err(store_error)?;
-            let best_train = report
-                .nodes
-                .iter()
-                .find(|n| n.node_id == report.best_node)
-                .and_then(|n| n.train_score());
+            let best_train = report.best_node_train();
             evolution_runs.push(EvolutionRunItem {
                 generations_done: report.generations_done(),
                 mode: report.mode.as_str().to_string(),

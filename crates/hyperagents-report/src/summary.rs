@@ -211,6 +211,15 @@ impl TokenUsage {
 }
 
 impl RunReport {
+    /// The best node's own train score (its full stage, else stage 1), known
+    /// as soon as the node is scored, before any generation has finished.
+    pub fn best_node_train(&self) -> Option<f64> {
+        self.nodes
+            .iter()
+            .find(|n| n.node_id == self.best_node)
+            .and_then(NodeSummary::train_score)
+    }
+
     /// Generations that finished (generation 0 not counted).
     pub fn generations_done(&self) -> u64 {
         self.generations

@@ -41,6 +41,14 @@ pub fn cache_dir() -> PathBuf {
         .expect("a cache directory: set HYPERAGENTS_CACHE_DIR or HOME")
 }
 
+/// The first file named `name` in a directory of `PATH`.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
 fn allows_missing(value: Option<OsString>) -> bool {
     value.is_some_and(|value| value == "1")
 }

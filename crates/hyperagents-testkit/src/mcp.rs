@@ -26,7 +26,7 @@ pub fn install_dir() -> PathBuf {
 pub fn everything() -> Option<Everything> {
     let entry =
         install_dir().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
-    let node = find_on_path("node");
+    let node = inputs::find_on_path("node");
     let found = match (entry.is_file(), node) {
         (true, Some(node)) => Some(Everything {
             node,
@@ -107,11 +107,4 @@ impl Drop for EverythingHttp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }

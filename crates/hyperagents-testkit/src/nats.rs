@@ -26,7 +26,7 @@ impl NatsServer {
     /// with `HYPERAGENTS_TESTS_ALLOW_MISSING=1`) when `nats-server` is not
     /// installed.
     pub fn start() -> Option<NatsServer> {
-        let binary = find_binary();
+        let binary = inputs::find_on_path("nats-server");
         inputs::require(
             binary.as_ref(),
             "nats-server on PATH",
@@ -94,13 +94,6 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn find_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("nats-server"))
-        .find(|candidate| candidate.is_file())
 }
 
 fn free_port() -> u16 {
