@@ -25,7 +25,11 @@ export HYPERAGENTS_RUN__MAX_STEPS=4
 HELD_OUT_FIRST_SEED=1000
 HELD_OUT_SEEDS=4
 OUT="$HYPERAGENTS_CACHE_DIR/experiments/$EXP"
-mkdir -p "$OUT"
+# What must outlive this machine (the cache does not: e17's store was lost
+# with the machine it ran on) is copied into the repository as it is made —
+# each run's report, the comparison, the held-out episodes — to be committed.
+KEEP="$ROOT/experiments/$EXP"
+mkdir -p "$OUT" "$KEEP"
 
 pin() {
   if [ -x "$OUT/bin/hyperagents" ]; then
@@ -53,6 +57,7 @@ for seed in "${SEEDS[@]}"; do
     HYPERAGENTS_RUN__SEED="$seed" phase "$mode-s$seed" "$HYPERAGENTS_BIN" evolve \
       --run "$EXP-$mode-s$seed" --program "$SEED" --mode "$mode" --suite miniwob --tasks "$TASKS" \
       --stage1 4 --generations "$GENERATIONS" --children 2 --episodes 2 --token-budget "$BUDGET"
+    "$HYPERAGENTS_BIN" report "$EXP-$mode-s$seed" --out "$KEEP/$EXP-$mode-s$seed" > /dev/null
   done
 done
 runs=()
@@ -60,6 +65,7 @@ for seed in "${SEEDS[@]}"; do
   for mode in "${MODES[@]}"; do runs+=("$EXP-$mode-s$seed"); done
 done
 phase compare "$HYPERAGENTS_BIN" compare "${runs[@]}" --out "$OUT"
+cp "$OUT"/compare* "$KEEP/"
 
 # Held out: the 63 train tasks evolution does not see (the default split's
 # 75 less the 12 above), and the test split.
@@ -70,6 +76,7 @@ score() {
     --first-seed "$HELD_OUT_FIRST_SEED" --jsonl "$OUT/held-out-$split-$name.jsonl")
   [ -n "$tasks" ] && args+=(--tasks "$tasks")
   "$HYPERAGENTS_BIN" eval "${args[@]}" | tail -2 > "$OUT/held-out-$split-$name.txt"
+  cp "$OUT/held-out-$split-$name.jsonl" "$OUT/held-out-$split-$name.txt" "$KEEP/"
 }
 phase held-out-seed score seed "$SEED" train "$HELD_OUT"
 phase test-seed score seed "$SEED" test ""

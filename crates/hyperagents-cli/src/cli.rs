@@ -249,6 +249,9 @@ pub struct WorkerArgs {
     /// Seconds a job may go without a sign of progress before it goes to another worker.
     #[arg(long, default_value_t = 60)]
     pub ack_wait_secs: u64,
+    /// Take no meta-step jobs (by default a worker that binds the `meta` role takes them).
+    #[arg(long)]
+    pub no_meta_steps: bool,
 }
 
 /// `resume` repeats them from the run's `LaunchRecord`, converted by hand
@@ -319,12 +322,16 @@ pub struct EvolveArgs {
     #[arg(long, default_value_t = 0.25, value_name = "W")]
     pub feedback_weight: f64,
     /// Run the episodes (stages, smoke, quick evaluations) on `hyperagents worker` processes
-    /// through this NATS server; meta steps stay here.
+    /// through this NATS server; meta steps stay here unless `--meta-on-workers`.
     #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
     /// This coordinator's name on NATS (default: this host's name).
     #[arg(long, value_name = "NAME")]
     pub coordinator: Option<String>,
+    /// Run the meta steps on workers too, with the workers' meta model (this process then
+    /// loads none); `quick_eval` still runs from here. Needs `--nats`.
+    #[arg(long, requires = "nats")]
+    pub meta_on_workers: bool,
     /// Skip the smoke episode a child runs before its staged evaluation.
     #[arg(long)]
     pub no_smoke: bool,

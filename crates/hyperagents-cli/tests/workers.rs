@@ -12,8 +12,8 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyperagents_testkit::nats::NatsServer;
@@ -26,16 +26,29 @@ const SUITE: &str = r#"{"id": "four", "input": "What is 2+2?", "expected": "4"}
 /// An OpenAI-compatible server that answers "4" after `delay`, counting
 /// the requests it has begun.
 fn slow_openai(delay: Duration) -> (String, Arc<AtomicUsize>) {
+    let (url, begun, _) = recording_openai(delay);
+    (url, begun)
+}
+
+/// [`slow_openai`], also keeping the model each request named.
+fn recording_openai(delay: Duration) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let begun = Arc::new(AtomicUsize::new(0));
-    let count = begun.clone();
+    let models: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (count, named) = (begun.clone(), models.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let count = count.clone();
+            let (count, named) = (count.clone(), named.clone());
             std::thread::spawn(move || {
-                let _ = read_request(&mut stream);
+                let request = read_request(&mut stream);
+                let model = request
+                    .split_once("\r\n\r\n")
+                    .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(body).ok())
+                    .and_then(|body| body["model"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                named.lock().unwrap().push(model);
                 count.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(delay);
                 let body = serde_json::json!({
@@ -52,7 +65,7 @@ fn slow_openai(delay: Duration) -> (String, Arc<AtomicUsize>) {
             });
         }
     });
-    (url, begun)
+    (url, begun, models)
 }
 
 fn settings(work: &Path, url: &str) {
@@ -276,4 +289,85 @@ fn a_coordinator_killed_while_workers_run_finds_their_results_on_restart() {
     let lines = std::fs::read_to_string(&jsonl).unwrap();
     assert_eq!(lines.lines().count(), 2, "{lines}");
     assert!(lines.contains("\"success\":true") && lines.contains("\"success\":false"));
+}
+
+/// Settings binding the episodes' roles to `fake-model` and the meta role
+/// to a model of its own name, on the server at `url`.
+fn settings_with_meta(work: &Path, url: &str, meta_model: &str) {
+    std::fs::write(
+        work.join("hyperagents.toml"),
+        format!(
+            "[openai]\nbase_url = \"{url}\"\napi_key = \"sk-test\"\n\
+             [cache]\nmode = \"off\"\n\
+             [models.fake]\nprovider = \"openai\"\nmodel = \"fake-model\"\n\
+             [models.thinker]\nprovider = \"openai\"\nmodel = \"{meta_model}\"\n\
+             [roles]\ntask = \"fake\"\nmeta = \"thinker\"\njudge = \"fake\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_evolution_runs_its_meta_steps_on_workers_with_the_workers_meta_model() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _, models) = recording_openai(Duration::ZERO);
+    // Coordinator and worker in folders of their own: each has its settings
+    // (the same task model, different meta models) and the same suite file.
+    let work = dir.path().join("work");
+    let worker_work = dir.path().join("worker");
+    for (folder, meta) in [(&work, "coordinator-meta"), (&worker_work, "worker-meta")] {
+        std::fs::create_dir_all(folder).unwrap();
+        std::fs::write(folder.join("qa.jsonl"), SUITE).unwrap();
+        settings_with_meta(folder, &url, meta);
+    }
+    let nats = server.url();
+    let worker = worker(
+        &worker_work,
+        &dir.path().join("cache-w"),
+        &nats,
+        "task,meta,judge",
+    );
+    let cache = dir.path().join("cache-c");
+    let run_dir = dir.path().join("run");
+    let seed = repo().join("programs/seed");
+    let out = bin()
+        .current_dir(&work)
+        .env("HYPERAGENTS_CACHE_DIR", &cache)
+        .args(["evolve", "--run", "remote-meta", "--program"])
+        .arg(&seed)
+        .args(["--suite", "qa.jsonl", "--generations", "1"])
+        .args(["--children", "1", "--stage1", "1", "--no-test"])
+        .args(["--nats", &nats, "--meta-on-workers", "--dir"])
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    drop(worker);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("meta steps run on workers"), "{stderr}");
+    let named = models.lock().unwrap().clone();
+    assert!(
+        named.iter().any(|m| m == "worker-meta"),
+        "the worker's meta model made the child: {named:?}"
+    );
+    assert!(
+        !named.iter().any(|m| m == "coordinator-meta"),
+        "the coordinator's meta model is never called: {named:?}"
+    );
+    // The child's meta trace says where it was made; the child was judged
+    // here like any other (the meta model's "4" is no edit).
+    let trace = std::fs::read_to_string(run_dir.join("nodes/g1c0.meta.txt")).unwrap();
+    assert!(trace.contains("(made on worker "), "{trace}");
+    assert!(trace.contains("worker-meta"), "{trace}");
+    let status = bin()
+        .current_dir(&work)
+        .env("HYPERAGENTS_CACHE_DIR", &cache)
+        .args(["status", "remote-meta"])
+        .output()
+        .unwrap();
+    let shown = text(&status.stdout);
+    assert!(shown.contains("g1c0"), "{shown}");
 }

@@ -5,32 +5,29 @@
 //! evaluation key. The coordinator keeps keys, reuse and recording, so a job
 //! delivered twice (a worker killed before its ack) is stored once.
 //!
-//! - A worker acks a job only after its result is published, and tells the
-//!   server it is still working while an episode runs (`+WPI`), so the ack
-//!   deadline is short and a dead worker's job goes to another one.
+//! The queue's mechanics (acks, progress, dead letters, results kept for a
+//! coordinator that was down) are [`crate::queue`]'s.
+//!
 //! - A job is run only by a worker that binds every role the key names to
 //!   the same model (else its result is an error saying so), with the coordinator's run
 //!   seed and caps, on the program bundle the job names (checked by hash).
-//! - Results stay in `HA_RESULTS` until the coordinator has read them, so a
-//!   coordinator restarted after a crash finds what arrived while it was down.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{AckKind, consumer};
-use futures::StreamExt;
 use hyperagents_domain::Domain;
 use hyperagents_eval::{EpisodeEnd, EpisodeRunner, Interruption, episode_end, model_fingerprints};
-use hyperagents_program::{ContentHash, Program, RunCaps};
+use hyperagents_program::{Program, RunCaps};
 use hyperagents_runtime::trace::EpisodeSummary;
 use hyperagents_runtime::{RunContext, SandboxChecker, run_episode};
 use hyperagents_store::{EvalKey, EvalStatus};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
-use crate::jetstream::{JOBS_STREAM, Jets, NatsError, RESULTS_STREAM};
+use crate::jetstream::{Jets, NatsError};
+pub use crate::queue::WorkerTiming;
+use crate::queue::{Finished, Handled, Inbox, Job, lock, serve_jobs};
 
 /// The messages' version; a message of another version is refused.
 pub const MESSAGE_FORMAT: u32 = 1;
@@ -87,28 +84,31 @@ pub enum RemoteEnd {
     Failed { unsupported: bool, reason: String },
 }
 
-fn jetstream_error(what: &str) -> impl FnOnce(String) -> NatsError + '_ {
-    move |message| NatsError::JetStream {
-        what: what.to_string(),
-        message,
+impl Job for EpisodeJob {
+    fn readable(&self) -> bool {
+        self.format == MESSAGE_FORMAT
+    }
+    fn results_subject(&self) -> &str {
+        &self.results
     }
 }
 
-/// How long a worker may go without saying it is still working before its
-/// job goes to another worker.
-#[derive(Debug, Clone, Copy)]
-pub struct WorkerTiming {
-    pub ack_wait: Duration,
-    /// Deliveries of one job before it is left alone (a job that kills
-    /// every worker it reaches).
-    pub max_deliver: i64,
-}
-
-impl Default for WorkerTiming {
-    fn default() -> Self {
-        Self {
-            ack_wait: Duration::from_secs(60),
-            max_deliver: 5,
+impl Finished for EpisodeDone {
+    fn job(&self) -> &str {
+        &self.job
+    }
+    fn readable(&self) -> bool {
+        self.format == MESSAGE_FORMAT
+    }
+    fn dead_letter(job: String, deliveries: u64) -> Self {
+        EpisodeDone {
+            format: MESSAGE_FORMAT,
+            job,
+            worker: "(none)".into(),
+            end: RemoteEnd::Failed {
+                unsupported: false,
+                reason: format!("dead letter: delivered {deliveries} times, no worker finished it"),
+            },
         }
     }
 }
@@ -124,104 +124,30 @@ pub async fn serve_episode_jobs(
     workdir: PathBuf,
     timing: WorkerTiming,
 ) -> Result<(), NatsError> {
-    let stream = jets
-        .context
-        .get_stream(JOBS_STREAM)
-        .await
-        .map_err(|e| jetstream_error(JOBS_STREAM)(e.to_string()))?;
-    let consumer = stream
-        .get_or_create_consumer(
-            WORKERS,
-            consumer::pull::Config {
-                durable_name: Some(WORKERS.into()),
-                filter_subject: EPISODE_JOBS.into(),
-                ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: timing.ack_wait,
-                max_deliver: timing.max_deliver,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| jetstream_error(WORKERS)(e.to_string()))?;
     let models = model_fingerprints(&ctx).map_err(|e| NatsError::JetStream {
         what: "the worker's models".into(),
         message: e.to_string(),
     })?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| jetstream_error(WORKERS)(e.to_string()))?;
-    while let Some(message) = messages.next().await {
-        let message = match message {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(%error, "reading a job");
-                continue;
+    let handle = |job: EpisodeJob| {
+        let (jets, ctx, models, domains, worker, workdir) =
+            (&jets, &ctx, &models, &domains, &worker, &workdir);
+        async move {
+            let Some(domain) = domains.get(&job.suite).cloned() else {
+                // Another worker may serve it.
+                return Handled::NotMine(Duration::from_secs(1));
+            };
+            match run_job(jets, ctx, models, domain.as_ref(), &job, workdir).await {
+                Some(end) => Handled::Done(EpisodeDone {
+                    format: MESSAGE_FORMAT,
+                    job: job.job.clone(),
+                    worker: worker.clone(),
+                    end,
+                }),
+                None => Handled::CutShort,
             }
-        };
-        let job: EpisodeJob = match serde_json::from_slice(&message.payload) {
-            Ok(job) if job_format_ok(&job) => job,
-            Ok(_) | Err(_) => {
-                tracing::warn!("a job this worker cannot read; left alone");
-                let _ = message.ack_with(AckKind::Term).await;
-                continue;
-            }
-        };
-        let Some(domain) = domains.get(&job.suite).cloned() else {
-            // Another worker may serve it.
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
-            continue;
-        };
-        // Still working, every third of the ack deadline, until done; both
-        // end together, so a worker that dies stops saying it works.
-        let beat = async {
-            loop {
-                tokio::time::sleep(timing.ack_wait / 3).await;
-                if message.ack_with(AckKind::Progress).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        let end = tokio::select! {
-            end = run_job(&jets, &ctx, &models, domain.as_ref(), &job, &workdir) => end,
-            () = beat => None,
-        };
-        let Some(end) = end else {
-            // Cut short here (this worker is stopping): another worker runs it.
-            let _ = message.ack_with(AckKind::Nak(None)).await;
-            continue;
-        };
-        let done = EpisodeDone {
-            format: MESSAGE_FORMAT,
-            job: job.job.clone(),
-            worker: worker.clone(),
-            end,
-        };
-        let published = match serde_json::to_vec(&done) {
-            Ok(bytes) => match jets
-                .context
-                .publish(job.results.clone(), bytes.into())
-                .await
-            {
-                Ok(ack) => ack.await.is_ok(),
-                Err(_) => false,
-            },
-            Err(_) => false,
-        };
-        // Acked only once the result is stored on the server.
-        if published {
-            let _ = message.double_ack().await;
-        } else {
-            let _ = message.ack_with(AckKind::Nak(None)).await;
         }
-    }
-    Ok(())
-}
-
-fn job_format_ok(job: &EpisodeJob) -> bool {
-    job.format == MESSAGE_FORMAT
+    };
+    serve_jobs(&jets, WORKERS, EPISODE_JOBS, timing, handle).await
 }
 
 /// Runs one job; `None` when it was cut short (not a result).
@@ -293,21 +219,12 @@ async fn run_job(
 }
 
 /// The program bundle `hash`, fetched (once) into `workdir/programs/`.
-async fn fetch_program(jets: &Jets, hash: &str, workdir: &Path) -> Result<Program, String> {
-    let content = ContentHash::from_hex(hash).ok_or_else(|| format!("`{hash}` is not a hash"))?;
-    let dir = workdir.join("programs").join(hash);
-    if !dir.exists() {
-        let partial = workdir
-            .join("programs")
-            .join(format!("{hash}.{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&partial);
-        jets.get_program(&content, &partial)
-            .await
-            .map_err(|e| e.to_string())?;
-        if std::fs::rename(&partial, &dir).is_err() && !dir.exists() {
-            return Err(format!("cannot keep the program in {}", dir.display()));
-        }
-    }
+pub(crate) async fn fetch_program(
+    jets: &Jets,
+    hash: &str,
+    workdir: &Path,
+) -> Result<Program, String> {
+    let dir = jets.fetch_bundle(hash, &workdir.join("programs")).await?;
     Program::load(&dir, &SandboxChecker).map_err(|errors| {
         errors
             .iter()
@@ -322,33 +239,10 @@ async fn fetch_program(jets: &Jets, hash: &str, workdir: &Path) -> Result<Progra
 pub struct NatsRunner {
     jets: Jets,
     suite: String,
-    results: String,
-    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<EpisodeDone>>>>,
-    /// Results that arrived with nobody waiting (while this coordinator was
-    /// down, or before it asked again).
-    arrived: Arc<Mutex<HashMap<String, EpisodeDone>>>,
-    /// The jobs stream's sequence number of each job this process sent.
-    sent: Arc<Mutex<HashMap<u64, String>>>,
+    inbox: Inbox<EpisodeDone>,
     /// Programs already in the bundle store: every episode of an evaluation
     /// names the same program, which is packed and sent once.
     shipped: Mutex<std::collections::HashSet<String>>,
-    reader: tokio::task::JoinHandle<()>,
-    dead_letters: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for NatsRunner {
-    fn drop(&mut self) {
-        self.reader.abort();
-        self.dead_letters.abort();
-    }
-}
-
-/// The server's advisory when a job reached its last delivery without an
-/// ack (it killed, or was refused by, every worker that took it).
-#[derive(Deserialize)]
-struct MaxDeliveries {
-    stream_seq: u64,
-    deliveries: u64,
 }
 
 impl NatsRunner {
@@ -359,137 +253,18 @@ impl NatsRunner {
         coordinator: &str,
         suite: &str,
     ) -> Result<NatsRunner, NatsError> {
-        let results = format!("ha.results.{coordinator}");
-        let stream = jets
-            .context
-            .get_stream(RESULTS_STREAM)
-            .await
-            .map_err(|e| jetstream_error(RESULTS_STREAM)(e.to_string()))?;
-        let durable = format!("coordinator-{coordinator}");
-        let consumer = stream
-            .get_or_create_consumer(
-                &durable,
-                consumer::pull::Config {
-                    durable_name: Some(durable.clone()),
-                    filter_subject: results.clone(),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| jetstream_error(&durable)(e.to_string()))?;
-        let waiting: Arc<Mutex<HashMap<String, oneshot::Sender<EpisodeDone>>>> = Arc::default();
-        let arrived: Arc<Mutex<HashMap<String, EpisodeDone>>> = Arc::default();
-        // Results that arrived while this coordinator was down are read
-        // before it asks for anything, so none of their jobs is sent again.
-        loop {
-            let mut batch = consumer
-                .fetch()
-                .max_messages(256)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-                .map_err(|e| jetstream_error(&durable)(e.to_string()))?;
-            let mut read = 0;
-            while let Some(Ok(message)) = batch.next().await {
-                read += 1;
-                if let Ok(done) = serde_json::from_slice::<EpisodeDone>(&message.payload)
-                    && done.format == MESSAGE_FORMAT
-                {
-                    lock(&arrived).insert(done.job.clone(), done);
-                }
-                let _ = message.ack().await;
-            }
-            if read == 0 {
-                break;
-            }
-        }
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| jetstream_error(&durable)(e.to_string()))?;
-        let reader = {
-            let waiting = waiting.clone();
-            let arrived = arrived.clone();
-            tokio::spawn(async move {
-                while let Some(message) = messages.next().await {
-                    // A lost connection (the server restarting) is an error
-                    // here, not the end: the client reconnects.
-                    let message = match message {
-                        Ok(message) => message,
-                        Err(error) => {
-                            tracing::debug!(%error, "reading results");
-                            continue;
-                        }
-                    };
-                    if let Ok(done) = serde_json::from_slice::<EpisodeDone>(&message.payload)
-                        && done.format == MESSAGE_FORMAT
-                    {
-                        let waiter = lock(&waiting).remove(&done.job);
-                        match waiter {
-                            Some(waiter) => {
-                                let _ = waiter.send(done);
-                            }
-                            None => {
-                                lock(&arrived).insert(done.job.clone(), done);
-                            }
-                        }
-                    }
-                    let _ = message.ack().await;
-                }
-            })
-        };
-        // Dead letters: a job no worker finished in its deliveries ends as
-        // an error result saying so, instead of being waited for forever.
-        let sent: Arc<Mutex<HashMap<u64, String>>> = Arc::default();
-        let mut advisories = jets
-            .client
-            .subscribe(format!(
-                "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.{WORKERS}"
-            ))
-            .await
-            .map_err(|e| jetstream_error("dead-letter advisories")(e.to_string()))?;
-        let dead_letters = {
-            let waiting = waiting.clone();
-            let sent = sent.clone();
-            tokio::spawn(async move {
-                while let Some(message) = advisories.next().await {
-                    let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&message.payload)
-                    else {
-                        continue;
-                    };
-                    let Some(job) = lock(&sent).remove(&advisory.stream_seq) else {
-                        continue;
-                    };
-                    tracing::warn!(%job, deliveries = advisory.deliveries, "a job ran out of deliveries");
-                    if let Some(waiter) = lock(&waiting).remove(&job) {
-                        let _ = waiter.send(EpisodeDone {
-                            format: MESSAGE_FORMAT,
-                            job,
-                            worker: "(none)".into(),
-                            end: RemoteEnd::Failed {
-                                unsupported: false,
-                                reason: format!(
-                                    "dead letter: delivered {} times, no worker finished it",
-                                    advisory.deliveries
-                                ),
-                            },
-                        });
-                    }
-                }
-            })
-        };
+        let inbox = Inbox::start(
+            &jets,
+            format!("ha.results.{coordinator}"),
+            &format!("coordinator-{coordinator}"),
+            WORKERS,
+        )
+        .await?;
         Ok(NatsRunner {
             jets,
             suite: suite.to_string(),
-            results,
-            waiting,
-            arrived,
-            sent,
+            inbox,
             shipped: Mutex::default(),
-            reader,
-            dead_letters,
         })
     }
 
@@ -502,14 +277,11 @@ impl NatsRunner {
         key: &EvalKey,
     ) -> Result<EpisodeDone, EpisodeEnd> {
         let job_id = key.hash().as_str().to_string();
-        let (send, receive) = oneshot::channel();
-        {
-            // A result already here (a restarted coordinator) is used as it is.
-            if let Some(done) = lock(&self.arrived).remove(&job_id) {
-                return Ok(done);
-            }
-            lock(&self.waiting).insert(job_id.clone(), send);
-        }
+        // A result already here (a restarted coordinator) is used as it is.
+        let receive = match self.inbox.expect(&job_id) {
+            Ok(done) => return Ok(done),
+            Err(receive) => receive,
+        };
         let failed = |reason: String| EpisodeEnd::Failed {
             status: EvalStatus::Error,
             reason,
@@ -527,7 +299,7 @@ impl NatsRunner {
         let job = EpisodeJob {
             format: MESSAGE_FORMAT,
             job: job_id.clone(),
-            results: self.results.clone(),
+            results: self.inbox.subject.clone(),
             program: hash.to_hex(),
             suite: self.suite.clone(),
             task: task.to_string(),
@@ -540,16 +312,10 @@ impl NatsRunner {
             max_wall_ms: u64::try_from(ctx.caps.max_wall.as_millis()).unwrap_or(u64::MAX),
         };
         let bytes = serde_json::to_vec(&job).map_err(|e| failed(e.to_string()))?;
-        let published = self
-            .jets
-            .context
-            .publish(EPISODE_JOBS, bytes.into())
+        self.inbox
+            .publish_job(&self.jets, EPISODE_JOBS, &job_id, bytes)
             .await
-            .map_err(|e| failed(format!("publishing the job: {e}")))?;
-        let ack = published
-            .await
-            .map_err(|e| failed(format!("publishing the job: {e}")))?;
-        lock(&self.sent).insert(ack.sequence, job_id.clone());
+            .map_err(failed)?;
         receive.await.map_err(|_| {
             EpisodeEnd::Interrupted(Interruption::Host(
                 "the coordinator stopped reading results".into(),
@@ -579,12 +345,6 @@ impl NatsRunner {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 #[async_trait::async_trait]
 impl EpisodeRunner for NatsRunner {
     async fn run(
@@ -605,7 +365,7 @@ impl EpisodeRunner for NatsRunner {
                 Err(end) => return end,
             },
             reason = ctx.router.ledger().stopped() => {
-                lock(&self.waiting).remove(&job_id);
+                self.inbox.forget(&job_id);
                 return EpisodeEnd::Interrupted(Interruption::Stop(reason));
             }
         };

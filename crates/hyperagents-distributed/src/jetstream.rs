@@ -211,4 +211,28 @@ impl Jets {
         bundle::unpack(&bytes, hash, dest)?;
         Ok(())
     }
+
+    /// The bundle named `hash` (a program, or a folder of evidence),
+    /// checked and unpacked once into `into/<hash>`; its path. Unpacked
+    /// beside its final name first, so a reader never sees half of it.
+    pub async fn fetch_bundle(
+        &self,
+        hash: &str,
+        into: &std::path::Path,
+    ) -> Result<std::path::PathBuf, String> {
+        let content =
+            ContentHash::from_hex(hash).ok_or_else(|| format!("`{hash}` is not a hash"))?;
+        let dir = into.join(hash);
+        if !dir.exists() {
+            let partial = into.join(format!("{hash}.{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&partial);
+            self.get_program(&content, &partial)
+                .await
+                .map_err(|e| e.to_string())?;
+            if std::fs::rename(&partial, &dir).is_err() && !dir.exists() {
+                return Err(format!("cannot keep the bundle in {}", dir.display()));
+            }
+        }
+        Ok(dir)
+    }
 }

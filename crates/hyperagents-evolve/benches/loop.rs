@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use hyperagents_domain::{Domain, JsonlSuite};
 use hyperagents_eval::{LocalEvaluator, SuiteIdentity};
-use hyperagents_evolve::{Evolution, EvolveSettings};
+use hyperagents_evolve::{Evolution, EvolveSettings, LocalMetaSteps};
 use hyperagents_llm::accounting::{Budget, PriceTable};
 use hyperagents_llm::router::ModelRouter;
 use hyperagents_llm::{
@@ -371,9 +371,11 @@ async fn run_once(parallel: usize, worker: &Path) -> Result<Run, Box<dyn std::er
     let train: Vec<String> = (0..TRAIN_TASKS).map(|i| format!("t{i:02}")).collect();
     let episodes = context(&task, &meta, pool.clone(), dir.path().join("traces"));
     let store = ResultsStore::open(dir.path().join("results.sqlite"))?;
+    let meta_ctx = context(&task, &meta, pool, dir.path().join("meta-traces"));
     let evolution = Evolution {
         episodes: episodes.clone(),
-        meta: context(&task, &meta, pool, dir.path().join("meta-traces")),
+        meta: meta_ctx.clone(),
+        meta_steps: Arc::new(LocalMetaSteps(meta_ctx)),
         archive: Arc::new(store.clone()),
         evaluator: Arc::new(LocalEvaluator {
             ctx: episodes,

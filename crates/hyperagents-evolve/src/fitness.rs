@@ -151,6 +151,11 @@ pub fn automated_candidates(
             &b.node_id,
         ))
     });
+    // Counted once: a scan per node is quadratic in the archive's size.
+    let mut children_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for parent in nodes.iter().filter_map(|n| n.parent_id.as_deref()) {
+        *children_of.entry(parent).or_default() += 1;
+    }
     let mut candidates = Vec::new();
     for node in &nodes {
         let stage = if archive.node_eval_run(run, &node.node_id, FULL)?.is_some() {
@@ -166,10 +171,7 @@ pub fn automated_candidates(
             .into_iter()
             .filter_map(|t| t.success_rate().map(|r| (t.task, r)))
             .collect();
-        let children = nodes
-            .iter()
-            .filter(|n| n.parent_id.as_deref() == Some(node.node_id.as_str()))
-            .count();
+        let children = children_of.get(node.node_id.as_str()).copied().unwrap_or(0);
         candidates.push(Candidate {
             node: NodeId(node.node_id.clone()),
             score: score.unwrap_or(0.0),

@@ -2,10 +2,11 @@
 //!
 //! Each generation chooses parents from the archive, lets each parent's own meta agent edit a
 //! copy of it, validates the child, evaluates it in stages and inserts it into the archive.
-//! The engine works on plain data and two traits the binary plugs in: it keeps runs, nodes,
-//! events and results through [`hyperagents_store::Archive`] (SQLite is one implementation) and
-//! runs episodes through [`hyperagents_eval::Evaluator`] (in this process, or elsewhere). Meta
-//! steps and selection scripts run in this process, in the runtime's sandbox workers.
+//! The engine works on plain data and three traits the binary plugs in: it keeps runs, nodes,
+//! events and results through [`hyperagents_store::Archive`] (SQLite is one implementation),
+//! runs episodes through [`hyperagents_eval::Evaluator`] and meta steps through
+//! [`hyperagents_runtime::improve::MetaStepper`] (each in this process, or on workers).
+//! Selection scripts run in this process, in the runtime's sandbox workers.
 //!
 //! Modules:
 //! - [`select`] — parent selection policies (DGM-H's sigmoid, novelty, Pareto front, ...) and
@@ -28,7 +29,9 @@ pub mod origin;
 pub mod quick;
 pub mod select;
 
-pub use engine::{Evolution, EvolveError, EvolveSettings, GenerationStats, TokensSpent};
+pub use engine::{
+    Evolution, EvolveError, EvolveSettings, GenerationStats, LocalMetaSteps, TokensSpent,
+};
 pub use select::{
     Candidate, ChildPenalty, FallbackSelector, NodeId, ParentSelector, SelectError,
     SelectionPolicy, select_parents, weights,

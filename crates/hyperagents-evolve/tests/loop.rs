@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hyperagents_domain::{Domain, JsonlSuite};
 use hyperagents_eval::{LocalEvaluator, SuiteIdentity};
-use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
+use hyperagents_evolve::{Evolution, EvolveSettings, LocalMetaSteps, SelectionPolicy};
 use hyperagents_llm::{ChatRequest, ResponseFormat};
-use hyperagents_runtime::improve::ImproveConfig;
+use hyperagents_runtime::improve::{ImproveConfig, ImproveError, ImproveOutcome, MetaStepper};
 use hyperagents_store::{NodeStatus, ResultsStore, RunMode};
 use hyperagents_testkit::meta_reply::{search_replace, whole_file};
 use hyperagents_testkit::{ScriptedModel, context, pool, seed_without_exemplars};
@@ -97,9 +97,11 @@ async fn evolution(
     let workers = pool(2).await;
     let store = ResultsStore::open(dir.join("results.sqlite")).unwrap();
     let episodes = context(task, workers.clone(), 40, &dir.join("traces"));
+    let meta_ctx = context(meta, workers, 40, &dir.join("meta-traces"));
     Evolution {
         episodes: episodes.clone(),
-        meta: context(meta, workers, 40, &dir.join("meta-traces")),
+        meta: meta_ctx.clone(),
+        meta_steps: Arc::new(LocalMetaSteps(meta_ctx)),
         archive: Arc::new(store.clone()),
         evaluator: Arc::new(LocalEvaluator {
             ctx: episodes.clone(),
@@ -190,6 +192,52 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
     assert_eq!(meta.request_count(), meta_calls);
     assert_eq!(resumed, stats);
     assert_eq!(store_of(&again).nodes("run").unwrap().len(), 5);
+}
+
+/// Meta steps sent to workers that never come back with a child.
+struct NoChildBack;
+
+#[async_trait::async_trait]
+impl MetaStepper for NoChildBack {
+    async fn step(
+        &self,
+        _parent: &Path,
+        _failures: &Path,
+        _out: &Path,
+        _config: &ImproveConfig,
+    ) -> Result<ImproveOutcome, ImproveError> {
+        Err(ImproveError::Remote {
+            place: "worker w1".into(),
+            message: "dead letter: delivered 5 times, no worker finished it".into(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meta_step_that_comes_back_without_a_child_fails_its_attempt_not_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("skills/reason/prompt.md", Arc::default());
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
+    evo.meta_steps = Arc::new(NoChildBack);
+    let stats = evo.run(&mechanics_seed()).await.unwrap();
+    assert_eq!(stats.len(), 2);
+    assert!(
+        stats
+            .iter()
+            .all(|g| g.valid_children == 0 && g.failed_attempts == 2),
+        "{stats:?}"
+    );
+    let nodes = store_of(&evo).nodes("run").unwrap();
+    let children: Vec<_> = nodes.iter().filter(|n| n.generation > 0).collect();
+    assert_eq!(children.len(), 4, "{nodes:?}");
+    for child in children {
+        assert_eq!(child.status, NodeStatus::Invalid);
+        assert!(
+            child.validation_errors.to_string().contains("dead letter"),
+            "{}",
+            child.validation_errors
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,6 +99,37 @@ impl fmt::Debug for QuickEvalHandle {
     }
 }
 
+/// Where meta steps run: [`improve`] in this process ([`LocalMetaSteps`]),
+/// or on a worker that may hold another meta model (the distributed
+/// crate's). The caller sees the same [`ImproveOutcome`] either way: the
+/// child written to `out`, its diff beside it.
+#[async_trait]
+pub trait MetaStepper: Send + Sync {
+    async fn step(
+        &self,
+        parent_dir: &Path,
+        failures_dir: &Path,
+        out: &Path,
+        config: &ImproveConfig,
+    ) -> Result<ImproveOutcome, ImproveError>;
+}
+
+/// Meta steps run here, with this context's meta model.
+pub struct LocalMetaSteps(pub RunContext);
+
+#[async_trait]
+impl MetaStepper for LocalMetaSteps {
+    async fn step(
+        &self,
+        parent_dir: &Path,
+        failures_dir: &Path,
+        out: &Path,
+        config: &ImproveConfig,
+    ) -> Result<ImproveOutcome, ImproveError> {
+        improve(&self.0, parent_dir, failures_dir, out, config).await
+    }
+}
+
 /// What a meta step produced.
 #[derive(Debug)]
 pub struct ImproveOutcome {
@@ -140,6 +171,13 @@ pub enum ImproveError {
         #[source]
         source: std::io::Error,
     },
+    /// A meta step sent elsewhere came back without a child (its worker
+    /// failed, or no worker finished it).
+    #[error("the meta step on {place}: {message}")]
+    Remote { place: String, message: String },
+    /// A meta step could not be sent, or its answer not received.
+    #[error("sending the meta step: {0}")]
+    Unreachable(String),
 }
 
 /// Runs the parent's meta agent once and writes the child to `out`.

@@ -101,6 +101,9 @@ pub struct LaunchRecord {
     pub nats: Option<String>,
     #[serde(default)]
     pub coordinator: Option<String>,
+    /// Meta steps ran on workers too (runs stored before: here).
+    #[serde(default)]
+    pub meta_on_workers: bool,
 }
 
 fn default_quick_eval_tasks() -> usize {
@@ -374,8 +377,9 @@ mod tests {
                 quick_eval_tasks: 4,
                 store: None,
                 feedback_weight: 0.25,
-                nats: None,
+                nats: Some("nats://127.0.0.1:4222".into()),
                 coordinator: None,
+                meta_on_workers: true,
             })),
             EvolutionEvent::Stopped(Stopped {
                 interrupted: Some("signal".into()),

@@ -17,8 +17,8 @@ use hyperagents_domain::Split;
 use hyperagents_eval::ledger::{LedgerKeeper, evolution_scope};
 use hyperagents_eval::{Interruption, LocalEvaluator};
 use hyperagents_evolve::origin::{resolve_node, sample_tasks, transplant_meta};
-use hyperagents_evolve::{Evolution, EvolveSettings, SelectionPolicy};
-use hyperagents_runtime::improve::ImproveConfig;
+use hyperagents_evolve::{Evolution, EvolveSettings, LocalMetaSteps, SelectionPolicy};
+use hyperagents_runtime::improve::{ImproveConfig, MetaStepper};
 use hyperagents_store::{EvolutionEvent, FeedbackStore, LaunchRecord, NodeStatus, RunMode};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -125,7 +125,10 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
     // One context serves episodes and meta agents: the models are loaded once.
     let mut aliases: BTreeSet<String> = suite.aliases.clone();
     aliases.extend(episode_aliases(&program).into_iter().map(str::to_string));
-    aliases.insert(program.meta().model.as_str().to_string());
+    // Meta steps on workers use the workers' meta model: none is loaded here.
+    if !args.meta_on_workers {
+        aliases.insert(program.meta().model.as_str().to_string());
+    }
     let ctx = run_context(
         &settings,
         aliases.iter().map(String::as_str).collect(),
@@ -151,42 +154,69 @@ async fn run_evolution(settings: Settings, args: EvolveArgs) -> Result<ExitCode>
         ctx.router.ledger().clone(),
     )?;
     let signals = SignalStop::install(ctx.router.ledger().clone())?;
+    let coordinator = args
+        .coordinator
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", super::eval::host_name(), args.run));
+    let jets = match &args.nats {
+        None => None,
+        Some(url) => {
+            let nats = hyperagents_distributed::NatsSettings {
+                url: url.clone(),
+                ..settings.nats.clone()
+            };
+            Some(
+                hyperagents_distributed::Jets::open(&nats)
+                    .await
+                    .with_context(|| format!("connecting to NATS at {url}"))?,
+            )
+        }
+    };
+    let meta_steps: Arc<dyn MetaStepper> = match &jets {
+        Some(jets) if args.meta_on_workers => {
+            let steps = hyperagents_distributed::meta::NatsMetaSteps::start(
+                jets.clone(),
+                &coordinator,
+                ctx.run_seed,
+                run_dir.join("work").join("quick-eval"),
+            )
+            .await
+            .context("reading this coordinator's meta-step results")?;
+            eprintln!("meta steps run on workers (coordinator `{coordinator}`)");
+            Arc::new(steps)
+        }
+        _ => Arc::new(LocalMetaSteps(ctx.clone())),
+    };
+    let evaluator: Arc<dyn hyperagents_eval::Evaluator> = match jets {
+        None => Arc::new(LocalEvaluator {
+            ctx: ctx.clone(),
+            store: store.clone(),
+        }),
+        Some(jets) => {
+            let runner = hyperagents_distributed::episodes::NatsRunner::start(
+                jets,
+                &coordinator,
+                &identity.name,
+            )
+            .await
+            .context("reading this coordinator's results")?;
+            eprintln!(
+                "episodes run on workers through {} (coordinator `{coordinator}`)",
+                args.nats.as_deref().unwrap_or_default()
+            );
+            Arc::new(hyperagents_distributed::episodes::NatsEvaluator {
+                ctx: ctx.clone(),
+                store: store.clone(),
+                runner,
+            })
+        }
+    };
     let evolution = Evolution {
         episodes: ctx.clone(),
-        meta: ctx.clone(),
+        meta: ctx,
+        meta_steps,
         archive: Arc::new(store.clone()),
-        evaluator: match &args.nats {
-            None => Arc::new(LocalEvaluator {
-                ctx,
-                store: store.clone(),
-            }),
-            Some(url) => {
-                let nats = hyperagents_distributed::NatsSettings {
-                    url: url.clone(),
-                    ..settings.nats.clone()
-                };
-                let jets = hyperagents_distributed::Jets::open(&nats)
-                    .await
-                    .with_context(|| format!("connecting to NATS at {url}"))?;
-                let coordinator = args
-                    .coordinator
-                    .clone()
-                    .unwrap_or_else(|| format!("{}-{}", super::eval::host_name(), args.run));
-                let runner = hyperagents_distributed::episodes::NatsRunner::start(
-                    jets,
-                    &coordinator,
-                    &identity.name,
-                )
-                .await
-                .context("reading this coordinator's results")?;
-                eprintln!("episodes run on workers through {url} (coordinator `{coordinator}`)");
-                Arc::new(hyperagents_distributed::episodes::NatsEvaluator {
-                    ctx,
-                    store: store.clone(),
-                    runner,
-                })
-            }
-        },
+        evaluator,
         feedback: Some(Arc::new(feedback)),
         domain,
         suite: identity,
@@ -446,6 +476,7 @@ fn launch_record(args: &EvolveArgs, run_dir: &Path) -> LaunchRecord {
         feedback_weight: args.feedback_weight,
         nats: args.nats.clone(),
         coordinator: args.coordinator.clone(),
+        meta_on_workers: args.meta_on_workers,
     }
 }
 
@@ -478,6 +509,7 @@ fn args_of(record: LaunchRecord) -> EvolveArgs {
         feedback_weight: record.feedback_weight,
         nats: record.nats,
         coordinator: record.coordinator,
+        meta_on_workers: record.meta_on_workers,
     }
 }
 

@@ -1,4 +1,5 @@
-//! `hyperagents worker`: runs episode jobs from a NATS server until stopped.
+//! `hyperagents worker`: runs episode jobs, and meta-step jobs when it binds
+//! the `meta` role, from a NATS server until stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hyperagents_distributed::episodes::{WorkerTiming, serve_episode_jobs};
+use hyperagents_distributed::meta::serve_meta_jobs;
 use hyperagents_distributed::{Jets, NatsSettings};
 
 use super::programs::run_context;
@@ -57,8 +59,10 @@ pub async fn run(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
     let jets = Jets::open(&nats)
         .await
         .with_context(|| format!("connecting to NATS at {}", nats.url))?;
+    let meta_steps = !args.no_meta_steps && ctx.router.roles().any(|role| role == "meta");
     eprintln!(
-        "worker {worker} taking episode jobs from {} for {}",
+        "worker {worker} taking episode jobs{} from {} for {}",
+        if meta_steps { " and meta steps" } else { "" },
         nats.url,
         domains.keys().cloned().collect::<Vec<_>>().join(", ")
     );
@@ -66,9 +70,26 @@ pub async fn run(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
         ack_wait: Duration::from_secs(args.ack_wait_secs.max(3)),
         ..WorkerTiming::default()
     };
+    let meta = async {
+        if meta_steps {
+            serve_meta_jobs(
+                jets.clone(),
+                ctx.clone(),
+                worker.clone(),
+                workdir.join("meta"),
+                timing,
+            )
+            .await
+        } else {
+            std::future::pending().await
+        }
+    };
     tokio::select! {
-        served = serve_episode_jobs(jets, ctx, domains, worker, workdir, timing) => {
+        served = serve_episode_jobs(jets.clone(), ctx.clone(), domains, worker.clone(), workdir.clone(), timing) => {
             served.context("serving episode jobs")?;
+        }
+        served = meta => {
+            served.context("serving meta-step jobs")?;
         }
         _ = tokio::signal::ctrl_c() => {}
     }

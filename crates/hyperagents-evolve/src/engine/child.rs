@@ -90,7 +90,9 @@ impl Evolution {
             config.quick_eval = Some(QuickEvalHandle(Arc::new(quick)));
         }
         // A stop request abandons the meta step at once; it is redone on resume.
-        let improving = improve(&self.meta, &meta_source, &failures, &child_dir, &config);
+        let improving = self
+            .meta_steps
+            .step(&meta_source, &failures, &child_dir, &config);
         let stop = self.stop_requested();
         let outcome =
             match futures::future::select(std::pin::pin!(improving), std::pin::pin!(stop)).await {
@@ -98,11 +100,30 @@ impl Evolution {
                 futures::future::Either::Right((reason, _)) => {
                     return Err(EvolveError::Interrupted(Interruption::Stop(reason)));
                 }
+            };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            // A step elsewhere that came back without a child (its worker
+            // failed, it ran out of deliveries) fails this attempt only.
+            Err(error @ ImproveError::Remote { .. }) => {
+                return Ok(MadeChild {
+                    program_hash: String::new(),
+                    label: format!("child of {parent}"),
+                    diff: String::new(),
+                    kinds: Vec::new(),
+                    errors: vec![error.to_string()],
+                    meta_tokens: 0,
+                    meta_cost: 0.0,
+                    repairable: false,
+                });
             }
-            .map_err(|e| EvolveError::Io {
-                path: child_dir.clone(),
-                message: e.to_string(),
-            })?;
+            Err(error) => {
+                return Err(EvolveError::Io {
+                    path: child_dir.clone(),
+                    message: error.to_string(),
+                });
+            }
+        };
         // A meta agent whose worker was killed by a signal from outside (a
         // Ctrl-C reaches the workers too) did not fail on its own.
         if let Some(script) = outcome

@@ -42,7 +42,8 @@ use futures::StreamExt;
 use hyperagents_domain::Domain;
 use hyperagents_eval::{EvalPlan, EvalReport, EvalTarget, Evaluator, SuiteIdentity, run_limit};
 use hyperagents_program::{DiffKind, Program, copy_program};
-use hyperagents_runtime::improve::{ImproveConfig, QuickEvalHandle, improve};
+pub use hyperagents_runtime::improve::LocalMetaSteps;
+use hyperagents_runtime::improve::{ImproveConfig, ImproveError, MetaStepper, QuickEvalHandle};
 use hyperagents_runtime::{Interruption, RunContext, SandboxChecker, killed_from_outside};
 use hyperagents_sandbox::{HostError, HostFunctions, ScriptSource, ScriptValue};
 use hyperagents_store::events::{
@@ -238,8 +239,11 @@ pub struct Evolution {
     /// The episodes' models (task/judge roles): their run-level budgets
     /// and stop requests, and the run's seed.
     pub episodes: RunContext,
-    /// Runs meta agents (the meta model bound).
+    /// The meta model's run-level budget and stop requests (and, for
+    /// [`LocalMetaSteps`], the meta model itself).
     pub meta: RunContext,
+    /// Where meta steps run: [`LocalMetaSteps`] over `meta`, or workers.
+    pub meta_steps: Arc<dyn MetaStepper>,
     /// Where runs, nodes, events and evaluation results are kept.
     pub archive: Arc<dyn Archive>,
     /// Where episodes run.
