@@ -18,7 +18,18 @@ fn a_short_run_on_the_embedded_model_makes_and_resumes_generations() {
     std::fs::write(&suite, SUITE).unwrap();
     let store = dir.path().join("results.sqlite");
     let run_dir = dir.path().join("run");
-    let seed = repo().join("programs/seed");
+    // The seed with one model call per meta step (its policy allows 1-4
+    // candidates and 1-3 tries each): this test is about the loop on the
+    // real model, and four calls of over a thousand reply tokens per step
+    // took it past 16 minutes on a slower 2-core machine.
+    let seed = dir.path().join("seed");
+    hyperagents_program::copy_program(&repo().join("programs/seed"), &seed).unwrap();
+    let policy_path = seed.join("meta/policy.json");
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&policy_path).unwrap()).unwrap();
+    policy["model_candidates"] = 1.into();
+    policy["attempts"] = 1.into();
+    std::fs::write(&policy_path, policy.to_string()).unwrap();
     let args = [
         "evolve",
         "--run",
