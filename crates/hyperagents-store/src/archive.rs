@@ -59,6 +59,12 @@ pub trait Archive: Send + Sync {
         node: &str,
         stage: &str,
     ) -> Result<Vec<TaskStats>, StoreError>;
+    /// [`Archive::node_task_stats`] of every linked (node, stage) of the
+    /// run at once (an empty list for a stage with no results yet).
+    fn archive_task_stats(
+        &self,
+        run: &str,
+    ) -> Result<std::collections::BTreeMap<(String, String), Vec<TaskStats>>, StoreError>;
     /// The results an evaluation run holds (its trajectories' paths included).
     fn run_evaluations(&self, eval_run: EvalRunId) -> Result<Vec<EvalRecord>, StoreError>;
 }
@@ -128,6 +134,12 @@ impl Archive for ResultsStore {
         stage: &str,
     ) -> Result<Vec<TaskStats>, StoreError> {
         ResultsStore::node_task_stats(self, run, node, stage)
+    }
+    fn archive_task_stats(
+        &self,
+        run: &str,
+    ) -> Result<std::collections::BTreeMap<(String, String), Vec<TaskStats>>, StoreError> {
+        ResultsStore::archive_task_stats(self, run)
     }
     fn run_evaluations(&self, eval_run: EvalRunId) -> Result<Vec<EvalRecord>, StoreError> {
         ResultsStore::run_evaluations(self, eval_run)

@@ -319,6 +319,23 @@ fn stage_scores_come_from_linked_evaluation_runs() {
     assert_eq!((tasks[0].task.as_str(), tasks[0].successes), ("t1", 3));
     assert_eq!((tasks[1].task.as_str(), tasks[1].unsupported), ("t2", 1));
     assert_eq!(store.node_eval_run("r1", "n1", "full").unwrap(), Some(full));
+    // The whole archive at once says what each linked stage says alone; a
+    // stage linked to an evaluation with no results yet is there, empty.
+    let empty = eval_run(&store, "prog-n0", "train");
+    store
+        .link_node_evaluation("r1", "n0", "full", empty)
+        .unwrap();
+    let archive = store.archive_task_stats("r1").unwrap();
+    assert_eq!(archive.len(), 3, "{archive:?}");
+    for (node, stage) in [("n1", "stage1"), ("n1", "full"), ("n0", "full")] {
+        assert_eq!(
+            archive[&(node.to_string(), stage.to_string())],
+            store.node_task_stats("r1", node, stage).unwrap(),
+            "{node} {stage}"
+        );
+    }
+    assert!(archive[&("n0".to_string(), "full".to_string())].is_empty());
+    assert!(store.archive_task_stats("nope").unwrap().is_empty());
 
     // A second evaluation run for a linked stage, an evaluation of another
     // program, an unknown node or evaluation run: all refused.
