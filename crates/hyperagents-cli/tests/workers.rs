@@ -367,3 +367,82 @@ fn an_evolution_runs_its_meta_steps_on_workers_with_the_workers_meta_model() {
     let shown = text(&status.stdout);
     assert!(shown.contains("g1c0"), "{shown}");
 }
+
+#[test]
+fn screenshots_taken_on_a_worker_come_back_beside_the_trajectory() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = server.url();
+    // The embedded models and MiniWoB++ from the usual cache; the worker's
+    // own settings keep no screenshots: the job asks for them.
+    let worker = bin()
+        .current_dir(dir.path())
+        .env("HYPERAGENTS_RUN__SCREENSHOTS", "false")
+        .args([
+            "worker", "--nats", &nats, "--suite", "miniwob", "--models", "task",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Killed)
+        .unwrap();
+    let jsonl = dir.path().join("out.jsonl");
+    let out = bin()
+        .current_dir(dir.path())
+        .env("HYPERAGENTS_RUN__SCREENSHOTS", "true")
+        .env("HYPERAGENTS_RUN__MAX_STEPS", "2")
+        .args(["eval", "--program"])
+        .arg(repo().join("programs/seed"))
+        .args([
+            "--suite",
+            "miniwob",
+            "--tasks",
+            "click-test",
+            "--episodes",
+            "1",
+        ])
+        .args([
+            "--no-reuse",
+            "--nats",
+            &nats,
+            "--coordinator",
+            "shots",
+            "--jsonl",
+        ])
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    drop(worker);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let row: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&jsonl).unwrap().trim()).unwrap();
+    let trajectory = row["result"]["trajectory"]
+        .as_str()
+        .or_else(|| row["trajectory"].as_str())
+        .unwrap_or_else(|| panic!("a trajectory path in {row}"))
+        .to_string();
+    let shots =
+        std::path::PathBuf::from(trajectory.trim_end_matches(".jsonl.gz").to_string() + ".shots");
+    let pngs: Vec<_> = std::fs::read_dir(&shots)
+        .unwrap_or_else(|e| panic!("{}: {e}", shots.display()))
+        .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(!pngs.is_empty(), "the episode acted and kept screenshots");
+    assert!(pngs.iter().all(|bytes| bytes.starts_with(b"\x89PNG")));
+    // The trajectory names them where they are now, not on the worker.
+    let mut spans = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&trajectory).unwrap()),
+        &mut spans,
+    )
+    .unwrap();
+    let here = format!("{}/", shots.display());
+    assert!(spans.contains(&here), "{spans}");
+    assert_eq!(
+        spans.matches(".shots/").count(),
+        spans.matches(&here).count(),
+        "every screenshot path points here: {spans}"
+    );
+}

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyperagents_domain::Domain;
-use hyperagents_eval::{EpisodeEnd, EpisodeRunner, Interruption, episode_end, model_fingerprints};
+use hyperagents_eval::{
+    EpisodeEnd, EpisodeRunner, HOST_API_VERSION, Interruption, episode_end, model_fingerprints,
+};
 use hyperagents_program::{Program, RunCaps};
 use hyperagents_runtime::trace::EpisodeSummary;
 use hyperagents_runtime::{RunContext, SandboxChecker, run_episode};
@@ -46,8 +48,15 @@ pub struct EpisodeJob {
     pub results: String,
     /// The program bundle's content hash (hex).
     pub program: String,
-    /// The suite, by the name the worker serves it under.
+    /// The suite, by the name the worker serves it under, and its data
+    /// version (part of the key): a worker with other data leaves the job
+    /// to others. Empty in jobs of builds before it was sent.
     pub suite: String,
+    #[serde(default)]
+    pub suite_version: String,
+    /// The host API version of the key (0: not sent).
+    #[serde(default)]
+    pub host_api_version: u32,
     pub task: String,
     pub seed: u64,
     /// The models the key names, role → `provider/model@fingerprint`.
@@ -58,6 +67,10 @@ pub struct EpisodeJob {
     pub max_calls: u32,
     pub max_tokens: u64,
     pub max_wall_ms: u64,
+    /// Keep a screenshot after each action (the coordinator's
+    /// `run.screenshots`); they come back as a bundle.
+    #[serde(default)]
+    pub screenshots: bool,
 }
 
 /// A job's result.
@@ -78,10 +91,31 @@ pub enum RemoteEnd {
     Ran {
         summary: Box<EpisodeSummary>,
         trajectory: String,
+        /// The episode's screenshots, when it kept any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        screenshots: Option<ShippedScreenshots>,
     },
     /// It could not run (`unsupported`: the task needs what the worker has
     /// not configured).
     Failed { unsupported: bool, reason: String },
+}
+
+/// An episode's screenshot folder, shipped as a bundle: the trajectory
+/// names each file by its path on the worker, under `worker_dir`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShippedScreenshots {
+    pub bundle: String,
+    pub worker_dir: String,
+}
+
+/// `<stem>.jsonl.gz` → `<stem>.shots`: where an episode's screenshots sit
+/// beside its trajectory.
+fn screenshots_beside(trajectory: &Path) -> PathBuf {
+    let text = trajectory.to_string_lossy();
+    PathBuf::from(format!(
+        "{}.shots",
+        text.strip_suffix(".jsonl.gz").unwrap_or(&text)
+    ))
 }
 
 impl Job for EpisodeJob {
@@ -113,13 +147,41 @@ impl Finished for EpisodeDone {
     }
 }
 
+/// A suite a worker serves: its environment and its data version.
+#[derive(Clone)]
+pub struct ServedSuite {
+    pub domain: Arc<dyn Domain>,
+    pub version: String,
+}
+
+/// Why this worker leaves `job` to others, if it does: it does not serve
+/// the job's suite, has other data for it, or another host API.
+fn not_for_this_worker(job: &EpisodeJob, suites: &BTreeMap<String, ServedSuite>) -> Option<String> {
+    let Some(served) = suites.get(&job.suite) else {
+        return Some(format!("this worker does not serve {}", job.suite));
+    };
+    if !job.suite_version.is_empty() && job.suite_version != served.version {
+        return Some(format!(
+            "the job's {} is version {}; this worker has {}",
+            job.suite, job.suite_version, served.version
+        ));
+    }
+    if job.host_api_version != 0 && job.host_api_version != HOST_API_VERSION {
+        return Some(format!(
+            "the job's host API is version {}; this worker's is {HOST_API_VERSION}",
+            job.host_api_version
+        ));
+    }
+    None
+}
+
 /// Takes episode jobs until the connection ends: each is run with `ctx`
-/// (its run seed and caps replaced by the job's) on the domain `domains`
+/// (its run seed and caps replaced by the job's) on the suite `suites`
 /// serves under the job's suite name, its program fetched into `workdir`.
 pub async fn serve_episode_jobs(
     jets: Jets,
     ctx: RunContext,
-    domains: BTreeMap<String, Arc<dyn Domain>>,
+    suites: BTreeMap<String, ServedSuite>,
     worker: String,
     workdir: PathBuf,
     timing: WorkerTiming,
@@ -129,14 +191,18 @@ pub async fn serve_episode_jobs(
         message: e.to_string(),
     })?;
     let handle = |job: EpisodeJob| {
-        let (jets, ctx, models, domains, worker, workdir) =
-            (&jets, &ctx, &models, &domains, &worker, &workdir);
+        let (jets, ctx, models, suites, worker, workdir) =
+            (&jets, &ctx, &models, &suites, &worker, &workdir);
         async move {
-            let Some(domain) = domains.get(&job.suite).cloned() else {
+            if let Some(reason) = not_for_this_worker(&job, suites) {
                 // Another worker may serve it.
+                tracing::debug!(%reason, "an episode job for another worker");
+                return Handled::NotMine(Duration::from_secs(1));
+            }
+            let Some(served) = suites.get(&job.suite) else {
                 return Handled::NotMine(Duration::from_secs(1));
             };
-            match run_job(jets, ctx, models, domain.as_ref(), &job, workdir).await {
+            match run_job(jets, ctx, models, served.domain.as_ref(), &job, workdir).await {
                 Some(end) => Handled::Done(EpisodeDone {
                     format: MESSAGE_FORMAT,
                     job: job.job.clone(),
@@ -190,6 +256,7 @@ async fn run_job(
         max_wall: Duration::from_millis(job.max_wall_ms),
     };
     ctx.traces_dir = workdir.join("traces").join(&job.job);
+    ctx.screenshots = job.screenshots;
     let end = episode_end(run_episode(&ctx, program, domain, &job.task, job.seed).await);
     match end {
         EpisodeEnd::Interrupted(_) => None,
@@ -210,9 +277,22 @@ async fn run_job(
             if let Err(error) = jets.bundles.put(name.as_str(), &mut bytes.as_slice()).await {
                 return failed(format!("storing the trajectory: {error}"));
             }
+            let shots = screenshots_beside(&trajectory);
+            let screenshots = if shots.is_dir() {
+                match jets.put_program(&shots).await {
+                    Ok(hash) => Some(ShippedScreenshots {
+                        bundle: hash.to_hex(),
+                        worker_dir: shots.to_string_lossy().into_owned(),
+                    }),
+                    Err(error) => return failed(format!("storing the screenshots: {error}")),
+                }
+            } else {
+                None
+            };
             Some(RemoteEnd::Ran {
                 summary,
                 trajectory: name,
+                screenshots,
             })
         }
     }
@@ -302,6 +382,8 @@ impl NatsRunner {
             results: self.inbox.subject.clone(),
             program: hash.to_hex(),
             suite: self.suite.clone(),
+            suite_version: key.suite_version.clone(),
+            host_api_version: key.host_api_version,
             task: task.to_string(),
             seed,
             models: key.models.clone(),
@@ -310,6 +392,7 @@ impl NatsRunner {
             max_calls: ctx.caps.max_calls,
             max_tokens: ctx.caps.max_tokens,
             max_wall_ms: u64::try_from(ctx.caps.max_wall.as_millis()).unwrap_or(u64::MAX),
+            screenshots: ctx.screenshots,
         };
         let bytes = serde_json::to_vec(&job).map_err(|e| failed(e.to_string()))?;
         self.inbox
@@ -323,26 +406,62 @@ impl NatsRunner {
         })
     }
 
-    /// The worker's trajectory, written where this evaluation keeps them.
+    /// The worker's trajectory (and screenshots), written where this
+    /// evaluation keeps them; the screenshots' paths in the trajectory are
+    /// rewritten from the worker's folder to this one.
     async fn fetch_trajectory(
         &self,
         ctx: &RunContext,
         name: &str,
         summary: &EpisodeSummary,
+        screenshots: Option<&ShippedScreenshots>,
     ) -> Result<PathBuf, String> {
-        let bytes = self
+        let mut bytes = self
             .jets
             .read_object(name)
             .await
             .map_err(|e| e.to_string())?;
         std::fs::create_dir_all(&ctx.traces_dir).map_err(|e| e.to_string())?;
         let path = ctx.traces_dir.join(format!("{name}.jsonl.gz"));
+        if let Some(shipped) = screenshots {
+            let here = screenshots_beside(&path);
+            if here.exists() {
+                std::fs::remove_dir_all(&here).map_err(|e| e.to_string())?;
+            }
+            let hash = hyperagents_program::ContentHash::from_hex(&shipped.bundle)
+                .ok_or_else(|| format!("`{}` is not a hash", shipped.bundle))?;
+            self.jets
+                .get_program(&hash, &here)
+                .await
+                .map_err(|e| format!("fetching the screenshots: {e}"))?;
+            bytes = repoint(&bytes, &shipped.worker_dir, &here.to_string_lossy())?;
+        }
         std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
         let sidecar = hyperagents_runtime::trace::summary_path(&path);
         let text = serde_json::to_string_pretty(summary).map_err(|e| e.to_string())?;
         std::fs::write(&sidecar, text).map_err(|e| e.to_string())?;
         Ok(path)
     }
+}
+
+/// A gzipped trajectory with every mention of the folder `from` (as a JSON
+/// string's contents) replaced by `to`.
+fn repoint(gzipped: &[u8], from: &str, to: &str) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Write};
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(gzipped)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("reading the trajectory: {e}"))?;
+    let quoted = |path: &str| {
+        let json = serde_json::to_string(path).unwrap_or_default();
+        json.trim_matches('"').to_string()
+    };
+    let text = text.replace(&quoted(from), &quoted(to));
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(text.as_bytes())
+        .and_then(|()| encoder.finish())
+        .map_err(|e| format!("writing the trajectory: {e}"))
 }
 
 #[async_trait::async_trait]
@@ -384,7 +503,11 @@ impl EpisodeRunner for NatsRunner {
             RemoteEnd::Ran {
                 summary,
                 trajectory,
-            } => match self.fetch_trajectory(ctx, &trajectory, &summary).await {
+                screenshots,
+            } => match self
+                .fetch_trajectory(ctx, &trajectory, &summary, screenshots.as_ref())
+                .await
+            {
                 Ok(path) => EpisodeEnd::Ran {
                     summary,
                     trajectory: path,
@@ -422,5 +545,43 @@ impl hyperagents_eval::Evaluator for NatsEvaluator {
         ctx.traces_dir = traces.to_path_buf();
         hyperagents_eval::evaluate_with(&ctx, target, plan, &self.store, run, &|_| {}, &self.runner)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    #[test]
+    fn a_trajectory_is_repointed_from_the_workers_screenshots_to_the_coordinators() {
+        let text = "{\"kind\":\"screenshot\",\"output\":\"/w/traces/j/t-s0.shots/0.png\"}\n\
+                    {\"kind\":\"llm\",\"output\":\"/w/traces/j/t-s0.shots is not a path here\"}\n";
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(text.as_bytes()).unwrap();
+        let gzipped = encoder.finish().unwrap();
+        let moved = repoint(
+            &gzipped,
+            "/w/traces/j/t-s0.shots",
+            "/c/traces/trajectory-j.shots",
+        )
+        .unwrap();
+        let mut back = String::new();
+        flate2::read::MultiGzDecoder::new(moved.as_slice())
+            .read_to_string(&mut back)
+            .unwrap();
+        assert_eq!(
+            back.matches("/c/traces/trajectory-j.shots").count(),
+            2,
+            "{back}"
+        );
+        assert!(!back.contains("/w/traces"), "{back}");
+        assert_eq!(
+            screenshots_beside(Path::new("/c/traces/trajectory-j.jsonl.gz")),
+            PathBuf::from("/c/traces/trajectory-j.shots")
+        );
     }
 }

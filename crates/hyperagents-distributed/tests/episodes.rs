@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hyperagents_distributed::episodes::{NatsRunner, WorkerTiming, serve_episode_jobs};
+use hyperagents_distributed::episodes::{
+    NatsRunner, ServedSuite, WorkerTiming, serve_episode_jobs,
+};
 use hyperagents_distributed::jetstream::{Jets, NatsSettings};
 use hyperagents_domain::{Domain, DomainError, Environment, JsonlSuite};
 use hyperagents_eval::{EvalPlan, EvalTarget, SuiteIdentity, evaluate_with};
@@ -43,6 +45,13 @@ impl Domain for Hanging {
     }
     async fn reset(&self, _task: &str, _seed: u64) -> Result<Box<dyn Environment>, DomainError> {
         std::future::pending().await
+    }
+}
+
+fn served(domain: Arc<dyn Domain>, version: &str) -> ServedSuite {
+    ServedSuite {
+        domain,
+        version: version.into(),
     }
 }
 
@@ -107,7 +116,7 @@ async fn worker(
         30,
         &dir.join(format!("{name}-traces")),
     );
-    let domains = BTreeMap::from([("jsonl:test".to_string(), domain)]);
+    let domains = BTreeMap::from([("jsonl:test".to_string(), served(domain, "v1"))]);
     let workdir = dir.join(name);
     let name = name.to_string();
     tokio::spawn(async move {
@@ -265,7 +274,7 @@ async fn a_server_restarted_mid_evaluation_loses_nothing_and_counts_nothing_twic
             })
         };
         let jets = Jets::open(&settings(&server)).await.unwrap();
-        let domains = BTreeMap::from([("jsonl:test".to_string(), suite())]);
+        let domains = BTreeMap::from([("jsonl:test".to_string(), served(suite(), "v1"))]);
         let wctx = context(slow(), pool(1).await, 30, &dir.path().join("w-traces"));
         let work = tokio::spawn({
             let workdir = dir.path().join("w");
@@ -303,12 +312,24 @@ async fn a_server_restarted_mid_evaluation_loses_nothing_and_counts_nothing_twic
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_no_worker_finishes_ends_as_a_dead_letter() {
+    // The only worker serves another suite: it hands every job back.
+    dead_letter_when_the_worker_serves("jsonl:other", "v1", "c4").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_other_data_for_the_suite_leaves_its_jobs_to_others() {
+    // The same suite at another data version: the key names `v1`.
+    dead_letter_when_the_worker_serves("jsonl:test", "v0", "c5").await;
+}
+
+/// An evaluation whose only worker serves `suite` at `version` and so
+/// takes none of its jobs: each ends as a dead letter.
+async fn dead_letter_when_the_worker_serves(suite_name: &str, version: &str, coordinator: &str) {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let Some(server) = NatsServer::start() else {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
-        // The only worker serves another suite: it hands every job back.
         let jets = Jets::open(&settings(&server)).await.unwrap();
         let wctx = context(
             ScriptedModel::new(|_| "4".to_string()),
@@ -316,7 +337,7 @@ async fn a_job_no_worker_finishes_ends_as_a_dead_letter() {
             30,
             &dir.path().join("w-traces"),
         );
-        let domains = BTreeMap::from([("jsonl:other".to_string(), suite())]);
+        let domains = BTreeMap::from([(suite_name.to_string(), served(suite(), version))]);
         let timing = WorkerTiming {
             ack_wait: Duration::from_secs(3),
             max_deliver: 3,
@@ -336,7 +357,7 @@ async fn a_job_no_worker_finishes_ends_as_a_dead_letter() {
         );
         let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
         let store = ResultsStore::open(dir.path().join("results.sqlite")).unwrap();
-        let runner = runner(&server, "c4").await;
+        let runner = runner(&server, coordinator).await;
         let target = target(&program);
         let plan = plan(&["four"], &[0], 1);
         let run = new_run(&store);

@@ -6,76 +6,27 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hyperagents_distributed::jetstream::{Jets, NatsSettings, RESULTS_STREAM};
+use hyperagents_distributed::jetstream::{JOBS_STREAM, Jets, NatsSettings, RESULTS_STREAM};
 use hyperagents_distributed::meta::{NatsMetaSteps, serve_meta_jobs};
 use hyperagents_distributed::queue::WorkerTiming;
-use hyperagents_domain::JsonlSuite;
-use hyperagents_llm::ResponseFormat;
 use hyperagents_program::Program;
-use hyperagents_runtime::improve::{ImproveConfig, MetaStepper, QuickEval, QuickEvalHandle};
-use hyperagents_runtime::{SandboxChecker, run_episode};
+use hyperagents_runtime::SandboxChecker;
+use hyperagents_runtime::improve::{ImproveConfig, MetaStepper, QuickEvalHandle};
+use hyperagents_testkit::meta_fixtures::{AsksForANumber, failed_seed_episode};
+use hyperagents_testkit::meta_reply::whole_file;
 use hyperagents_testkit::nats::NatsServer;
 use hyperagents_testkit::{ScriptedModel, context, pool, seed_dir};
 
-const SUITE: &str = r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}"#;
 const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn settings(server: &NatsServer) -> NatsSettings {
     NatsSettings {
         url: server.url(),
         ..NatsSettings::default()
-    }
-}
-
-/// A failed trajectory of the seed program under `dir/traces`.
-async fn failures(dir: &Path) -> PathBuf {
-    let traces = dir.join("traces");
-    let wrong = ScriptedModel::new(|request| match request.response_format {
-        ResponseFormat::JsonSchema { .. } => r#"{"answer": "five"}"#.into(),
-        ResponseFormat::Text => "It is five.".into(),
-    });
-    let ctx = context(wrong, pool(1).await, 40, &traces);
-    let suite = JsonlSuite::parse("jsonl:t", "t.jsonl", SUITE).unwrap();
-    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
-    let outcome = run_episode(&ctx, program, &suite, "add", 0).await.unwrap();
-    assert!(!outcome.summary.success);
-    traces
-}
-
-/// An edit as the meta model writes it: the whole file under its path.
-fn whole_file(reason: &str, path: &str, content: &str) -> String {
-    format!("{reason}.\n\n{path}\n```\n{content}\n```\n")
-}
-
-/// The coordinator's quick evaluation: a task succeeds when the prompt asks
-/// for a number.
-struct AsksForANumber {
-    calls: AtomicU64,
-}
-
-#[async_trait::async_trait]
-impl QuickEval for AsksForANumber {
-    async fn quick_eval(
-        &self,
-        program: Program,
-        tasks: Vec<String>,
-    ) -> Result<serde_json::Value, String> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let success = program
-            .source("skills/reason/prompt.md")
-            .unwrap_or_default()
-            .contains("number");
-        Ok(serde_json::Value::Array(
-            tasks
-                .iter()
-                .map(|task| serde_json::json!({"task": task, "seed": 0, "success": success, "defect": null}))
-                .collect(),
-        ))
     }
 }
 
@@ -100,6 +51,19 @@ async fn worker(
     })
 }
 
+/// Messages the stream `name` holds now.
+async fn messages(jets: &Jets, name: &str) -> u64 {
+    jets.context
+        .get_stream(name)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
+
 async fn coordinator(server: &NatsServer, name: &str, dir: &Path) -> NatsMetaSteps {
     let jets = Jets::open(&settings(server)).await.unwrap();
     NatsMetaSteps::start(jets, name, 7, dir.join(format!("{name}-quick")))
@@ -114,24 +78,20 @@ async fn a_meta_step_runs_on_a_worker_and_its_quick_evals_on_the_coordinator() {
     };
     tokio::time::timeout(TEST_TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
-        let traces = failures(dir.path()).await;
+        let traces = failed_seed_episode(dir.path()).await;
         let model = ScriptedModel::queue(vec![
             whole_file(
-                "be brief",
                 "skills/reason/prompt.md",
                 "Question: {{ question }}\nAnswer briefly.",
             ),
             whole_file(
-                "ask for a number",
                 "skills/reason/prompt.md",
                 "Question: {{ question }}\nAnswer with a number.",
             ),
         ]);
         let _worker = worker(&server, "w1", model.clone(), dir.path()).await;
         let steps = coordinator(&server, "c1", dir.path()).await;
-        let judge = Arc::new(AsksForANumber {
-            calls: AtomicU64::new(0),
-        });
+        let judge = Arc::new(AsksForANumber::default());
         let config = ImproveConfig {
             context: serde_json::json!({
                 "mode": "hyper",
@@ -150,11 +110,7 @@ async fn a_meta_step_runs_on_a_worker_and_its_quick_evals_on_the_coordinator() {
         // The worker's model wrote both candidates; the coordinator tried
         // each on its train tasks and the one that fixed the task was kept.
         assert!(model.request_count() >= 2);
-        assert_eq!(
-            judge.calls.load(Ordering::Relaxed),
-            2,
-            "each candidate tried once"
-        );
+        assert_eq!(judge.calls(), 2, "each candidate tried once");
         let prompt = std::fs::read_to_string(out.join("skills/reason/prompt.md")).unwrap();
         assert!(prompt.contains("Answer with a number."), "{prompt}");
         assert!(
@@ -185,7 +141,7 @@ async fn a_coordinator_down_when_the_child_arrived_finds_it_when_it_asks_again()
     };
     tokio::time::timeout(TEST_TIMEOUT, async {
         let dir = tempfile::tempdir().unwrap();
-        let traces = failures(dir.path()).await;
+        let traces = failed_seed_episode(dir.path()).await;
         let config = ImproveConfig::default();
         // The first coordinator sends the step and dies before any worker
         // is there to take it.
@@ -197,18 +153,7 @@ async fn a_coordinator_down_when_the_child_arrived_finds_it_when_it_asks_again()
             }
         });
         let jets = Jets::open(&settings(&server)).await.unwrap();
-        let jobs = || async {
-            jets.context
-                .get_stream("HA_JOBS")
-                .await
-                .unwrap()
-                .info()
-                .await
-                .unwrap()
-                .state
-                .messages
-        };
-        while jobs().await == 0 {
+        while messages(&jets, JOBS_STREAM).await == 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         asked.abort();
@@ -216,24 +161,12 @@ async fn a_coordinator_down_when_the_child_arrived_finds_it_when_it_asks_again()
         // A worker makes the child with nobody listening.
         let model = ScriptedModel::new(|_| {
             whole_file(
-                "ask for a number",
                 "skills/reason/prompt.md",
                 "Question: {{ question }}\nAnswer with a number.",
             )
         });
         let worker = worker(&server, "w1", model.clone(), dir.path()).await;
-        let results = || async {
-            jets.context
-                .get_stream(RESULTS_STREAM)
-                .await
-                .unwrap()
-                .info()
-                .await
-                .unwrap()
-                .state
-                .messages
-        };
-        while results().await == 0 {
+        while messages(&jets, RESULTS_STREAM).await == 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         worker.abort();

@@ -12,26 +12,11 @@ use std::sync::Arc;
 use hyperagents_domain::JsonlSuite;
 use hyperagents_llm::ResponseFormat;
 use hyperagents_program::{DiffKind, Program};
-use hyperagents_runtime::improve::{ImproveConfig, QuickEval, QuickEvalHandle, improve};
+use hyperagents_runtime::improve::{ImproveConfig, QuickEvalHandle, improve};
 use hyperagents_runtime::{RunContext, SandboxChecker, run_episode};
 use support::{ScriptedModel, context, pool, seed_dir};
 
-const SUITE: &str = r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}"#;
-
-/// Produces failed trajectories of the seed program under `dir`.
-async fn failures(dir: &Path) -> std::path::PathBuf {
-    let traces = dir.join("traces");
-    let wrong = ScriptedModel::new(|request| match request.response_format {
-        ResponseFormat::JsonSchema { .. } => r#"{"answer": "five"}"#.into(),
-        ResponseFormat::Text => "It is five.".into(),
-    });
-    let ctx = context(wrong, pool(1).await, 40, &traces);
-    let suite = JsonlSuite::parse("jsonl:t", "t.jsonl", SUITE).unwrap();
-    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
-    let outcome = run_episode(&ctx, program, &suite, "add", 0).await.unwrap();
-    assert!(!outcome.summary.success);
-    traces
-}
+use support::meta_fixtures::{AsksForANumber, failed_seed_episode as failures};
 
 /// A meta model that always proposes `edit`.
 fn proposing(edit: String) -> Arc<ScriptedModel> {
@@ -771,36 +756,6 @@ async fn worked_examples_are_mined_from_successful_episodes() {
     assert!(!out.join("demos/exemplars.jsonl").exists());
 }
 
-/// Scores a child by whether its reasoning prompt asks for a number: the
-/// failed task `add` succeeds with such a child.
-struct AsksForANumber {
-    calls: std::sync::atomic::AtomicU64,
-}
-
-#[async_trait::async_trait]
-impl QuickEval for AsksForANumber {
-    async fn quick_eval(
-        &self,
-        program: Program,
-        tasks: Vec<String>,
-    ) -> Result<serde_json::Value, String> {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let prompt = program
-            .source("skills/reason/prompt.md")
-            .unwrap_or_default();
-        let success = prompt.contains("number");
-        Ok(serde_json::Value::Array(
-            tasks
-                .iter()
-                .map(|task| {
-                    serde_json::json!({"task": task, "seed": 0, "success": success, "defect": null})
-                })
-                .collect(),
-        ))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn candidates_are_tried_on_train_tasks_and_the_one_that_fixes_most_is_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -819,9 +774,7 @@ async fn candidates_are_tried_on_train_tasks_and_the_one_that_fixes_most_is_kept
     );
     let model = ScriptedModel::queue(vec![vague, numeric]);
     let ctx = meta_context(model, dir.path()).await;
-    let judge = Arc::new(AsksForANumber {
-        calls: std::sync::atomic::AtomicU64::new(0),
-    });
+    let judge = Arc::new(AsksForANumber::default());
     let config = ImproveConfig {
         context: serde_json::json!({
             "mode": "hyper",

@@ -199,6 +199,81 @@ pub fn seed_copy(dir: &Path) -> PathBuf {
     target
 }
 
+/// What tests of meta steps start from: a failed episode of the seed to
+/// learn from, and a quick evaluation that judges a child by its prompt.
+pub mod meta_fixtures {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use hyperagents_domain::JsonlSuite;
+    use hyperagents_llm::ResponseFormat;
+    use hyperagents_program::Program;
+    use hyperagents_runtime::improve::QuickEval;
+    use hyperagents_runtime::{SandboxChecker, run_episode};
+
+    use crate::{ScriptedModel, context, pool, seed_dir};
+
+    /// One numeric task the seed fails when its model answers in words.
+    pub const ADD_SUITE: &str =
+        r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}"#;
+
+    /// A failed episode of the seed program (task `add`, its model saying
+    /// "five"), its trajectory under `dir/traces`; returns that folder.
+    pub async fn failed_seed_episode(dir: &Path) -> PathBuf {
+        let traces = dir.join("traces");
+        let wrong = ScriptedModel::new(|request| match request.response_format {
+            ResponseFormat::JsonSchema { .. } => r#"{"answer": "five"}"#.into(),
+            ResponseFormat::Text => "It is five.".into(),
+        });
+        let ctx = context(wrong, pool(1).await, 40, &traces);
+        let suite = JsonlSuite::parse("jsonl:t", "t.jsonl", ADD_SUITE).expect("the suite parses");
+        let program =
+            Arc::new(Program::load(seed_dir(), &SandboxChecker).expect("the seed program loads"));
+        let outcome = run_episode(&ctx, program, &suite, "add", 0)
+            .await
+            .expect("the episode runs");
+        assert!(!outcome.summary.success, "the seed was meant to fail");
+        traces
+    }
+
+    /// Scores a child by whether its reasoning prompt asks for a number:
+    /// the failed task `add` succeeds with such a child. Counts its calls.
+    #[derive(Default)]
+    pub struct AsksForANumber {
+        pub calls: AtomicU64,
+    }
+
+    impl AsksForANumber {
+        pub fn calls(&self) -> u64 {
+            self.calls.load(Ordering::Relaxed)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl QuickEval for AsksForANumber {
+        async fn quick_eval(
+            &self,
+            program: Program,
+            tasks: Vec<String>,
+        ) -> Result<serde_json::Value, String> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let success = program
+                .source("skills/reason/prompt.md")
+                .unwrap_or_default()
+                .contains("number");
+            Ok(serde_json::Value::Array(
+                tasks
+                    .iter()
+                    .map(|task| {
+                        serde_json::json!({"task": task, "seed": 0, "success": success, "defect": null})
+                    })
+                    .collect(),
+            ))
+        }
+    }
+}
+
 /// Edits as a meta model writes them for the seed's meta agent, which reads
 /// plain text (`hyperagents_program::parse_edits`), never JSON.
 pub mod meta_reply {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hyperagents_distributed::episodes::{WorkerTiming, serve_episode_jobs};
+use hyperagents_distributed::episodes::{ServedSuite, WorkerTiming, serve_episode_jobs};
 use hyperagents_distributed::meta::serve_meta_jobs;
 use hyperagents_distributed::{Jets, NatsSettings};
 
@@ -51,10 +51,18 @@ pub async fn run(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
         workdir.join("traces"),
     )
     .await?;
+    // Each suite with its data version: a job keyed to other data is left
+    // to another worker.
     let mut domains = BTreeMap::new();
     for plan in plans {
-        let name = plan.identity.name.clone();
-        domains.insert(name, plan.open(&ctx).await?);
+        let identity = plan.identity.clone();
+        domains.insert(
+            identity.name,
+            ServedSuite {
+                domain: plan.open(&ctx).await?,
+                version: identity.version,
+            },
+        );
     }
     let jets = Jets::open(&nats)
         .await
