@@ -314,7 +314,9 @@ fn a_coordinator_killed_at_random_points_with_remote_workers_resumes_to_the_same
             }
             assert!(
                 Instant::now() < deadline,
-                "no progress after kills at {kills:?}"
+                "no progress after kills at {kills:?}; coordinator:\n{}\nworker:\n{}",
+                tail(&log),
+                tail(&killed.root.join("worker.log"))
             );
             std::thread::sleep(Duration::from_millis(3));
         };
@@ -342,4 +344,11 @@ fn a_coordinator_killed_at_random_points_with_remote_workers_resumes_to_the_same
         finished_work(&killed.store(), "dist"),
         finished_work(&reference.store(), "dist")
     );
+}
+
+/// The last lines of a log, for a failure message.
+fn tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }

@@ -79,7 +79,10 @@ pub async fn run(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
         ..WorkerTiming::default()
     };
     let meta = async {
-        if meta_steps {
+        if !meta_steps {
+            return std::future::pending().await;
+        }
+        keep_serving("meta-step", || {
             serve_meta_jobs(
                 jets.clone(),
                 ctx.clone(),
@@ -87,13 +90,21 @@ pub async fn run(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
                 workdir.join("meta"),
                 timing,
             )
-            .await
-        } else {
-            std::future::pending().await
-        }
+        })
+        .await
     };
+    let episodes = keep_serving("episode", || {
+        serve_episode_jobs(
+            jets.clone(),
+            ctx.clone(),
+            domains.clone(),
+            worker.clone(),
+            workdir.clone(),
+            timing,
+        )
+    });
     tokio::select! {
-        served = serve_episode_jobs(jets.clone(), ctx.clone(), domains, worker.clone(), workdir.clone(), timing) => {
+        served = episodes => {
             served.context("serving episode jobs")?;
         }
         served = meta => {
@@ -102,4 +113,23 @@ pub async fn run(settings: Settings, args: WorkerArgs) -> Result<ExitCode> {
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a job loop until it ends; one that cannot start (a consumer not
+/// created on a server still starting) is tried again each second rather
+/// than ending the worker, which would leave its jobs waiting for another.
+async fn keep_serving<F, Fut>(kind: &str, mut serve: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), hyperagents_distributed::NatsError>>,
+{
+    loop {
+        match serve().await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                tracing::warn!(%error, "serving {kind} jobs; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
