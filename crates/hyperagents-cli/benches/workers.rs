@@ -18,8 +18,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+// The CLI tests' helpers (the loopback HTTP request reader).
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -277,7 +281,7 @@ fn model_double(calls: Arc<AtomicUsize>) -> String {
 }
 
 fn answer(mut stream: TcpStream, calls: &AtomicUsize) {
-    let request = read_request(&mut stream);
+    let request = support::read_request(&mut stream);
     let n = calls.fetch_add(1, Ordering::SeqCst);
     std::thread::sleep(LATENCY);
     let content = if request.contains("\"model\":\"meta-model\"") {
@@ -298,34 +302,6 @@ fn answer(mut stream: TcpStream, calls: &AtomicUsize) {
         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-}
-
-/// One HTTP request, head and body, read up to its `content-length`.
-fn read_request(stream: &mut TcpStream) -> String {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = stream.read(&mut buf).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        data.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&data);
-        if let Some(head_end) = text.find("\r\n\r\n") {
-            let length = text[..head_end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                })
-                .unwrap_or(0);
-            if data.len() >= head_end + 4 + length {
-                break;
-            }
-        }
-    }
-    String::from_utf8_lossy(&data).into_owned()
 }
 
 fn render(rows: &[(usize, GenerationRun)], large: &(Shape, usize, GenerationRun)) -> String {

@@ -154,25 +154,29 @@ pub struct ServedSuite {
     pub version: String,
 }
 
-/// Why this worker leaves `job` to others, if it does: it does not serve
-/// the job's suite, has other data for it, or another host API.
-fn not_for_this_worker(job: &EpisodeJob, suites: &BTreeMap<String, ServedSuite>) -> Option<String> {
+/// The suite this worker runs `job` on, or why it leaves the job to
+/// others: it does not serve the job's suite, has other data for it, or
+/// another host API.
+fn suite_for<'a>(
+    job: &EpisodeJob,
+    suites: &'a BTreeMap<String, ServedSuite>,
+) -> Result<&'a ServedSuite, String> {
     let Some(served) = suites.get(&job.suite) else {
-        return Some(format!("this worker does not serve {}", job.suite));
+        return Err(format!("this worker does not serve {}", job.suite));
     };
     if !job.suite_version.is_empty() && job.suite_version != served.version {
-        return Some(format!(
+        return Err(format!(
             "the job's {} is version {}; this worker has {}",
             job.suite, job.suite_version, served.version
         ));
     }
     if job.host_api_version != 0 && job.host_api_version != HOST_API_VERSION {
-        return Some(format!(
+        return Err(format!(
             "the job's host API is version {}; this worker's is {HOST_API_VERSION}",
             job.host_api_version
         ));
     }
-    None
+    Ok(served)
 }
 
 /// Takes episode jobs until the connection ends: each is run with `ctx`
@@ -194,13 +198,13 @@ pub async fn serve_episode_jobs(
         let (jets, ctx, models, suites, worker, workdir) =
             (&jets, &ctx, &models, &suites, &worker, &workdir);
         async move {
-            if let Some(reason) = not_for_this_worker(&job, suites) {
-                // Another worker may serve it.
-                tracing::debug!(%reason, "an episode job for another worker");
-                return Handled::NotMine(Duration::from_secs(1));
-            }
-            let Some(served) = suites.get(&job.suite) else {
-                return Handled::NotMine(Duration::from_secs(1));
+            let served = match suite_for(&job, suites) {
+                Ok(served) => served,
+                Err(reason) => {
+                    // Another worker may serve it.
+                    tracing::debug!(%reason, "an episode job for another worker");
+                    return Handled::NotMine(Duration::from_secs(1));
+                }
             };
             match run_job(jets, ctx, models, served.domain.as_ref(), &job, workdir).await {
                 Some(end) => Handled::Done(EpisodeDone {
