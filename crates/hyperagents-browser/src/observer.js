@@ -35,6 +35,18 @@
   let refOf = new WeakMap();
   let nextRef = 1;
 
+  // Cross-document navigations this document started since a click was last
+  // aimed (`point`), from the Navigation API's `navigate` event, which fires
+  // while the click is handled: the host then waits for the new document
+  // instead of waiting a fixed time for one to be announced. `null`: no API.
+  let navigationsStarted = null;
+  if (globalThis.navigation && typeof globalThis.navigation.addEventListener === 'function') {
+    navigationsStarted = 0;
+    globalThis.navigation.addEventListener('navigate', (event) => {
+      if (!event.destination.sameDocument && !event.downloadRequest) navigationsStarted += 1;
+    });
+  }
+
   const collapse = (s) => (s || '').replace(/\s+/g, ' ').trim();
   const clip = (s, max) => (s.length > max ? s.slice(0, max) + '…' : s);
 
@@ -315,6 +327,7 @@
 
   function point(ref, scroll) {
     const el = lookup(ref);
+    if (navigationsStarted !== null) navigationsStarted = 0;
     if (scroll && !inViewport(el)) {
       el.scrollIntoView({ block: 'center', inline: 'center', behavior: 'instant' });
     }
@@ -500,7 +513,9 @@
     return true;
   }
 
-  const api = { observe, point, focusForTyping, setValue, selectOptions, scroll, reset };
+  const navigations = () => navigationsStarted;
+
+  const api = { observe, point, focusForTyping, setValue, selectOptions, scroll, reset, navigations };
   const call = (name, args) => {
     try {
       return { ok: api[name](...args) };

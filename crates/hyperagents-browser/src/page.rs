@@ -344,8 +344,10 @@ impl PageHandle {
     /// A left click that, when it starts a navigation of this tab (a link, a
     /// form's submit button, a script setting `location`), waits until the
     /// frame stops loading, so the next observation reads the new document
-    /// rather than the one the click left.
-    pub(crate) async fn click_and_follow(&self, x: f64, y: f64) -> Result<(), BrowserError> {
+    /// rather than the one the click left. Call right after aiming the click
+    /// with [`PageHandle::element_point`], which arms the document's count of
+    /// navigations started.
+    pub(crate) async fn click_and_follow(&mut self, x: f64, y: f64) -> Result<(), BrowserError> {
         let mut requested = self
             .page
             .event_listener::<EventFrameRequestedNavigation>()
@@ -355,23 +357,44 @@ impl PageHandle {
             .event_listener::<EventFrameStoppedLoading>()
             .await?;
         self.click_at(x, y).await?;
-        let navigating = async {
-            while let Some(request) = requested.next().await {
-                if request.disposition == ClientNavigationDisposition::CurrentTab {
-                    return true;
-                }
+        let navigating = match self.navigations_after_click().await {
+            Ok(Some(started)) => started > 0 || announced(&mut requested),
+            // The document went away under the click: it navigated.
+            Err(error) if is_context_gone(&error) => true,
+            // No Navigation API in this browser, or the helper is gone: wait
+            // a while for Chromium to announce a navigation instead.
+            Ok(None) | Err(_) => {
+                let announced = async {
+                    while let Some(request) = requested.next().await {
+                        if request.disposition == ClientNavigationDisposition::CurrentTab {
+                            return true;
+                        }
+                    }
+                    false
+                };
+                tokio::time::timeout(NAVIGATION_GRACE, announced)
+                    .await
+                    .unwrap_or(false)
             }
-            false
         };
-        if tokio::time::timeout(NAVIGATION_GRACE, navigating)
-            .await
-            .unwrap_or(false)
-        {
+        if navigating {
             // A navigation that never finishes loading is for the next
             // observation to show as it is.
             let _ = tokio::time::timeout(NAVIGATION_LOAD, stopped.next()).await;
         }
         Ok(())
+    }
+
+    /// How many cross-document navigations the document started since the
+    /// click was aimed, read after the page's pending zero-delay timers ran
+    /// (a click handler that navigates from `setTimeout(…, 0)` counts).
+    /// `None` when the browser has no Navigation API.
+    async fn navigations_after_click(&mut self) -> Result<Option<u64>, BrowserError> {
+        let context = self.ensure_world().await?;
+        let expression = "new Promise((resolve) => setTimeout(() => \
+             resolve(globalThis.__hyperagents.call('navigations', [])), 0))";
+        let value = unwrap_call(self.evaluate(expression, Some(context), true).await?)?;
+        Ok(value.as_u64())
     }
 
     /// Presses and releases one named key in the focused element.
@@ -491,8 +514,23 @@ fn unwrap_call(value: Value) -> Result<Value, BrowserError> {
     }
 }
 
-/// How long after a click's input events are acknowledged a navigation it
-/// caused has to be requested (Chromium requests it while handling the click).
+/// Whether Chromium already announced a navigation of this tab (events that
+/// arrived while the click was handled; never waits).
+fn announced(
+    requested: &mut (impl futures::Stream<Item = std::sync::Arc<EventFrameRequestedNavigation>> + Unpin),
+) -> bool {
+    use futures::FutureExt as _;
+    while let Some(Some(request)) = requested.next().now_or_never() {
+        if request.disposition == ClientNavigationDisposition::CurrentTab {
+            return true;
+        }
+    }
+    false
+}
+
+/// Without the Navigation API: how long after a click's input events are
+/// acknowledged a navigation it caused has to be requested (Chromium requests
+/// it while handling the click).
 const NAVIGATION_GRACE: Duration = Duration::from_millis(50);
 /// The longest wait for the document a click navigated to.
 const NAVIGATION_LOAD: Duration = Duration::from_secs(5);

@@ -418,6 +418,69 @@ async fn navigation_is_limited_to_allowed_origins() {
     .expect("test timed out");
 }
 
+const NAVIGATING_CLICKS: &str = r##"<!DOCTYPE html><html><head><title>Start</title></head><body>
+<a href="/slow/arrived.html">By link</a>
+<form action="/slow/arrived.html"><button>By form</button></form>
+<button onclick="location.href = '/slow/arrived.html'">By script</button>
+<button onclick="setTimeout(() => { location.href = '/slow/arrived.html'; }, 0)">By timer</button>
+<a href="#below" id="anchor">Same document</a>
+<button onclick="history.pushState({}, '', '/pushed.html')">Pushed</button>
+<button onclick="document.title = 'Stayed'">Stay</button>
+<p id="below">start page text</p>
+</body></html>"##;
+
+const ARRIVED: &str = r#"<!DOCTYPE html><html><head><title>Arrived</title></head><body><p>arrived page text</p></body></html>"#;
+
+/// Every way a click can start a navigation of its tab (a link, a form, a
+/// script, a script on a zero-delay timer) is followed to the new document,
+/// even one that arrives late; same-document navigations and clicks that
+/// navigate nowhere leave the page as it is.
+#[tokio::test]
+async fn a_click_that_navigates_is_followed_to_the_new_document() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let base = serve(&[
+            ("/start.html", NAVIGATING_CLICKS),
+            ("/slow/arrived.html", ARRIVED),
+        ])
+        .await;
+        let pool = pool(1).await;
+        let start = format!("{base}/start.html");
+        let mut env = environment(&pool, &base, &start).await;
+        for label in ["By link", "By form", "By script", "By timer"] {
+            env.act("goto", &json!({"url": start})).await.unwrap();
+            let text = env.observe().await.unwrap();
+            let target = reference(&text, &format!("\"{label}\""));
+            env.act("click", &json!({"ref": target})).await.unwrap();
+            // The browser's own record of the document, read at once (a
+            // script evaluation would be held back until the new one commits).
+            let url = env.window().main().url().await.unwrap();
+            assert!(
+                url.contains("/slow/arrived.html"),
+                "{label}: still at {url}"
+            );
+            let after = env.observe().await.unwrap();
+            assert!(after.contains("arrived page text"), "{label}: {after}");
+        }
+        env.act("goto", &json!({"url": start})).await.unwrap();
+        for label in ["Same document", "Pushed", "Stay"] {
+            let text = env.observe().await.unwrap();
+            let target = reference(&text, &format!("\"{label}\""));
+            env.act("click", &json!({"ref": target})).await.unwrap();
+            let after = env.observe().await.unwrap();
+            assert!(after.contains("start page text"), "{label}: {after}");
+        }
+        let title = env
+            .window()
+            .main()
+            .evaluate_main("document.title")
+            .await
+            .unwrap();
+        assert_eq!(title, json!("Stayed"));
+    })
+    .await
+    .expect("test timed out");
+}
+
 #[tokio::test]
 async fn tabs_opened_by_the_page_can_be_switched_to() {
     tokio::time::timeout(TEST_TIMEOUT, async {

@@ -104,9 +104,15 @@ impl std::fmt::Display for ThroughputReport {
     }
 }
 
-/// Runs `episodes` scripted episodes (cycling through
-/// [`SCRIPTED_TASKS`], seeds 0, 1, 2, …) on `windows` windows at once, after
-/// one untimed warm-up episode per task.
+/// How many consecutive episodes (seeds) of one task a benchmark worker runs
+/// before the next task: with pages reused, a window then shows its task's
+/// page again most of the time, as it would in a run of many seeds per task;
+/// cycling tasks every episode would reload every page in both modes.
+pub const EPISODES_PER_TASK_RUN: usize = 10;
+
+/// Runs `episodes` scripted episodes (runs of [`EPISODES_PER_TASK_RUN`]
+/// seeds per task, cycling through [`SCRIPTED_TASKS`]; seeds 0, 1, 2, …) on
+/// `windows` windows at once, after one untimed warm-up episode per task.
 pub async fn throughput(
     config: &MiniWobConfig,
     windows: usize,
@@ -131,29 +137,32 @@ pub async fn throughput(
         workers.push(tokio::spawn(async move {
             let mut outcome = WorkerOutcome::default();
             loop {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= episodes {
+                // A worker takes a whole run of one task's seeds at a time.
+                let first = next.fetch_add(EPISODES_PER_TASK_RUN, Ordering::Relaxed);
+                if first >= episodes {
                     return outcome;
                 }
-                let task = SCRIPTED_TASKS[index % SCRIPTED_TASKS.len()];
-                let begun = Instant::now();
-                match run_one(&miniwob, task, index as u64).await {
-                    Ok(run) => {
-                        outcome.timings.extend(run.timings);
-                        outcome.resets.push(run.reset);
-                        if run.success {
-                            outcome.successes += 1;
-                        } else {
-                            outcome
-                                .failures
-                                .push(format!("{task} seed {index}: {}", run.reason));
+                for index in first..(first + EPISODES_PER_TASK_RUN).min(episodes) {
+                    let task = task_of(index);
+                    let begun = Instant::now();
+                    match run_one(&miniwob, task, index as u64).await {
+                        Ok(run) => {
+                            outcome.timings.extend(run.timings);
+                            outcome.resets.push(run.reset);
+                            if run.success {
+                                outcome.successes += 1;
+                            } else {
+                                outcome
+                                    .failures
+                                    .push(format!("{task} seed {index}: {}", run.reason));
+                            }
                         }
+                        Err(error) => outcome
+                            .failures
+                            .push(format!("{task} seed {index}: {error}")),
                     }
-                    Err(error) => outcome
-                        .failures
-                        .push(format!("{task} seed {index}: {error}")),
+                    outcome.episodes.push(begun.elapsed());
                 }
-                outcome.episodes.push(begun.elapsed());
             }
         }));
     }
@@ -198,6 +207,11 @@ struct WorkerOutcome {
     timings: StepTimings,
 }
 
+/// The task of the `index`-th episode.
+fn task_of(index: usize) -> &'static str {
+    SCRIPTED_TASKS[(index / EPISODES_PER_TASK_RUN) % SCRIPTED_TASKS.len()]
+}
+
 struct EpisodeRun {
     success: bool,
     reason: String,
@@ -228,6 +242,19 @@ async fn run_one(miniwob: &MiniWob, task: &str, seed: u64) -> Result<EpisodeRun,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tasks_come_in_runs_of_seeds_and_cycle() {
+        assert!(
+            (0..EPISODES_PER_TASK_RUN).all(|i| task_of(i) == SCRIPTED_TASKS[0]),
+            "a run holds one task"
+        );
+        assert_eq!(task_of(EPISODES_PER_TASK_RUN), SCRIPTED_TASKS[1]);
+        assert_eq!(
+            task_of(EPISODES_PER_TASK_RUN * SCRIPTED_TASKS.len()),
+            SCRIPTED_TASKS[0]
+        );
+    }
 
     #[test]
     fn percentiles_use_nearest_rank() {

@@ -148,14 +148,16 @@ async fn a_flight_task_starts_with_its_instruction() {
 async fn the_benchmark_runs_scripted_episodes_on_several_windows() {
     let Some(dir) = data_dir() else { return };
     within_timeout(async {
-        let report = bench::throughput(&common::config(dir), 2, 14)
+        // One run of seeds for every scripted task.
+        let episodes = bench::EPISODES_PER_TASK_RUN * SCRIPTED_TASKS.len();
+        let report = bench::throughput(&common::config(dir), 2, episodes)
             .await
             .unwrap();
         println!("{report}");
         assert_eq!(report.windows, 2);
-        assert_eq!(report.successes, 14, "{:?}", report.failures);
+        assert_eq!(report.successes, episodes, "{:?}", report.failures);
         assert!(report.episodes_per_second > 0.0);
-        assert!(report.click.count >= 14);
+        assert!(report.click.count >= episodes);
         assert!(report.type_text.count >= 2);
     })
     .await;

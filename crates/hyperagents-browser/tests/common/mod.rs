@@ -48,6 +48,11 @@ pub async fn serve(pages: &[(&str, &str)]) -> String {
                 let head = String::from_utf8_lossy(&request);
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let path = path.split('?').next().unwrap_or("/").to_string();
+                // A page under /slow/ answers late, so a click that navigates
+                // to it must wait for the new document.
+                if path.starts_with("/slow/") {
+                    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+                }
                 let response = match pages.get(&path) {
                     Some(body) => format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",

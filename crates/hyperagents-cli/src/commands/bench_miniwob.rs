@@ -61,10 +61,11 @@ fn render(reports: &[(&str, ThroughputReport)]) -> String {
     let _ = writeln!(
         text,
         "## MiniWoB++ in headless Chromium (`hyperagents bench miniwob`)\n\n\
-         Scripted reference policies (no model) cycling through their tasks with fresh seeds, \
-         one window per concurrent episode. `reload`: the task page is loaded afresh for every \
+         Scripted reference policies (no model), in runs of {run} seeds of one task per \
+         worker, cycling through their tasks; one window per concurrent episode. `reload`: the task page is loaded afresh for every \
          episode (the default, so no state leaks between episodes); `reuse`: MiniWoB's reset \
-         protocol runs in the already loaded page. Latencies are p50 / p95 in milliseconds.\n"
+         protocol runs in the already loaded page. Latencies are p50 / p95 in milliseconds.\n",
+        run = hyperagents_miniwob::bench::EPISODES_PER_TASK_RUN
     );
     let _ = writeln!(
         text,
@@ -95,9 +96,9 @@ fn render(reports: &[(&str, ThroughputReport)]) -> String {
     }
     let _ = writeln!(
         text,
-        "\nA prototype measured 47 episodes/s at 4 windows on this kind of machine. On 2 cores \
-         the browser's renderer and our process share the CPU, so more windows add little once \
-         both cores are busy."
+        "\nA prototype measured 47 episodes/s at 4 windows on this kind of machine (one task, \
+         pages reused). On 2 cores Chromium's browser process, its renderers and our process \
+         share the CPU, so more windows add little once both cores are busy."
     );
     text
 }
