@@ -839,6 +839,49 @@ async fn the_best_nodes_selection_script_chooses_parents_and_a_broken_one_falls_
         "{}",
         event.payload
     );
+
+    // The script reads its settings from the JSON file beside it (what a
+    // meta agent can rewrite whole); one that is not JSON falls back, named.
+    let parents_chosen_with = |script: Option<&'static str>, settings: &'static str| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = hyperagents_testkit::seed_copy(dir.path());
+        if let Some(script) = script {
+            std::fs::write(seed.join("meta/select.py"), script).unwrap();
+        }
+        std::fs::write(seed.join("meta/select.json"), settings).unwrap();
+        let meta = meta_model("skills/reason/prompt.md", Arc::new(AtomicUsize::new(0)));
+        let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta).await;
+        evo.settings.program_selection = true;
+        evo.settings.generations = 1;
+        evo.run(&seed).await.unwrap();
+        store_of(&evo)
+            .events("run", 0)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.kind == "parents")
+            .unwrap()
+            .payload
+    };
+    let reads_settings = Some("[settings[\"parent\"]] * count\n");
+    let event = parents_chosen_with(reads_settings, "{\"parent\": \"seed\"}").await;
+    assert!(event["selector"].get("fallback").is_none(), "{event}");
+    assert_eq!(event["parents"], serde_json::json!(["seed", "seed"]));
+    // The seed's own script, with partial progress weighed in.
+    let event = parents_chosen_with(
+        None,
+        "{\"top\": 1, \"sharpness\": 20, \"child_penalty\": 2, \"partial_weight\": 0.5}",
+    )
+    .await;
+    assert!(event["selector"].get("fallback").is_none(), "{event}");
+    assert_eq!(event["parents"], serde_json::json!(["seed", "seed"]));
+    let event = parents_chosen_with(reads_settings, "{\"parent\": ").await;
+    assert!(
+        event["selector"]["fallback"]
+            .as_str()
+            .unwrap()
+            .contains("meta/select.json is not JSON"),
+        "{event}"
+    );
 }
 
 /// A meta double whose edit depends only on the request's seed, so a resumed

@@ -259,6 +259,115 @@ fn foci(model: &ScriptedModel) -> Vec<String> {
         .collect()
 }
 
+/// The seed's selection settings with `key` set to `value`.
+fn selection_with(key: &str, value: serde_json::Value) -> String {
+    let text = std::fs::read_to_string(seed_dir().join("meta/select.json")).unwrap();
+    let mut settings: serde_json::Value = serde_json::from_str(&text).unwrap();
+    settings[key] = value;
+    serde_json::to_string_pretty(&settings).unwrap()
+}
+
+/// Improving the improver reaches parent selection: where the program
+/// chooses its parents, a meta turn may rewrite the selection settings that
+/// meta/select.py reads (bounded), and nowhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meta_turn_may_retune_parent_selection_where_the_program_selects() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    let settings = selection_with("partial_weight", serde_json::json!(0.5));
+    let model = proposing(edit(
+        "weigh partial progress",
+        "meta/select.json",
+        "",
+        &settings,
+    ));
+    let ctx = meta_context(model.clone(), dir.path()).await;
+    // Generation 4: the selection settings are tried first.
+    let mut situation = hyper_situation(2, 0, &["prompt", "memory"]);
+    situation["generation"] = serde_json::json!(4);
+    let config = ImproveConfig {
+        context: situation.clone(),
+        ..ImproveConfig::default()
+    };
+    let out = dir.path().join("selection-child");
+    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    assert!(
+        focus(&model).contains("which programs of the archive get children"),
+        "{}",
+        focus(&model)
+    );
+    let text = model.requests.lock().unwrap()[0].messages[0]
+        .content
+        .clone();
+    assert!(
+        text.contains("partial_weight: weight of partial progress"),
+        "{text}"
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("meta/select.json")).unwrap())
+            .unwrap();
+    assert_eq!(written["partial_weight"], 0.5);
+    assert!(outcome.diff.kinds().contains(&DiffKind::Meta));
+
+    // Out of bounds: refused with the reason, and the file stays as it was.
+    let settings = selection_with("partial_weight", serde_json::json!(3));
+    let model = proposing(edit(
+        "only partial progress",
+        "meta/select.json",
+        "",
+        &settings,
+    ));
+    let ctx = meta_context(model.clone(), dir.path()).await;
+    let out = dir.path().join("selection-refused");
+    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let retry = model.requests.lock().unwrap()[1].messages[0]
+        .content
+        .clone();
+    assert!(
+        retry.contains("partial_weight must be between 0.0 and 1.0"),
+        "{retry}"
+    );
+    let kept = std::fs::read_to_string(out.join("meta/select.json")).unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&kept).unwrap(),
+        serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(seed_dir().join("meta/select.json")).unwrap()
+        )
+        .unwrap()
+    );
+
+    // Where the engine keeps selection (`select: false`), the settings are
+    // never offered.
+    let model = proposing(edit(
+        "weigh partial progress",
+        "meta/select.json",
+        "",
+        &selection_with("top", 5.into()),
+    ));
+    let ctx = meta_context(model.clone(), dir.path()).await;
+    let mut situation = situation;
+    situation["editable"] = serde_json::json!({"meta": true, "select": false});
+    let config = ImproveConfig {
+        context: situation,
+        ..ImproveConfig::default()
+    };
+    let out = dir.path().join("no-selection");
+    improve(&ctx, &seed_dir(), &traces, &out, &config)
+        .await
+        .unwrap();
+    let asked = foci(&model);
+    assert!(
+        asked.iter().all(|f| !f.contains("meta/select.json")),
+        "{asked:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() {
     let dir = tempfile::tempdir().unwrap();

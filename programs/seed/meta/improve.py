@@ -73,8 +73,27 @@ REPAIRS = 1
 # defaults; each numeric setting has bounds that keep a changed policy
 # affordable. A missing or invalid file means the defaults.
 POLICY_FILE = "meta/policy.json"
+# How the run chooses parents, where the engine lets this program choose
+# them (hyper mode): meta/select.py reads these settings from
+# meta/select.json, which a meta turn rewrites whole, within these bounds
+# (the script clamps them too). partial_weight blends partial progress
+# (mean benchmark score) into the fitness parents are drawn by; the run's
+# official score never changes.
+SELECT_SETTINGS_FILE = "meta/select.json"
+SELECT_BOUNDS = {
+    "top": [1, 10],
+    "sharpness": [1.0, 50.0],
+    "child_penalty": [1.0, 32.0],
+    "partial_weight": [0.0, 1.0],
+}
+SELECT_MEANINGS = {
+    "top": "how many of the best fitness values set the midpoint parents are drawn around",
+    "sharpness": "how strongly nodes above that midpoint are preferred (higher: greedier)",
+    "child_penalty": "children after which a node is drawn much less often (lower: explore more)",
+    "partial_weight": "weight of partial progress on train tasks next to the success rate (0 to 1)",
+}
 # What a meta turn edits.
-META_TARGETS = [POLICY_FILE, "meta/prompt.md"]
+META_TARGETS = [POLICY_FILE, "meta/prompt.md", SELECT_SETTINGS_FILE]
 POLICY_BOUNDS = {
     "episodes_shown": [1, 6],
     "steps_shown": [2, 12],
@@ -266,7 +285,7 @@ def editable_files(paths, situation):
             continue
         if p.startswith("meta/") and not rules.get("meta", True):
             continue
-        if p == "meta/select.py" and "editable" in situation and not rules.get("select", False):
+        if p in ["meta/select.py", SELECT_SETTINGS_FILE] and "editable" in situation and not rules.get("select", False):
             continue
         if only and not any(p.endswith(ext) for ext in only):
             continue
@@ -386,7 +405,42 @@ def guard_policy(path, before, after):
     return ""
 
 
-GUARDS = [guard_unchanged, guard_gutted, guard_placeholders, guard_policy]
+def select_settings_problems(settings):
+    # Why selection settings cannot be used, one phrase each; [] when they can.
+    if not isinstance(settings, dict):
+        return ["it must be one JSON object"]
+    problems = []
+    for key in settings:
+        if key not in SELECT_BOUNDS:
+            problems.append("unknown setting " + json.dumps(key) + "; the settings are " + ", ".join(SELECT_BOUNDS.keys()))
+    for key in SELECT_BOUNDS:
+        if key not in settings:
+            problems.append("missing setting " + json.dumps(key))
+            continue
+        value = settings[key]
+        low = SELECT_BOUNDS[key][0]
+        high = SELECT_BOUNDS[key][1]
+        if isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, float)):
+            problems.append(key + " must be a number")
+        elif value < low or value > high:
+            problems.append(key + " must be between " + str(low) + " and " + str(high))
+    return problems
+
+
+def guard_select_settings(path, before, after):
+    if path != SELECT_SETTINGS_FILE:
+        return ""
+    try:
+        settings = json.loads(after)
+    except ValueError as error:
+        return path + " must be JSON: " + str(error)[:160]
+    problems = select_settings_problems(settings)
+    if len(problems) > 0:
+        return path + ": " + "; ".join(problems)
+    return ""
+
+
+GUARDS = [guard_unchanged, guard_gutted, guard_placeholders, guard_policy, guard_select_settings]
 
 
 def current(path):
@@ -754,12 +808,15 @@ def score_candidate(results, failed, passed):
 def improve_the_improver(editable, base_vars, generation):
     # A meta turn: one edit to this meta agent, by means a small model
     # lands (it cannot edit this script, shown in part): the settings in
-    # meta/policy.json rewritten whole, or lines added to meta/prompt.md
-    # (the instructions the model reads when it writes edits). Which is
-    # tried first alternates by generation; the other is the fallback.
+    # meta/policy.json rewritten whole, lines added to meta/prompt.md (the
+    # instructions the model reads when it writes edits), or, where this
+    # program chooses its parents, the selection settings in
+    # meta/select.json. Which is tried first rotates by generation; the
+    # others are the fallbacks.
     ways = [w for w in META_TARGETS if w in editable]
-    if generation % 2 == 0:
-        ways = ways[::-1]
+    first = [POLICY_FILE, SELECT_SETTINGS_FILE, "meta/prompt.md"][generation % 3]
+    if first in ways:
+        ways = [first] + [w for w in ways if w != first]
     report = []
     for target in ways:
         meta_vars = dict(base_vars)
@@ -768,6 +825,12 @@ def improve_the_improver(editable, base_vars, generation):
             meta_vars["sources"] = show_sources([target]) + "\n\nWhat each setting means:\n" + meanings
             focus = "Earlier edits to the task program were evaluated and none improved it (see edit_effects above). Improve the improver: change the settings in " + target + " that decide how you write and test edits, so that future edits fix failed episodes more often. Change one to three values; keep every setting. Reply with the whole file."
             label = "meta policy"
+            addition = ""
+        elif target == SELECT_SETTINGS_FILE:
+            meanings = "\n".join(["- " + k + ": " + SELECT_MEANINGS[k] + " (" + str(SELECT_BOUNDS[k][0]) + " to " + str(SELECT_BOUNDS[k][1]) + ")" for k in SELECT_BOUNDS])
+            meta_vars["sources"] = show_sources([target]) + "\n\nWhat each setting means:\n" + meanings
+            focus = "Earlier edits to the task program were evaluated and none improved it (see edit_effects above). Improve the improver: change the settings in " + target + " that decide which programs of the archive get children next, so that the run spends its children on programs more likely to improve (for example, weigh partial progress, or explore less-tried programs). Change one or two values; keep every setting. Reply with the whole file."
+            label = "meta selection"
             addition = ""
         else:
             meta_vars["sources"] = ""

@@ -2,20 +2,55 @@
 # Inputs: candidates (list of {node, score, children, task_successes,
 # task_scores}: success rate and mean benchmark score, partial progress
 # included, per train task), count, seed (an integer for reproducible draws),
-# generation. Returns `count` node ids.
-# The default mirrors DGM-H: a sigmoid around the mean of the top 3 scores,
-# times a penalty for nodes that already have many children. The engine falls
-# back to its configured policy if this script fails or answers nonsense.
+# generation, settings (meta/select.json, or None). Returns `count` node ids.
+# The default mirrors DGM-H: a sigmoid around the mean of the top scores,
+# times a penalty for nodes that already have many children. A meta agent
+# tunes it through meta/select.json; values out of bounds are clamped here.
+# The engine falls back to its configured policy if this script fails or
+# answers nonsense.
 import math
 
-scores = sorted([c["score"] for c in candidates], reverse=True)
-top = scores[:3]
+# Each setting: default, lowest, highest.
+BOUNDS = {
+    "top": [3, 1, 10],
+    "sharpness": [10.0, 1.0, 50.0],
+    "child_penalty": [8.0, 1.0, 32.0],
+    "partial_weight": [0.0, 0.0, 1.0],
+}
+chosen_settings = {}
+for key in BOUNDS:
+    default, low, high = BOUNDS[key]
+    value = default
+    if isinstance(settings, dict):
+        given = settings.get(key)
+        if isinstance(given, int) or isinstance(given, float):
+            value = given
+    chosen_settings[key] = min(high, max(low, value))
+top_count = int(chosen_settings["top"])
+partial_weight = chosen_settings["partial_weight"]
+
+
+def fitness(c):
+    # The success rate, blended with partial progress (mean benchmark score
+    # over train tasks) when partial_weight > 0; an auxiliary measure for
+    # choosing parents only, never the run's official score.
+    scores = list(c["task_scores"].values())
+    if partial_weight <= 0 or len(scores) == 0:
+        return c["score"]
+    partial = sum(scores) / len(scores)
+    return (1.0 - partial_weight) * c["score"] + partial_weight * partial
+
+
+values = [fitness(c) for c in candidates]
+ranked = sorted(values, reverse=True)
+top = ranked[:top_count]
 midpoint = sum(top) / len(top)
 
 weights = []
-for c in candidates:
-    sigmoid = 1.0 / (1.0 + math.exp(-10.0 * (c["score"] - midpoint)))
-    penalty = math.exp(-((c["children"] / 8.0) ** 3))
+for i in range(len(candidates)):
+    c = candidates[i]
+    sigmoid = 1.0 / (1.0 + math.exp(-chosen_settings["sharpness"] * (values[i] - midpoint)))
+    penalty = math.exp(-((c["children"] / chosen_settings["child_penalty"]) ** 3))
     weights.append(sigmoid * penalty)
 total = sum(weights)
 if total <= 0:

@@ -134,6 +134,8 @@ impl Evolution {
             .source(script.as_str())
             .ok_or_else(|| format!("{node}: {} is not readable text", script.as_str()))?
             .to_string();
+        let settings = selection_settings(&program, script.as_str())
+            .map_err(|error| format!("{node}: {error}"))?;
         let mut shown = Vec::new();
         for c in candidates.iter().filter(|c| c.valid) {
             shown.push(json!({
@@ -153,6 +155,7 @@ impl Evolution {
         inputs.insert("count".into(), json!(count));
         inputs.insert("seed".into(), json!(seed));
         inputs.insert("generation".into(), json!(generation));
+        inputs.insert("settings".into(), settings);
         let source = ScriptSource {
             file: script.as_str().to_string(),
             code,
@@ -175,6 +178,22 @@ impl Evolution {
             })
             .collect()
     }
+}
+
+/// The selection script's settings: the JSON file beside it with the same
+/// name (`meta/select.py` → `meta/select.json`), which a meta agent can
+/// rewrite whole where it could not edit the script; `null` when there is
+/// none. A file that is not JSON is an error (the run falls back to its
+/// configured policy, and says why).
+fn selection_settings(program: &Program, script: &str) -> Result<serde_json::Value, String> {
+    let path = match script.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() && !stem.ends_with('/') => format!("{stem}.json"),
+        _ => format!("{script}.json"),
+    };
+    let Some(text) = program.source(&path) else {
+        return Ok(serde_json::Value::Null);
+    };
+    serde_json::from_str(text).map_err(|error| format!("{path} is not JSON: {error}"))
 }
 
 /// The host of a selection script: it may only log.
