@@ -1,6 +1,7 @@
 //! One settings layer: built-in defaults, then a TOML file, then
 //! `HYPERAGENTS_*` environment variables (nested keys joined by `__`, e.g.
-//! `HYPERAGENTS_EMBEDDED__THREADS=2`), then the provider variables users
+//! `HYPERAGENTS_EMBEDDED__THREADS=2`; a name without `__` is not a setting,
+//! except `HYPERAGENTS_CACHE_DIR`), then the provider variables users
 //! already have (`OPENAI_BASE_URL`, `OPENAI_API_KEY`, `ANTHROPIC_API_KEY`),
 //! then command-line flags — later layers win.
 
@@ -499,7 +500,11 @@ impl Settings {
                 k.strip_prefix("HYPERAGENTS_")
                     .map(|rest| (rest.to_string(), v.clone()))
             })
-            .filter(|(k, _)| k != "CACHE_DIR")
+            // Settings are sections: `SECTION__KEY`. A name without `__`
+            // belongs to someone else (the sandbox worker's path, the
+            // dashboard's token, a scorer's task id, test data folders) and
+            // is left alone; `CACHE_DIR` is read below.
+            .filter(|(k, _)| k.contains("__"))
             .collect();
         figment = figment.merge(env_provider(prefixed));
         if let Some(dir) = env.get("HYPERAGENTS_CACHE_DIR") {
@@ -680,6 +685,23 @@ mod tests {
             "defaults survive a partial [roles]"
         );
         assert_eq!(s.budgets["judge"].max_tokens, Some(1000));
+    }
+
+    #[test]
+    fn other_programs_variables_are_not_settings_but_misspelt_settings_are_errors() {
+        let others = env(&[
+            ("HYPERAGENTS_WORKER", "/opt/hyperagents-worker"),
+            ("HYPERAGENTS_DASHBOARD_TOKEN", "token"),
+            ("HYPERAGENTS_TASK_ID", "t1"),
+            ("HYPERAGENTS_EMBEDDED__THREADS", "1"),
+        ]);
+        let s = Settings::load(None, &others, Figment::new()).unwrap();
+        assert_eq!(s.embedded.threads, 1);
+        let misspelt = env(&[("HYPERAGENTS_EMBEDED__THREADS", "1")]);
+        let err = Settings::load(None, &misspelt, Figment::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("embeded"), "{err}");
     }
 
     #[test]
