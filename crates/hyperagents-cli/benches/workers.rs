@@ -23,7 +23,6 @@
 mod support;
 
 use std::fmt::Write as _;
-use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -291,17 +290,7 @@ fn answer(mut stream: TcpStream, calls: &AtomicUsize) {
     } else {
         "4".to_string()
     };
-    let body = serde_json::json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "double",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
-    })
-    .to_string();
-    let _ = write!(
-        stream,
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    support::answer_chat(&mut stream, &content);
 }
 
 fn render(rows: &[(usize, GenerationRun)], large: &(Shape, usize, GenerationRun)) -> String {

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{bin, read_request, repo, text};
+use support::{answer_chat, bin, read_request, repo, text};
 
 const SUITE: &str = r#"{"id": "add", "input": "What is 2+2?", "expected": 4, "scorer": "numeric"}
 {"id": "capital", "input": "What is the capital of France?", "expected": "Paris", "scorer": {"type": "contains", "max_len": 60}}
@@ -34,26 +34,16 @@ fn fake_model() -> FakeModel {
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let requests = Arc::new(AtomicUsize::new(0));
     let delay_ms = Arc::new(AtomicU64::new(0));
-    let body = serde_json::json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "4"}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
-    })
-    .to_string();
     let (seen, delay) = (requests.clone(), delay_ms.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let (seen, delay, body) = (seen.clone(), delay.clone(), body.clone());
+            let (seen, delay) = (seen.clone(), delay.clone());
             std::thread::spawn(move || {
                 read_request(&mut stream);
                 seen.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(delay.load(Ordering::SeqCst)));
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes());
+                answer_chat(&mut stream, "4");
             });
         }
     });

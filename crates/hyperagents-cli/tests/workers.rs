@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -17,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hyperagents_testkit::nats::NatsServer;
-use support::{bin, fake_openai, read_request, repo, text};
+use support::{answer_chat, bin, fake_openai, read_request, repo, text};
 
 const SUITE: &str = r#"{"id": "four", "input": "What is 2+2?", "expected": "4"}
 {"id": "six", "input": "What is 3+3?", "expected": "6"}
@@ -38,17 +37,7 @@ fn slow_openai(delay: Duration) -> (String, Arc<AtomicUsize>) {
                 let _ = read_request(&mut stream);
                 count.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(delay);
-                let body = serde_json::json!({
-                    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "4"}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
-                })
-                .to_string();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                answer_chat(&mut stream, "4");
             });
         }
     });

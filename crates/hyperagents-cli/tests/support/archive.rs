@@ -2,7 +2,6 @@
 //! work, read from the results store; and the loopback models whose answers
 //! depend only on the request, so two runs of one plan are the same run.
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 
@@ -32,17 +31,7 @@ pub fn deterministic_models() -> String {
                 } else {
                     "4".to_string()
                 };
-                let reply = serde_json::json!({
-                    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "fake",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
-                })
-                .to_string();
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-                    reply.len()
-                );
-                let _ = stream.write_all(response.as_bytes());
+                super::answer_chat(&mut stream, &content);
             });
         }
     });
