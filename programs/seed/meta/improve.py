@@ -135,28 +135,47 @@ DEFAULT_POLICY = {
 }
 
 
-def policy_problems(policy):
-    # Why a policy cannot be used, one phrase each; [] when it can.
-    if not isinstance(policy, dict):
+def settings_problems(settings, known):
+    # What is wrong with the keys of a settings object, and its shape.
+    if not isinstance(settings, dict):
         return ["it must be one JSON object"]
     problems = []
-    for key in policy:
-        if key not in DEFAULT_POLICY:
-            problems.append("unknown setting " + json.dumps(key) + "; the settings are " + ", ".join(DEFAULT_POLICY.keys()))
+    for key in settings:
+        if key not in known:
+            problems.append("unknown setting " + json.dumps(key) + "; the settings are " + ", ".join(known))
+    for key in known:
+        if key not in settings:
+            problems.append("missing setting " + json.dumps(key))
+    return problems
+
+
+def bounds_problem(key, value, bounds):
+    # Why a numeric setting is out of its [low, high] bounds ("" when it is
+    # not); whole-number bounds ask for a whole number.
+    low = bounds[0]
+    high = bounds[1]
+    whole = isinstance(low, int) and not isinstance(low, bool) and not isinstance(low, float)
+    number = isinstance(value, int) or isinstance(value, float)
+    if isinstance(value, bool) or not number or (whole and not isinstance(value, int)):
+        return key + " must be " + ("a whole number" if whole else "a number")
+    if value < low or value > high:
+        return key + " must be between " + str(low) + " and " + str(high)
+    return ""
+
+
+def policy_problems(policy):
+    # Why a policy cannot be used, one phrase each; [] when it can.
+    problems = settings_problems(policy, list(DEFAULT_POLICY.keys()))
+    if not isinstance(policy, dict):
+        return problems
     for key in DEFAULT_POLICY:
         if key not in policy:
-            problems.append("missing setting " + json.dumps(key))
             continue
         value = policy[key]
         if key in POLICY_BOUNDS:
-            low = POLICY_BOUNDS[key][0]
-            high = POLICY_BOUNDS[key][1]
-            whole = isinstance(low, int) and not isinstance(low, bool) and not isinstance(low, float)
-            number = isinstance(value, int) or isinstance(value, float)
-            if isinstance(value, bool) or not number or (whole and not isinstance(value, int)):
-                problems.append(key + " must be " + ("a whole number" if whole else "a number"))
-            elif value < low or value > high:
-                problems.append(key + " must be between " + str(low) + " and " + str(high))
+            problem = bounds_problem(key, value, POLICY_BOUNDS[key])
+            if problem:
+                problems.append(problem)
         elif key == "rule_example":
             if not isinstance(value, str) or len(value.strip()) < 10 or len(value) > ADDED_LINE_CHARS:
                 problems.append("rule_example must be one line of 10 to " + str(ADDED_LINE_CHARS) + " characters")
@@ -407,23 +426,14 @@ def guard_policy(path, before, after):
 
 def select_settings_problems(settings):
     # Why selection settings cannot be used, one phrase each; [] when they can.
+    problems = settings_problems(settings, list(SELECT_BOUNDS.keys()))
     if not isinstance(settings, dict):
-        return ["it must be one JSON object"]
-    problems = []
-    for key in settings:
-        if key not in SELECT_BOUNDS:
-            problems.append("unknown setting " + json.dumps(key) + "; the settings are " + ", ".join(SELECT_BOUNDS.keys()))
+        return problems
     for key in SELECT_BOUNDS:
-        if key not in settings:
-            problems.append("missing setting " + json.dumps(key))
-            continue
-        value = settings[key]
-        low = SELECT_BOUNDS[key][0]
-        high = SELECT_BOUNDS[key][1]
-        if isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, float)):
-            problems.append(key + " must be a number")
-        elif value < low or value > high:
-            problems.append(key + " must be between " + str(low) + " and " + str(high))
+        if key in settings:
+            problem = bounds_problem(key, settings[key], SELECT_BOUNDS[key])
+            if problem:
+                problems.append(problem)
     return problems
 
 
