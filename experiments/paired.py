@@ -8,7 +8,7 @@ the seed over the (task, seed) pairs both have, the 95% interval of the mean
 difference (normal approximation, as `bench episodes` and the engine's
 acceptance compute it), and per mode how many runs have a lower bound above 0.
 
-Usage: experiments/paired.py DIR   (DIR: $HYPERAGENTS_CACHE_DIR/experiments/e16)
+Usage: experiments/paired.py DIR   (DIR: experiments/e18, or the cache's copy)
 """
 import json
 import math
@@ -16,7 +16,13 @@ import re
 import sys
 from pathlib import Path
 
-PATTERN = re.compile(r"held-out-(?P<split>train|test)-(?P<name>.+)\.jsonl$")
+PATTERN = re.compile(r"held-out-(?P<split>train|test|seen)-(?P<name>.+)\.jsonl$")
+# What each kind of held-out file scores (experiments/e16.sh, `score`).
+KINDS = {
+    "train": "the train-split tasks no meta agent saw",
+    "test": "the test split",
+    "seen": "secondary: the tasks evolution saw, on episode seeds it did not",
+}
 
 
 def outcomes(path):
@@ -61,13 +67,13 @@ def main():
         match = PATTERN.search(path.name)
         if match:
             files[(match["split"], match["name"])] = outcomes(path)
-    for split in ("train", "test"):
+    for split, what in KINDS.items():
         seed = files.get((split, "seed"))
         if seed is None:
             print(f"{split}: the seed has not been scored yet")
             continue
         wins = {}
-        print(f"\n### Held out ({split}), paired with the seed by (task, seed)\n")
+        print(f"\n### Held out ({split}: {what}), paired with the seed by (task, seed)\n")
         print("| run | mode | success | seed | difference | 95% interval | pairs |")
         print("|---|---|---:|---:|---:|---|---:|")
         for (s, name), result in sorted(files.items()):
@@ -91,7 +97,12 @@ def main():
             )
         print()
         for mode, (above, runs) in sorted(wins.items()):
-            verdict = "a gain (plan: at least 2 of 3)" if above >= 2 else "no gain shown"
+            if split != "train":
+                verdict = "descriptive (the primary measure is the train kind)"
+            elif above >= 2:
+                verdict = "a gain (plan: at least 2 of 3)"
+            else:
+                verdict = "no gain shown"
             print(f"- {mode}: {above} of {runs} runs with the lower bound above 0: {verdict}")
 
 
