@@ -5,7 +5,7 @@
 # test split, paired with the seed. Resumable: rerun to continue (finished
 # runs and stored episodes are not redone).
 #
-# Usage: [EXP=e18] [MODES="hyper none"] [SEEDS="1 2 3"] experiments/e16.sh
+# Usage: [EXP=e19] [MODES="hyper none"] [SEEDS="1 2 3"] experiments/e16.sh
 # The first run pins the build: it refuses a checkout with uncommitted
 # changes, builds, and copies the binaries, their commit and the seed program
 # to $OUT/bin and $OUT/seed; every later run (and resume) uses those, so later

@@ -43,6 +43,10 @@ pub struct Step {
     pub target: Option<String>,
     /// That line with a few lines around it.
     pub around: Option<String>,
+    /// The whole observation this step acted on, so that a meta agent's
+    /// script can ask what else the page offered (say, the element whose
+    /// text the goal quotes) — the script chooses what any prompt shows.
+    pub observation: Option<String>,
     /// Whether the next observation differs from the one this step acted on
     /// (`None` when either is missing): a step that changes nothing, repeated,
     /// is how most failed web episodes end.
@@ -91,6 +95,7 @@ pub fn episode_steps(trajectory: &Trajectory) -> EpisodeSteps {
             error: span.error.clone(),
             target,
             around,
+            observation: seen.clone(),
             page_changed: match (&seen, &next) {
                 (Some(before), Some(after)) => Some(before != after),
                 _ => None,
@@ -298,6 +303,7 @@ mod tests {
                 "url: x\n[1] div \"Pick one\"\n[2] button \"yes\"\n[3] button \"no\"\n[4] span \"\""
             )
         );
+        assert_eq!(first.observation.as_deref(), Some(page));
         assert_eq!(
             first.page_changed,
             Some(false),
@@ -309,6 +315,11 @@ mod tests {
         );
         let second = &steps.steps[1];
         assert_eq!(second.error.as_deref(), Some("unknown ref 9"));
+        assert_eq!(
+            second.observation.as_deref(),
+            Some(page),
+            "the latest observation before it"
+        );
         assert_eq!(second.target, None);
         assert_eq!(second.page_changed, None, "no observation came after it");
     }

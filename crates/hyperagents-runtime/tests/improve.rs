@@ -1068,3 +1068,153 @@ async fn a_line_that_copies_the_example_is_refused_and_asked_again() {
     assert!(prompt.contains("State the number alone"), "{prompt}");
     assert!(!prompt.contains("try another element"), "{prompt}");
 }
+
+/// A failed web episode written as the runtime records one: the goal quotes
+/// "okay", the page shows an "okay" button at [2], and the agent clicks the
+/// text at [1] twice, the page unchanged.
+fn missed_the_named_button(traces: &Path) {
+    use hyperagents_runtime::trace::{
+        EpisodeHeader, EpisodeSummary, SpanKind, SpanRecord, write_trajectory,
+    };
+    let page = "url: http://127.0.0.1/click-button.html\nelements ([ref] tag \"text\" attributes):\n[1] div \"donec lacus\"\n[2] button \"okay\"\n[3] button \"next\"\n";
+    let span = |id: u64, kind: SpanKind, name: &str, input, output| SpanRecord {
+        id,
+        parent: None,
+        kind,
+        name: name.into(),
+        input,
+        output,
+        error: None,
+        tokens_in: 0,
+        tokens_out: 0,
+        tokens_cached: 0,
+        cost: 0.0,
+        start_ms: id,
+        end_ms: Some(id + 1),
+    };
+    let observe = |id| {
+        let seen = Some(serde_json::Value::from(page));
+        span(
+            id,
+            SpanKind::Observe,
+            "observe",
+            serde_json::Value::Null,
+            seen,
+        )
+    };
+    let click = serde_json::json!({"name": "click", "args": {"ref": 1}});
+    let clicked = Some(serde_json::json!({"message": "clicked [1]", "done": false}));
+    let spans = vec![
+        span(
+            0,
+            SpanKind::Episode,
+            "episode",
+            serde_json::json!({"goal": "Click on the \"okay\" button."}),
+            None,
+        ),
+        observe(1),
+        span(2, SpanKind::Action, "click", click.clone(), clicked.clone()),
+        observe(3),
+        span(4, SpanKind::Action, "click", click, clicked),
+        observe(5),
+    ];
+    let header = EpisodeHeader {
+        domain: "miniwob".into(),
+        task: "click-button".into(),
+        seed: 0,
+        program: "p".into(),
+        started_at_unix_ms: 0,
+    };
+    let summary = EpisodeSummary {
+        domain: "miniwob".into(),
+        task: "click-button".into(),
+        seed: 0,
+        program: "p".into(),
+        success: false,
+        score: 0.0,
+        reason: "the episode did not finish".into(),
+        failure: None,
+        stopped: Some("step budget spent".into()),
+        steps: 2,
+        calls: 4,
+        llm_calls: 2,
+        tokens_in: 0,
+        tokens_out: 0,
+        cost: 0.0,
+        duration_ms: 10,
+        files_used: vec![
+            "hyper/main.py".into(),
+            "tasks/operator/policy.py".into(),
+            "skills/choose_action/skill.py".into(),
+            "skills/choose_action/prompt.md".into(),
+        ],
+        timing: Default::default(),
+    };
+    write_trajectory(
+        &traces.join("click-button-s0.jsonl.gz"),
+        &header,
+        &spans,
+        &summary,
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_element_the_goal_names_but_no_step_acted_on_is_a_pattern_code_is_asked_to_prevent() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("traces");
+    missed_the_named_button(&traces);
+    let model = ScriptedModel::new(|request| {
+        let asked = request.messages[0]
+            .content
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        if asked.contains("lines of Python to insert into") {
+            "after line 16:\n```python\nlog(\"choosing\")\n```\n".into()
+        } else {
+            "Act on the element the goal names.".into()
+        }
+    });
+    let ctx = meta_context(model.clone(), dir.path()).await;
+    let out = dir.path().join("child");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let requests = model.requests.lock().unwrap();
+    let prompt = &requests[0].messages[0].content;
+    let pattern = "1 of 1 failed episodes never acted on the element showing the text the goal quotes, though the page showed it";
+    // Found from the steps' observations, listed first (ties with the
+    // repeated click and the unchanged page go to the more specific).
+    let listed = prompt
+        .split("How the failed episodes went:\n")
+        .nth(1)
+        .unwrap();
+    assert!(listed.starts_with(&format!("- {pattern}\n")), "{listed}");
+    assert!(
+        prompt.contains("the page showed: [2] button \"okay\")"),
+        "the episode shown names the element: {prompt}"
+    );
+    let code = requests
+        .iter()
+        .map(|r| {
+            r.messages[0]
+                .content
+                .trim_end()
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .find(|focus| {
+            focus.contains("lines of Python to insert into skills/choose_action/skill.py")
+        })
+        .expect("a code candidate was asked for");
+    assert!(
+        code.contains(&format!(
+            "that prevent this, the most common failure: {pattern}"
+        )),
+        "{code}"
+    );
+}

@@ -5,12 +5,14 @@
 //! dict → object (non-string keys → their `str()` form; a later duplicate key wins); anything else
 //! (sets, bytes, dataclasses, dates, functions, …) → its `repr` string.
 //!
-//! JSON → script: null→`None`, bool, integers → int (beyond `i64` → float), floats, strings,
+//! JSON → script: null→`None`, bool, integers → int (beyond `i64`, up to `u64`, too: a 64-bit
+//! seed must stay exact), floats, strings,
 //! arrays → list, objects → dict with string keys.
 //!
 //! Both directions refuse values nested deeper than [`MAX_DEPTH`] (JSON parsers stop at 128).
 
 use monty_types::MontyObject;
+use num_bigint::BigInt;
 use serde_json::{Map, Number, Value};
 
 use crate::ScriptValue;
@@ -87,9 +89,10 @@ fn from_json_at(value: &Value, depth: usize) -> Result<MontyObject, ConvertError
     Ok(match value {
         Value::Null => MontyObject::None,
         Value::Bool(b) => MontyObject::Bool(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => MontyObject::Int(i),
-            None => MontyObject::Float(n.as_f64().unwrap_or(f64::NAN)),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => MontyObject::Int(i),
+            (None, Some(u)) => MontyObject::BigInt(BigInt::from(u)),
+            (None, None) => MontyObject::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
         Value::String(s) => MontyObject::String(s.clone()),
         Value::Array(items) => MontyObject::List(
@@ -197,9 +200,13 @@ mod tests {
             panic!("not a dict: {obj:?}")
         };
         let big = pairs.iter().find(|(k, _)| *k == s("big")).unwrap();
-        assert!(matches!(big.1, MontyObject::Float(_)));
+        assert!(
+            matches!(big.1, MontyObject::BigInt(_)),
+            "an integer past i64 stays an exact int, not a float: {:?}",
+            big.1
+        );
         let back = to_json(&obj).unwrap();
-        assert_eq!(back["a"], v["a"]);
+        assert_eq!(back, v);
     }
 
     #[test]

@@ -240,9 +240,42 @@ def gather_evidence():
     return {"failed": failed, "passed": passed, "details": details}
 
 
+def quoted_phrases(goal):
+    # What a goal names in quotes ('Click on the "okay" button.'), lowered.
+    return [q.strip().lower() for q in re.findall(r'"([^"]+)"', str(goal)) if q.strip() != ""]
+
+
+def named_elements(observation, phrases):
+    # The element lines ("[ref] ...") of an observation that show a phrase
+    # the goal quotes.
+    found = []
+    if len(phrases) == 0:
+        return found
+    for line in str(observation or "").split("\n"):
+        text = line.strip()
+        if text.startswith("[") and any([p in text.lower() for p in phrases]):
+            found.append(text)
+    return found
+
+
+def missed_named(d):
+    # The elements showing what the goal quotes, when the page showed some
+    # and no step acted on any of them; else [].
+    s = d["steps"]
+    if len(s) == 0:
+        return []
+    named = named_elements(s[0].get("observation"), quoted_phrases(d["goal"]))
+    if len(named) == 0:
+        return []
+    if any([step.get("target") in named for step in s]):
+        return []
+    return named
+
+
 def find_patterns(details):
-    # How the failed episodes went wrong, counted over their steps.
-    counts = {"no_effect": 0, "repeated": 0, "refused": 0, "no_action": 0, "ended_typing": 0}
+    # How the failed episodes went wrong, counted over their steps; the most
+    # common first.
+    counts = {"no_effect": 0, "repeated": 0, "refused": 0, "no_action": 0, "ended_typing": 0, "missed_named": 0}
     for d in details:
         s = d["steps"]
         if len(s) == 0:
@@ -256,6 +289,8 @@ def find_patterns(details):
             counts["refused"] += 1
         if s[-1]["action"] == "type":
             counts["ended_typing"] += 1
+        if len(missed_named(d)) > 0:
+            counts["missed_named"] += 1
     n = len(details)
     said = {
         "no_effect": "took an action that left the page unchanged",
@@ -263,12 +298,13 @@ def find_patterns(details):
         "refused": "had an action refused by the environment",
         "no_action": "ended without taking any action",
         "ended_typing": "ended right after typing, without submitting",
+        "missed_named": "never acted on the element showing the text the goal quotes, though the page showed it",
     }
-    lines = []
-    for key in ["repeated", "no_effect", "refused", "ended_typing", "no_action"]:
-        if counts[key] > 0:
-            lines.append("- " + str(counts[key]) + " of " + str(n) + " failed episodes " + said[key])
-    return lines
+    order = ["missed_named", "repeated", "no_effect", "refused", "ended_typing", "no_action"]
+    found = [k for k in order if counts[k] > 0]
+    # Most common first; ties keep the order above (the more specific first).
+    found = sorted(found, key=lambda k: (-counts[k], order.index(k)))
+    return [str(counts[k]) + " of " + str(n) + " failed episodes " + said[k] for k in found]
 
 
 def describe_episode(d):
@@ -276,6 +312,9 @@ def describe_episode(d):
     if d.get("stopped"):
         head = head + "; stopped: " + str(d["stopped"])
     lines = [head, "Goal: " + str(d["goal"])]
+    named = missed_named(d)
+    if len(named) > 0:
+        lines.append("  (no step acted on what the goal quotes; the page showed: " + "; ".join(named[:3])[:200] + ")")
     shown = d["steps"][-STEPS_SHOWN:]
     if len(d["steps"]) > len(shown):
         lines.append("  (" + str(len(d["steps"]) - len(shown)) + " earlier steps left out)")
@@ -892,7 +931,7 @@ def main():
         if key in situation and not (key == "human_feedback" and len(situation[key]) == 0):
             shown_situation[key] = situation[key]
     base_vars = {
-        "patterns": "\n".join(patterns) if patterns else "(no pattern stood out)",
+        "patterns": "\n".join(["- " + p for p in patterns]) if patterns else "(no pattern stood out)",
         "episodes": "\n\n".join(shown_episodes) if shown_episodes else "(no failed episode was recorded)",
         "files": "\n".join(file_lines),
         "sources": show_sources(targets),
@@ -937,7 +976,12 @@ def main():
             elif script:
                 addition = "code"
                 aimed_vars["sources"] = numbered(target, current(target) or "")
-                focus = "Write one to " + str(CODE_LINES_MAX) + " lines of Python to insert into " + target + " so that the failed episodes succeed without breaking others: code that changes what the agent does, for example by using what the steps so far show. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with `after line N:` (N from the numbered file) on a line of its own, then the lines in a fenced block."
+                # Aimed at the most common pattern: asked to fix "what went
+                # wrong", the model copied lines already in the script.
+                aim = "the failed episodes"
+                if len(patterns) > 0:
+                    aim = "this, the most common failure: " + patterns[0]
+                focus = "Write one to " + str(CODE_LINES_MAX) + " lines of Python to insert into " + target + " that prevent " + aim + ". Use what the script has at that point (the goal, the page's element lines, the actions so far) to change what the agent does, without breaking the episodes that succeed. Name no task and no answer. Reply with `after line N:` (N from the numbered file) on a line of its own, then the lines in a fenced block."
             else:
                 addition = ""
                 focus = "Rewrite " + target + " so that the failed episodes succeed without breaking others. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with that one file only."

@@ -221,3 +221,47 @@ impl HostFunctions for SelectHost {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The engine draws the selection script's seed from all 64 bits; half
+    /// of them lie past `i64`. e18's first run found the seed's own script
+    /// failing on such a seed (it arrived as a float) and every generation
+    /// falling back to the configured policy.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_seeds_selection_script_draws_with_any_64_bit_seed() {
+        let pool = hyperagents_testkit::pool(1).await;
+        let path = hyperagents_testkit::seed_dir().join("meta/select.py");
+        let source = ScriptSource {
+            file: "meta/select.py".into(),
+            code: std::fs::read_to_string(path).unwrap(),
+        };
+        for seed in [0, 1 << 63, u64::MAX] {
+            let mut inputs = serde_json::Map::new();
+            inputs.insert(
+                "candidates".into(),
+                json!([
+                    {"node": "seed", "score": 0.25, "children": 2, "task_successes": {"a": 0.5}, "task_scores": {"a": 0.5}},
+                    {"node": "g1c0", "score": 0.5, "children": 0, "task_successes": {"a": 1.0}, "task_scores": {"a": 1.0}},
+                ]),
+            );
+            inputs.insert("count".into(), json!(3));
+            inputs.insert("seed".into(), json!(seed));
+            inputs.insert("generation".into(), json!(1));
+            inputs.insert("settings".into(), serde_json::Value::Null);
+            let value = pool
+                .run(&source, inputs, Arc::new(SelectHost))
+                .await
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            let parents = value.as_array().unwrap();
+            assert_eq!(parents.len(), 3, "seed {seed}: {value}");
+            assert!(
+                parents.iter().all(|p| p == "seed" || p == "g1c0"),
+                "seed {seed}: {value}"
+            );
+        }
+    }
+}
