@@ -1076,7 +1076,7 @@ fn missed_the_named_button(traces: &Path) {
     use hyperagents_runtime::trace::{
         EpisodeHeader, EpisodeSummary, SpanKind, SpanRecord, write_trajectory,
     };
-    let page = "url: http://127.0.0.1/click-button.html\nelements ([ref] tag \"text\" attributes):\n[1] div \"donec lacus\"\n[2] button \"okay\"\n[3] button \"next\"\n";
+    let page = "url: http://127.0.0.1/click-button.html\nelements ([ref] tag \"text\" attributes):\n[1] div \"okay then\"\n[2] button \"okay\"\n[3] button \"next\"\n";
     let span = |id: u64, kind: SpanKind, name: &str, input, output| SpanRecord {
         id,
         parent: None,
@@ -1192,6 +1192,10 @@ async fn the_element_the_goal_names_but_no_step_acted_on_is_a_pattern_code_is_as
         .nth(1)
         .unwrap();
     assert!(listed.starts_with(&format!("- {pattern}\n")), "{listed}");
+    assert!(
+        listed.contains("- 1 of 1 failed episodes acted only on the first element the page lists"),
+        "every click went to [1], the first element: {listed}"
+    );
     assert!(
         prompt.contains("the page showed: [2] button \"okay\")"),
         "the episode shown names the element: {prompt}"

@@ -246,16 +246,37 @@ def quoted_phrases(goal):
 
 
 def named_elements(observation, phrases):
-    # The element lines ("[ref] ...") of an observation that show a phrase
-    # the goal quotes.
+    # The element lines ("[ref] tag "text" ...") of an observation whose
+    # quoted text is a phrase the goal quotes (whole: a short phrase is part
+    # of many words).
     found = []
     if len(phrases) == 0:
         return found
     for line in str(observation or "").split("\n"):
         text = line.strip()
-        if text.startswith("[") and any([p in text.lower() for p in phrases]):
+        if text.startswith("[") and any([('"' + p + '"') in text.lower() for p in phrases]):
             found.append(text)
     return found
+
+
+def first_ref(observation):
+    # The lowest [ref] number an observation lists, or None.
+    refs = []
+    for line in str(observation or "").split("\n"):
+        text = line.strip()
+        if text.startswith("[") and "]" in text and text[1:text.index("]")].isdigit():
+            refs.append(int(text[1:text.index("]")]))
+    return min(refs) if len(refs) > 0 else None
+
+
+def only_first_element(d):
+    # Whether every step acted on the first element its page listed: a model
+    # that does so chooses by position, not by what the elements say.
+    s = d["steps"]
+    refs = [step["args"].get("ref") if isinstance(step.get("args"), dict) else None for step in s]
+    if len(s) == 0 or any([r is None for r in refs]):
+        return False
+    return all([refs[i] == first_ref(s[i].get("observation")) for i in range(len(s))])
 
 
 def missed_named(d):
@@ -275,7 +296,7 @@ def missed_named(d):
 def find_patterns(details):
     # How the failed episodes went wrong, counted over their steps; the most
     # common first.
-    counts = {"no_effect": 0, "repeated": 0, "refused": 0, "no_action": 0, "ended_typing": 0, "missed_named": 0}
+    counts = {"no_effect": 0, "repeated": 0, "refused": 0, "no_action": 0, "ended_typing": 0, "missed_named": 0, "first_only": 0}
     for d in details:
         s = d["steps"]
         if len(s) == 0:
@@ -291,6 +312,8 @@ def find_patterns(details):
             counts["ended_typing"] += 1
         if len(missed_named(d)) > 0:
             counts["missed_named"] += 1
+        if only_first_element(d):
+            counts["first_only"] += 1
     n = len(details)
     said = {
         "no_effect": "took an action that left the page unchanged",
@@ -299,8 +322,9 @@ def find_patterns(details):
         "no_action": "ended without taking any action",
         "ended_typing": "ended right after typing, without submitting",
         "missed_named": "never acted on the element showing the text the goal quotes, though the page showed it",
+        "first_only": "acted only on the first element the page lists, whatever the goal said",
     }
-    order = ["missed_named", "repeated", "no_effect", "refused", "ended_typing", "no_action"]
+    order = ["missed_named", "first_only", "repeated", "no_effect", "refused", "ended_typing", "no_action"]
     found = [k for k in order if counts[k] > 0]
     # Most common first; ties keep the order above (the more specific first).
     found = sorted(found, key=lambda k: (-counts[k], order.index(k)))
