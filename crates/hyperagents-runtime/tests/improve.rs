@@ -1069,6 +1069,38 @@ async fn a_line_that_copies_the_example_is_refused_and_asked_again() {
     assert!(!prompt.contains("try another element"), "{prompt}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_or_code_written_as_lines_of_instructions_is_refused_and_asked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let traces = failures(dir.path()).await;
+    // Asked for lines of instructions, the model first answers as the task
+    // model would (e19: its JSON action became four "lines" of a prompt).
+    let model = ScriptedModel::queue(vec![
+        "```json\n{\n  \"action\": \"click\",\n  \"ref\": 1,\n  \"text\": \"okay\"\n}\n```".into(),
+        "State the number alone, with no words around it.".into(),
+    ]);
+    let ctx = meta_context(model.clone(), dir.path()).await;
+    let out = dir.path().join("child");
+    let outcome = run_meta(&ctx, &traces, &out).await;
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let requests = model.requests.lock().unwrap();
+    assert!(
+        requests[1].messages[0]
+            .content
+            .contains("plain lines of instructions in words, nothing else (no JSON, no code)"),
+        "the refusal is fed back"
+    );
+    drop(requests);
+    let prompt = std::fs::read_to_string(out.join("skills/choose_tool/prompt.md")).unwrap();
+    assert!(prompt.contains("State the number alone"), "{prompt}");
+    for data in ["{", "}", "\"action\": \"click\",", "\"ref\": 1,"] {
+        assert!(
+            !prompt.lines().any(|l| l.trim() == data),
+            "{data} in {prompt}"
+        );
+    }
+}
+
 /// A failed web episode written as the runtime records one: the goal quotes
 /// "okay", the page shows an "okay" button at [2], and the agent clicks the
 /// text at [1] twice, the page unchanged.

@@ -679,8 +679,8 @@ def propose(focus, targets, editable, evidence_vars, label, may_create=False, pr
                 why = added_why
             elif any([copies_example(l) for l in source.split("\n")]):
                 why = "that line is the example, copied; write lines of your own, from what the failed episodes show"
-            elif len(parsed["edits"]) == 0:
-                why = "write one to " + str(ADDED_LINES_MAX) + " plain lines of instructions, nothing else"
+            elif len(parsed["edits"]) == 0 or (len(mine) > 0 and not any([reads_as_instruction(l.strip()) for l in source.split("\n") if l.strip() != ""])):
+                why = "write one to " + str(ADDED_LINES_MAX) + " plain lines of instructions in words, nothing else (no JSON, no code)"
         previous = why
         log(label + ": " + why[:300])
     return None
@@ -772,6 +772,17 @@ def copies_example(text):
     return False
 
 
+def reads_as_instruction(text):
+    # A line of words, not data or code: asked for instructions, the 1.5B
+    # model answered with the task model's own JSON action in e19, and its
+    # braces and key-value lines were added to the prompt as "lines".
+    if text[0] in "{}[]\"'(" or text.endswith("{") or text.endswith(","):
+        return False
+    if re.match(r"^\"?[A-Za-z_]+\"?\s*[:=]\s*\S", text) and len(re.findall(r"[A-Za-z]{2,}", text)) < 6:
+        return False
+    return len(re.findall(r"[A-Za-z]{2,}", text)) >= 3
+
+
 def added_lines(reply, existing):
     # The new plain lines of a reply meant to be added to a prompt: fences,
     # headings, paths, edit markers, lines the prompt already has (a model
@@ -788,6 +799,8 @@ def added_lines(reply, existing):
         if "{{" in text or "{%" in text or "}}" in text or "%}" in text:
             continue
         if re.match(r"^[\w./*-]+\.(md|py|toml|jsonl|json)\W*$", text):
+            continue
+        if not reads_as_instruction(text):
             continue
         if copies_example(text):
             continue
