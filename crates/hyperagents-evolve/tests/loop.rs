@@ -179,6 +179,13 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
         meta.request_count() >= 4,
         "each attempt asks the parent's meta agent"
     );
+    // Each child records the prompt tokens its meta step read and, of
+    // those, the ones the model reused from its cache.
+    for child in events.iter().filter(|e| e.kind == "child") {
+        let read = child.payload["meta_prompt_tokens"].as_u64().unwrap();
+        let reused = child.payload["meta_prompt_reused"].as_u64().unwrap();
+        assert!(read > 0 && reused <= read, "{}", child.payload);
+    }
     // Meta agents are told where they stand from the first generation on.
     let first = serde_json::to_string(&meta.requests.lock().unwrap()[0]).unwrap();
     assert!(first.contains("generations_left"), "{first}");

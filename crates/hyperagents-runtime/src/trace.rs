@@ -554,7 +554,12 @@ pub fn render_tree(trajectory: &Trajectory, max_text: usize) -> String {
             .end_ms
             .map(|e| format!("{}ms", e.saturating_sub(span.start_ms)))
             .unwrap_or_else(|| "unfinished".into());
-        let tokens = if span.tokens_in + span.tokens_out > 0 {
+        let tokens = if span.tokens_cached > 0 {
+            format!(
+                " [{}+{} tok, {} reused]",
+                span.tokens_in, span.tokens_out, span.tokens_cached
+            )
+        } else if span.tokens_in + span.tokens_out > 0 {
             format!(" [{}+{} tok]", span.tokens_in, span.tokens_out)
         } else {
             String::new()

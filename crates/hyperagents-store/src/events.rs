@@ -205,6 +205,14 @@ pub struct ChildMade {
     /// Dollars the meta step cost (absent in runs stored before it was).
     #[serde(default)]
     pub meta_cost: Option<f64>,
+    /// Prompt tokens the meta step's model calls read, and of those the ones
+    /// the model reused from its cache instead of computing (0 in runs
+    /// stored before they were recorded): what a layout that shares prefixes
+    /// across calls and sibling steps saves shows here, in real runs.
+    #[serde(default)]
+    pub meta_prompt_tokens: u64,
+    #[serde(default)]
+    pub meta_prompt_reused: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

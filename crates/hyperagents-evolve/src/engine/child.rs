@@ -36,6 +36,8 @@ impl Evolution {
                 errors: Vec::new(),
                 meta_tokens: 0,
                 meta_cost: 0.0,
+                meta_prompt_tokens: 0,
+                meta_prompt_reused: 0,
                 repairable: false,
             });
         }
@@ -114,6 +116,8 @@ impl Evolution {
                     errors: vec![error.to_string()],
                     meta_tokens: 0,
                     meta_cost: 0.0,
+                    meta_prompt_tokens: 0,
+                    meta_prompt_reused: 0,
                     repairable: false,
                 });
             }
@@ -199,6 +203,8 @@ impl Evolution {
             errors,
             meta_tokens: outcome.meta_tokens,
             meta_cost: outcome.meta_cost,
+            meta_prompt_tokens: outcome.meta_prompt_tokens,
+            meta_prompt_reused: outcome.meta_prompt_cached,
         })
     }
 
@@ -283,6 +289,8 @@ pub(super) struct MadeChild {
     pub(super) errors: Vec<String>,
     pub(super) meta_tokens: u64,
     pub(super) meta_cost: f64,
+    pub(super) meta_prompt_tokens: u64,
+    pub(super) meta_prompt_reused: u64,
     /// Whether a repair round could help: the meta agent changed something
     /// that is not already archived.
     pub(super) repairable: bool,

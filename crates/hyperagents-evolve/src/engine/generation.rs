@@ -207,13 +207,19 @@ impl Evolution {
                 errors: made.errors.clone(),
                 diff: made.diff.clone(),
             };
-            let first_round_tokens = made.meta_tokens;
-            let first_round_cost = made.meta_cost;
+            let first_round = (
+                made.meta_tokens,
+                made.meta_cost,
+                made.meta_prompt_tokens,
+                made.meta_prompt_reused,
+            );
             made = self
                 .make_child(generation, parent, child, Some(&repair), &siblings)
                 .await?;
-            made.meta_tokens += first_round_tokens;
-            made.meta_cost += first_round_cost;
+            made.meta_tokens += first_round.0;
+            made.meta_cost += first_round.1;
+            made.meta_prompt_tokens += first_round.2;
+            made.meta_prompt_reused += first_round.3;
             if made.errors.is_empty() && self.settings.smoke {
                 made.errors = self.smoke(generation, child).await?;
             }
@@ -253,6 +259,8 @@ impl Evolution {
                 errors: made.errors.clone(),
                 meta_tokens: made.meta_tokens,
                 meta_cost: Some(made.meta_cost),
+                meta_prompt_tokens: made.meta_prompt_tokens,
+                meta_prompt_reused: made.meta_prompt_reused,
             }),
         )?;
         if status == NodeStatus::Valid {
