@@ -1042,14 +1042,14 @@ async fn lines_written_for_a_script_are_inserted_after_the_line_they_name() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_line_that_copies_the_example_is_refused_and_asked_again() {
+/// The tool prompt after a meta step whose model first answered the request
+/// for added lines with `first` (refused, with `feedback` fed back), then
+/// with a line of its own.
+async fn refused_then_own_line(first: &str, feedback: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let traces = failures(dir.path()).await;
-    // First the example itself, bolded as small models write it; then a
-    // line of the model's own.
     let model = ScriptedModel::queue(vec![
-        "- **Do not repeat an action that left the page unchanged; try another element.**".into(),
+        first.into(),
         "State the number alone, with no words around it.".into(),
     ]);
     let ctx = meta_context(model.clone(), dir.path()).await;
@@ -1058,41 +1058,35 @@ async fn a_line_that_copies_the_example_is_refused_and_asked_again() {
     assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
     let requests = model.requests.lock().unwrap();
     assert!(
-        requests[1].messages[0]
-            .content
-            .contains("that line is the example, copied"),
+        requests[1].messages[0].content.contains(feedback),
         "the refusal is fed back"
     );
     drop(requests);
     let prompt = std::fs::read_to_string(out.join("skills/choose_tool/prompt.md")).unwrap();
     assert!(prompt.contains("State the number alone"), "{prompt}");
+    prompt
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_that_copies_the_example_is_refused_and_asked_again() {
+    // The example itself, bolded as small models write it.
+    let prompt = refused_then_own_line(
+        "- **Do not repeat an action that left the page unchanged; try another element.**",
+        "that line is the example, copied",
+    )
+    .await;
     assert!(!prompt.contains("try another element"), "{prompt}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_or_code_written_as_lines_of_instructions_is_refused_and_asked_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let traces = failures(dir.path()).await;
-    // Asked for lines of instructions, the model first answers as the task
-    // model would (e19: its JSON action became four "lines" of a prompt).
-    let model = ScriptedModel::queue(vec![
-        "```json\n{\n  \"action\": \"click\",\n  \"ref\": 1,\n  \"text\": \"okay\"\n}\n```".into(),
-        "State the number alone, with no words around it.".into(),
-    ]);
-    let ctx = meta_context(model.clone(), dir.path()).await;
-    let out = dir.path().join("child");
-    let outcome = run_meta(&ctx, &traces, &out).await;
-    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
-    let requests = model.requests.lock().unwrap();
-    assert!(
-        requests[1].messages[0]
-            .content
-            .contains("plain lines of instructions in words, nothing else (no JSON, no code)"),
-        "the refusal is fed back"
-    );
-    drop(requests);
-    let prompt = std::fs::read_to_string(out.join("skills/choose_tool/prompt.md")).unwrap();
-    assert!(prompt.contains("State the number alone"), "{prompt}");
+    // Answered as the task model would (e19: its JSON action became four
+    // "lines" of a prompt).
+    let prompt = refused_then_own_line(
+        "```json\n{\n  \"action\": \"click\",\n  \"ref\": 1,\n  \"text\": \"okay\"\n}\n```",
+        "plain lines of instructions in words, nothing else (no JSON, no code)",
+    )
+    .await;
     for data in ["{", "}", "\"action\": \"click\",", "\"ref\": 1,"] {
         assert!(
             !prompt.lines().any(|l| l.trim() == data),
