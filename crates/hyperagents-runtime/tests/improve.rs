@@ -1247,4 +1247,9 @@ async fn the_element_the_goal_names_but_no_step_acted_on_is_a_pattern_code_is_as
         )),
         "{code}"
     );
+    // What the script has to work with, read off it by code.
+    assert!(
+        code.contains("The script's names, each set at the line given: available (line 5), names (line 6), refs (line 9), args[\"observation\"] (line 10), line (line 10), stripped (line 11)"),
+        "{code}"
+    );
 }

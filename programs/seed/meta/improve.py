@@ -695,6 +695,27 @@ def numbered(path, text):
     return "### " + path + " (whole file, numbered lines)\n" + body[:SOURCES_CHARS]
 
 
+def script_names(text):
+    # What a script has to work with, read off its text by code: the keys of
+    # `args` it reads and the names it assigns, each with the first line
+    # that sets it. Asked for code without them, the 1.5B model re-checked
+    # what the script already checks.
+    found = []
+    seen = []
+    lines = text.split("\n")
+    for i in range(len(lines)):
+        for key in re.findall(r"args\[\"(\w+)\"\]", lines[i]):
+            name = "args[\"" + key + "\"]"
+            if name not in seen:
+                seen.append(name)
+                found.append(name + " (line " + str(i + 1) + ")")
+        assigned = re.match(r"^\s*([A-Za-z_]\w*)\s*=[^=]", lines[i]) or re.match(r"^\s*for\s+([A-Za-z_]\w*)\s+in\s", lines[i])
+        if assigned and assigned.group(1) not in seen:
+            seen.append(assigned.group(1))
+            found.append(assigned.group(1) + " (line " + str(i + 1) + ")")
+    return found
+
+
 def fenced_body(text):
     # The first fenced block's lines, else the text's own lines.
     lines = text.split("\n")
@@ -1018,7 +1039,11 @@ def main():
                 aim = "the failed episodes"
                 if len(patterns) > 0:
                     aim = "this, the most common failure: " + patterns[0]
-                focus = "Write one to " + str(CODE_LINES_MAX) + " lines of Python to insert into " + target + " that prevent " + aim + ". Use what the script has at that point (the goal, the page's element lines, the actions so far) to change what the agent does, without breaking the episodes that succeed. Name no task and no answer. Reply with `after line N:` (N from the numbered file) on a line of its own, then the lines in a fenced block."
+                names = script_names(current(target) or "")
+                has = ""
+                if len(names) > 0:
+                    has = " The script's names, each set at the line given: " + ", ".join(names[:20]) + "."
+                focus = "Write one to " + str(CODE_LINES_MAX) + " lines of Python to insert into " + target + " that prevent " + aim + ". Use what the script has at that point (the goal, the page's element lines, the actions so far) to change what the agent does, without breaking the episodes that succeed." + has + " Name no task and no answer. Reply with `after line N:` (N from the numbered file) on a line of its own, then the lines in a fenced block."
             else:
                 addition = ""
                 focus = "Rewrite " + target + " so that the failed episodes succeed without breaking others. Fix what the patterns and steps above show went wrong, in general terms: name no task and no answer. Reply with that one file only."
