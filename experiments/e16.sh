@@ -120,9 +120,14 @@ unit() {
   "$HYPERAGENTS_BIN" report "$run" --out "$KEEP/$run" > /dev/null
   local best
   best="$("$HYPERAGENTS_BIN" status "$run" --best)"
+  # The best node's program, unless it is the seed (the pinned commit's
+  # programs/seed already is).
+  local node
+  node="$(basename "$best")"
   rm -rf "$KEEP/$run/best"
-  cp -r "$best" "$KEEP/$run/best"
-  echo "$(basename "$best")" > "$KEEP/$run/best/NODE"
+  mkdir -p "$KEEP/$run/best"
+  [ "$node" = seed ] || cp -r "$best/." "$KEEP/$run/best/"
+  echo "$node" > "$KEEP/$run/best/NODE"
   for kind in train test seen; do
     score "$run" "$best" "$kind"
   done
