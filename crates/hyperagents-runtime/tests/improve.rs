@@ -61,6 +61,34 @@ async fn run_meta(
         .unwrap()
 }
 
+/// A meta step of the seed program under the engine's `situation`, answered
+/// by `model`, its child written to `out`; the script must not fail.
+async fn meta_step_in(
+    model: Arc<ScriptedModel>,
+    dir: &Path,
+    traces: &Path,
+    situation: serde_json::Value,
+    out: &Path,
+) -> hyperagents_runtime::improve::ImproveOutcome {
+    let ctx = meta_context(model, dir).await;
+    let config = ImproveConfig {
+        context: situation,
+        ..ImproveConfig::default()
+    };
+    let outcome = improve(&ctx, &seed_dir(), traces, out, &config)
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    outcome
+}
+
+/// The prompt of the model's `n`th request.
+fn request_text(model: &ScriptedModel, n: usize) -> String {
+    model.requests.lock().unwrap()[n].messages[0]
+        .content
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_prompt_and_manifest_edits_make_valid_children() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,9 +156,7 @@ async fn code_prompt_and_manifest_edits_make_valid_children() {
         assert!(prompt.contains("Goal: What is 2+2?"), "{prompt}");
         // It was told which files the failed episode ran through, and those
         // come first among the contents it was shown.
-        let text = model.requests.lock().unwrap()[0].messages[0]
-            .content
-            .clone();
+        let text = request_text(&model, 0);
         assert!(
             text.contains("- skills/reason/prompt.md (used by 1 failed episodes)"),
             "{text}"
@@ -281,27 +307,17 @@ async fn a_meta_turn_may_retune_parent_selection_where_the_program_selects() {
         "",
         &settings,
     ));
-    let ctx = meta_context(model.clone(), dir.path()).await;
     // Generation 4: the selection settings are tried first.
     let mut situation = hyper_situation(2, 0, &["prompt", "memory"]);
     situation["generation"] = serde_json::json!(4);
-    let config = ImproveConfig {
-        context: situation.clone(),
-        ..ImproveConfig::default()
-    };
     let out = dir.path().join("selection-child");
-    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
-        .await
-        .unwrap();
-    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let outcome = meta_step_in(model.clone(), dir.path(), &traces, situation.clone(), &out).await;
     assert!(
         focus(&model).contains("which programs of the archive get children"),
         "{}",
         focus(&model)
     );
-    let text = model.requests.lock().unwrap()[0].messages[0]
-        .content
-        .clone();
+    let text = request_text(&model, 0);
     assert!(
         text.contains("partial_weight: weight of partial progress"),
         "{text}"
@@ -320,15 +336,9 @@ async fn a_meta_turn_may_retune_parent_selection_where_the_program_selects() {
         "",
         &settings,
     ));
-    let ctx = meta_context(model.clone(), dir.path()).await;
     let out = dir.path().join("selection-refused");
-    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
-        .await
-        .unwrap();
-    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
-    let retry = model.requests.lock().unwrap()[1].messages[0]
-        .content
-        .clone();
+    meta_step_in(model.clone(), dir.path(), &traces, situation.clone(), &out).await;
+    let retry = request_text(&model, 1);
     assert!(
         retry.contains("partial_weight must be between 0.0 and 1.0"),
         "{retry}"
@@ -350,17 +360,10 @@ async fn a_meta_turn_may_retune_parent_selection_where_the_program_selects() {
         "",
         &selection_with("top", 5.into()),
     ));
-    let ctx = meta_context(model.clone(), dir.path()).await;
     let mut situation = situation;
     situation["editable"] = serde_json::json!({"meta": true, "select": false});
-    let config = ImproveConfig {
-        context: situation,
-        ..ImproveConfig::default()
-    };
     let out = dir.path().join("no-selection");
-    improve(&ctx, &seed_dir(), &traces, &out, &config)
-        .await
-        .unwrap();
+    meta_step_in(model.clone(), dir.path(), &traces, situation, &out).await;
     let asked = foci(&model);
     assert!(
         asked.iter().all(|f| !f.contains("meta/select.json")),
@@ -377,18 +380,10 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
     // meta turn. In an odd generation it rewrites the meta agent's policy.
     let policy = policy_with("model_candidates", serde_json::json!(3));
     let model = proposing(edit("more candidates", "meta/policy.json", "", &policy));
-    let ctx = meta_context(model.clone(), dir.path()).await;
     let mut situation = hyper_situation(2, 0, &["prompt", "memory"]);
     situation["generation"] = serde_json::json!(3);
-    let config = ImproveConfig {
-        context: situation,
-        ..ImproveConfig::default()
-    };
     let out = dir.path().join("meta-child");
-    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
-        .await
-        .unwrap();
-    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let outcome = meta_step_in(model.clone(), dir.path(), &traces, situation, &out).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
     assert!(
         focus(&model).contains("Improve the improver"),
@@ -400,9 +395,7 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
         "{}",
         focus(&model)
     );
-    let text = model.requests.lock().unwrap()[0].messages[0]
-        .content
-        .clone();
+    let text = request_text(&model, 0);
     assert!(text.contains("### meta/policy.json (whole file)"), "{text}");
     assert!(
         text.contains("model_candidates: edits the model writes"),
@@ -420,16 +413,15 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
     let model = proposing(
         "When the failed episodes stop right after typing, tell the agent to submit.".into(),
     );
-    let ctx = meta_context(model.clone(), dir.path()).await;
-    let config = ImproveConfig {
-        context: hyper_situation(2, 0, &["prompt", "memory"]),
-        ..ImproveConfig::default()
-    };
     let out = dir.path().join("meta-prompt-child");
-    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
-        .await
-        .unwrap();
-    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    meta_step_in(
+        model.clone(),
+        dir.path(),
+        &traces,
+        hyper_situation(2, 0, &["prompt", "memory"]),
+        &out,
+    )
+    .await;
     assert!(
         focus(&model).contains("to add to meta/prompt.md"),
         "{}",
@@ -445,21 +437,11 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
     // meta edit lands the step edits the task program instead.
     let policy = policy_with("model_candidates", serde_json::json!(9));
     let model = proposing(edit("many candidates", "meta/policy.json", "", &policy));
-    let ctx = meta_context(model.clone(), dir.path()).await;
     let mut situation = hyper_situation(2, 0, &["prompt", "memory"]);
     situation["generation"] = serde_json::json!(3);
-    let config = ImproveConfig {
-        context: situation,
-        ..ImproveConfig::default()
-    };
     let out = dir.path().join("fallback-child");
-    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
-        .await
-        .unwrap();
-    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
-    let text = model.requests.lock().unwrap()[1].messages[0]
-        .content
-        .clone();
+    let outcome = meta_step_in(model.clone(), dir.path(), &traces, situation, &out).await;
+    let text = request_text(&model, 1);
     assert!(
         text.contains("model_candidates must be between 1 and 4"),
         "{text}"
@@ -491,24 +473,21 @@ async fn in_hyper_mode_a_stalled_run_makes_the_seed_meta_agent_improve_itself() 
             "",
             "Question: {{ question }}\nAnswer with the number only.",
         ));
-        let ctx = meta_context(model.clone(), dir.path()).await;
-        let config = ImproveConfig {
-            context: situation,
-            ..ImproveConfig::default()
-        };
         let out = tempfile::tempdir_in(dir.path()).unwrap();
-        let outcome = improve(&ctx, &seed_dir(), &traces, &out.path().join("c"), &config)
-            .await
-            .unwrap();
-        assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+        meta_step_in(
+            model.clone(),
+            dir.path(),
+            &traces,
+            situation,
+            &out.path().join("c"),
+        )
+        .await;
         assert!(
             focus(&model).contains("skills/choose_tool/prompt.md"),
             "{}",
             focus(&model)
         );
-        let text = model.requests.lock().unwrap()[0].messages[0]
-            .content
-            .clone();
+        let text = request_text(&model, 0);
         assert!(!text.contains("Improve the improver"), "{text}");
     }
 }
