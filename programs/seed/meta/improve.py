@@ -472,21 +472,6 @@ def guard_placeholders(path, before, after):
     return ""
 
 
-def guard_policy(path, before, after):
-    # A policy the meta agent could not read would silently fall back to
-    # the defaults: refuse it with what is wrong.
-    if path != POLICY_FILE:
-        return ""
-    try:
-        policy = json.loads(after)
-    except ValueError as error:
-        return path + " must be JSON: " + str(error)[:160]
-    problems = policy_problems(policy)
-    if len(problems) > 0:
-        return path + ": " + "; ".join(problems)
-    return ""
-
-
 def select_settings_problems(settings):
     # Why selection settings cannot be used, one phrase each; [] when they can.
     problems = settings_problems(settings, list(SELECT_BOUNDS.keys()))
@@ -500,20 +485,26 @@ def select_settings_problems(settings):
     return problems
 
 
-def guard_select_settings(path, before, after):
-    if path != SELECT_SETTINGS_FILE:
+# The settings files a meta turn may rewrite whole, each with its check.
+SETTINGS_CHECKS = {POLICY_FILE: policy_problems, SELECT_SETTINGS_FILE: select_settings_problems}
+
+
+def guard_settings(path, before, after):
+    # A settings file its reader could not use would silently fall back to
+    # the defaults: refuse it with what is wrong.
+    if path not in SETTINGS_CHECKS:
         return ""
     try:
         settings = json.loads(after)
     except ValueError as error:
         return path + " must be JSON: " + str(error)[:160]
-    problems = select_settings_problems(settings)
+    problems = SETTINGS_CHECKS[path](settings)
     if len(problems) > 0:
         return path + ": " + "; ".join(problems)
     return ""
 
 
-GUARDS = [guard_unchanged, guard_gutted, guard_placeholders, guard_policy, guard_select_settings]
+GUARDS = [guard_unchanged, guard_gutted, guard_placeholders, guard_settings]
 
 
 def current(path):
