@@ -129,8 +129,8 @@ impl Judgements {
 }
 
 /// The candidates for parents of generation `before` of `run`: its valid
-/// nodes of earlier generations, scored by their full stage (else stage 1),
-/// in an order that does not depend on when siblings finished.
+/// nodes of earlier generations, scored by their full stage (else stage 1,
+/// marked as such), in an order that does not depend on when siblings finished.
 pub fn automated_candidates(
     archive: &dyn Archive,
     run: &str,
@@ -163,7 +163,8 @@ pub fn automated_candidates(
     let mut candidates = Vec::new();
     for node in &nodes {
         let linked = |stage: &str| stats.get(&(node.node_id.clone(), stage.to_string()));
-        let tasks = linked(FULL).or_else(|| linked(STAGE1)).unwrap_or(&no_tasks);
+        let full = linked(FULL);
+        let tasks = full.or_else(|| linked(STAGE1)).unwrap_or(&no_tasks);
         // The stage's success rate: its successes over its scored episodes.
         let (successes, episodes) = tasks
             .iter()
@@ -180,6 +181,7 @@ pub fn automated_candidates(
             children: u32::try_from(children).unwrap_or(u32::MAX),
             task_successes,
             valid: node.status == NodeStatus::Valid && score.is_some(),
+            full_stage: full.is_some(),
         });
     }
     Ok(candidates)
@@ -424,6 +426,119 @@ mod tests {
                 }]
             ),
             Some(1.0)
+        );
+    }
+
+    fn valid_node(store: &hyperagents_store::ResultsStore, node: &str, generation: u64) {
+        store
+            .insert_node(&hyperagents_store::NewNode {
+                run_id: "r".into(),
+                node_id: node.into(),
+                program_hash: format!("{node:0>64}"),
+                parent_id: (node != "seed").then(|| "seed".to_string()),
+                generation,
+                label: "test".into(),
+                diff: String::new(),
+                diff_kinds: Vec::new(),
+                status: NodeStatus::Valid,
+                validation_errors: serde_json::json!([]),
+                meta_tokens: 0,
+            })
+            .unwrap();
+    }
+
+    /// Links `stage` of `node` to one episode per `(task, success)`.
+    fn scored(
+        store: &hyperagents_store::ResultsStore,
+        node: &str,
+        stage: &str,
+        episodes: &[(&str, bool)],
+    ) {
+        use hyperagents_store::{EvalKey, EvalResult, EvalStatus, NewEvalRun};
+        let program_hash = format!("{node:0>64}");
+        let eval_run = store
+            .create_run(&NewEvalRun {
+                program_hash: program_hash.clone(),
+                suite: "jsonl:t".into(),
+                split: "train".into(),
+                config: serde_json::json!({}),
+            })
+            .unwrap();
+        store
+            .link_node_evaluation("r", node, stage, eval_run)
+            .unwrap();
+        for (task, success) in episodes {
+            let key = EvalKey {
+                program_hash: program_hash.clone(),
+                suite: "jsonl:t".into(),
+                suite_version: "v1".into(),
+                task: (*task).into(),
+                seed: 0,
+                models: BTreeMap::from([("task".into(), "double/fixed@-".into())]),
+                sampling_hash: String::new(),
+                host_api_version: 1,
+            };
+            let result = EvalResult {
+                status: EvalStatus::Ok,
+                success: *success,
+                score: if *success { 1.0 } else { 0.0 },
+                reason: String::new(),
+                tokens_in: 1,
+                tokens_out: 1,
+                cost: 0.0,
+                duration_ms: 1,
+                trajectory: None,
+                finished_at_ms: 0,
+            };
+            store.record_in_run(eval_run, &key, &result).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_child_scored_only_on_stage_one_is_never_the_best_however_high_its_score() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            hyperagents_store::ResultsStore::open(dir.path().join("results.sqlite")).unwrap();
+        store
+            .create_evolution_run(&hyperagents_store::NewEvolutionRun {
+                id: "r".into(),
+                config: serde_json::json!({}),
+                mode: hyperagents_store::RunMode::Hyper,
+                seed: 1,
+            })
+            .unwrap();
+        // Stage 1 is the easy task t0; the full stage adds two hard ones.
+        valid_node(&store, "seed", 0);
+        scored(&store, "seed", STAGE1, &[("t0", true)]);
+        scored(
+            &store,
+            "seed",
+            FULL,
+            &[("t0", true), ("t1", false), ("t2", false)],
+        );
+        // Lost its stage-1 comparison (so never ran the full stage), yet its
+        // stage-1 score, 1/2, is above the seed's full 1/3: e19-hyper-s2's g6c1.
+        valid_node(&store, "g1c0", 1);
+        scored(&store, "g1c0", STAGE1, &[("t0", true), ("t0b", false)]);
+        let candidates = automated_candidates(&store, "r", 2).unwrap();
+        let child = candidates.iter().find(|c| c.node.0 == "g1c0").unwrap();
+        assert!(child.valid && !child.full_stage && child.score > 0.4);
+        let best = crate::select::best_candidate(&candidates).unwrap();
+        assert_eq!(best.node.0, "seed");
+        assert!(best.full_stage);
+
+        // A child that beats the seed on the full stage is the best.
+        valid_node(&store, "g1c1", 1);
+        scored(
+            &store,
+            "g1c1",
+            FULL,
+            &[("t0", true), ("t1", true), ("t2", false)],
+        );
+        let candidates = automated_candidates(&store, "r", 2).unwrap();
+        assert_eq!(
+            crate::select::best_candidate(&candidates).map(|c| c.node.0.as_str()),
+            Some("g1c1")
         );
     }
 }

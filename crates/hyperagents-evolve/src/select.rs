@@ -49,6 +49,25 @@ pub struct Candidate {
     pub task_successes: BTreeMap<String, f64>,
     /// False once the node may no longer be a parent (e.g. its meta agent broke).
     pub valid: bool,
+    /// Whether `score` is over every train task (the full stage). A score on
+    /// stage 1's subset is not comparable with full scores, so only such
+    /// nodes can be a run's best (`best_candidate`).
+    pub full_stage: bool,
+}
+
+/// The run's best node: the valid candidate with the highest score among those
+/// scored on the full stage, ties to the earliest (the archive's order), so
+/// the seed stays best until a child beats it on the same tasks. A child that
+/// lost its stage-1 comparison never ran the full stage; its stage-1 score
+/// may be higher only because stage 1's tasks are easier.
+pub fn best_candidate(candidates: &[Candidate]) -> Option<&Candidate> {
+    let mut best: Option<&Candidate> = None;
+    for candidate in candidates.iter().filter(|c| c.valid && c.full_stage) {
+        if best.is_none_or(|b| candidate.score > b.score) {
+            best = Some(candidate);
+        }
+    }
+    best
 }
 
 /// How parents are weighted. Serialised as `{"kind": "dgm-sigmoid", ...}` in run configs.

@@ -112,14 +112,12 @@ impl Evolution {
         }
         let after = self.candidates(generation + 1)?;
         let scores: Vec<f64> = after.iter().filter(|c| c.valid).map(|c| c.score).collect();
-        let best = scores.iter().copied().fold(0.0, f64::max);
-        // Ties go to the earliest node (the archive's order), so the seed
-        // stays "best" until a child beats it.
-        let best_node = after
-            .iter()
-            .find(|c| c.valid && c.score >= best)
-            .map(|c| c.node.0.clone())
-            .unwrap_or_else(|| SEED_NODE.to_string());
+        // Among nodes scored on every train task only: a stage-1 score is
+        // over a subset that may be easier.
+        let (best, best_node) = match crate::select::best_candidate(&after) {
+            Some(c) => (c.score, c.node.0.clone()),
+            None => (0.0, SEED_NODE.to_string()),
+        };
         let mean = if scores.is_empty() {
             0.0
         } else {

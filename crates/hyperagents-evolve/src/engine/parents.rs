@@ -74,13 +74,7 @@ impl Evolution {
         rng: &mut StdRng,
     ) -> Result<(Vec<NodeId>, Option<SelectorUsed>), EvolveError> {
         let count = self.settings.children;
-        let mut best: Option<&Candidate> = None;
-        for candidate in candidates.iter().filter(|c| c.valid) {
-            if best.is_none_or(|b| candidate.score > b.score) {
-                best = Some(candidate);
-            }
-        }
-        let Some(best) = best else {
+        let Some(best) = crate::select::best_candidate(candidates) else {
             return Err(SelectError::NoValidCandidate {
                 total: candidates.len(),
             }

@@ -14,6 +14,7 @@ fn candidate(node: &str, score: f64, children: u32) -> Candidate {
         children,
         task_successes: BTreeMap::new(),
         valid: true,
+        full_stage: true,
     }
 }
 
