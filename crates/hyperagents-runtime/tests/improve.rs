@@ -1227,8 +1227,170 @@ async fn the_element_the_goal_names_but_no_step_acted_on_is_a_pattern_code_is_as
         "{code}"
     );
     // What the script has to work with, read off it by code.
+    // A function's own names are not listed: inserted code cannot use them.
     assert!(
-        code.contains("The script's names, each set at the line given: available (line 5), names (line 6), refs (line 9), args[\"observation\"] (line 10), line (line 10), stripped (line 11)"),
+        code.contains("The script's names, each set at the line given: available (line 5), names (line 6), RANKING_FILE (line 16), weights (line 44), header (line 48), elements (line 49), args[\"observation\"] (line 50), line (line 50), stripped (line 51)"),
         "{code}"
     );
+    assert!(!code.contains("features ("), "{code}");
+}
+
+/// The seed's episodes of the button pages' tasks, played by a task model
+/// that picks the first element listed; returns the traces folder.
+async fn button_episodes(dir: &Path, program: &Path, tasks: &[&str]) -> std::path::PathBuf {
+    use support::pages::{ButtonPages, picks_the_first_element};
+    let traces = dir.join("traces");
+    let ctx = context(picks_the_first_element(), pool(1).await, 40, &traces);
+    let program = Arc::new(Program::load(program, &SandboxChecker).unwrap());
+    for task in tasks {
+        run_episode(&ctx, program.clone(), &ButtonPages, task, 0)
+            .await
+            .unwrap();
+    }
+    traces
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_agent_lists_elements_by_its_programs_ranking_and_acts_on_the_page_ref() {
+    use support::pages::{ButtonPages, picks_the_first_element};
+    let dir = tempfile::tempdir().unwrap();
+    let program_dir = dir.path().join("program");
+    hyperagents_program::copy_program(&seed_dir(), &program_dir).unwrap();
+    let play = |weights: &'static str| {
+        let program_dir = program_dir.clone();
+        let traces = dir.path().join("traces");
+        async move {
+            std::fs::write(
+                program_dir.join("skills/choose_action/ranking.json"),
+                weights,
+            )
+            .unwrap();
+            let model = picks_the_first_element();
+            let ctx = context(model.clone(), pool(1).await, 40, &traces);
+            let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
+            let outcome = run_episode(&ctx, program, &ButtonPages, "third", 0)
+                .await
+                .unwrap();
+            let prompt = model.requests.lock().unwrap()[0].messages[0]
+                .content
+                .clone();
+            (outcome.summary, prompt)
+        }
+    };
+    // The seed's empty ranking keeps the page's order: the model's [1] is
+    // the page's first element, not the button the goal names.
+    let (summary, prompt) = play("{\"weights\": {}}\n").await;
+    assert!(!summary.success);
+    assert!(
+        prompt.contains("[1] div \"dolor sit\"\n[2] button \"no\"\n[3] button \"yes\""),
+        "{prompt}"
+    );
+    assert!(
+        summary
+            .files_used
+            .contains(&"skills/choose_action/ranking.json".to_string())
+    );
+
+    // Ranked: the quoted button is listed first as [1], and the model's
+    // [1] is mapped back to the page's [3].
+    let (summary, prompt) = play("{\"weights\": {\"quoted\": 2.0, \"tag:div\": -1.0}}\n").await;
+    assert!(summary.success, "{prompt}");
+    assert!(
+        prompt.contains("[1] button \"yes\"\n[2] button \"no\"\n[3] div \"dolor sit\""),
+        "{prompt}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranking_weights_are_mined_from_successful_steps_and_kept_when_they_fix_a_failure() {
+    use support::pages::{PlaysButtonPages, picks_the_first_element};
+    let dir = tempfile::tempdir().unwrap();
+    // `first` succeeds (the named button is listed first), `third` fails.
+    let traces = button_episodes(dir.path(), &seed_dir(), &["first", "third"]).await;
+    // A meta model that writes nothing usable: only mined candidates compete.
+    let model = proposing("```\n```".into());
+    let ctx = meta_context(model, dir.path()).await;
+    let quick_ctx = context(
+        picks_the_first_element(),
+        pool(1).await,
+        40,
+        &dir.path().join("quick"),
+    );
+    let config = ImproveConfig {
+        context: serde_json::json!({
+            "mode": "hyper",
+            "quick_eval": {"calls": 4, "tasks_per_call": 4, "seed": 0},
+        }),
+        quick_eval: Some(QuickEvalHandle(Arc::new(PlaysButtonPages {
+            ctx: quick_ctx,
+        }))),
+        ..ImproveConfig::default()
+    };
+    let out = dir.path().join("child");
+    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &config)
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let ranking: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("skills/choose_action/ranking.json")).unwrap(),
+    )
+    .unwrap();
+    let weights = &ranking["weights"];
+    // The acted-on element of the success was the quoted button; the others
+    // on its page were a div and another button.
+    assert!(weights["quoted"].as_f64().unwrap() > 0.0, "{ranking}");
+    assert!(weights["tag:div"].as_f64().unwrap() < 0.0, "{ranking}");
+    assert!(
+        outcome.trace.contains("ranking: fixed 1, broke 0"),
+        "{}",
+        outcome.trace
+    );
+    assert!(outcome.trace.contains("kept ranking"), "{}", outcome.trace);
+
+    // Nothing to learn from without a success: no ranking candidate.
+    let dir = tempfile::tempdir().unwrap();
+    let traces = button_episodes(dir.path(), &seed_dir(), &["third"]).await;
+    let ctx = meta_context(proposing("```\n```".into()), dir.path()).await;
+    let out = dir.path().join("child");
+    let outcome = improve(&ctx, &seed_dir(), &traces, &out, &ImproveConfig::default())
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let result = outcome.result.clone().unwrap();
+    let labels: Vec<&str> = result["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["label"].as_str())
+        .collect();
+    assert!(
+        !labels.is_empty() && !labels.contains(&"ranking"),
+        "{labels:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("skills/choose_action/ranking.json")).unwrap(),
+        std::fs::read_to_string(seed_dir().join("skills/choose_action/ranking.json")).unwrap()
+    );
+}
+
+/// The body of `def element_features` in `text`, its comment lines left out.
+fn element_features_body(text: &str) -> Vec<&str> {
+    let start = text
+        .find("def element_features(goal, line):\n")
+        .expect("the script defines element_features");
+    text[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("    ") || l.is_empty())
+        .filter(|l| !l.trim_start().starts_with('#') && !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_ranked_features_and_the_mined_features_are_the_same_code() {
+    let skill = std::fs::read_to_string(seed_dir().join("skills/choose_action/skill.py")).unwrap();
+    let meta = std::fs::read_to_string(seed_dir().join("meta/improve.py")).unwrap();
+    let ranked = element_features_body(&skill);
+    assert!(ranked.len() > 10, "{ranked:?}");
+    assert_eq!(ranked, element_features_body(&meta));
 }

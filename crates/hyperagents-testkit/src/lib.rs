@@ -274,6 +274,166 @@ pub mod meta_fixtures {
     }
 }
 
+/// A page of elements for tests of agents that act on them: the goal quotes
+/// one button's text; clicking it succeeds, clicking anything else ends the
+/// episode in failure. Task `first` lists that button first, `third` lists
+/// it third, after elements a goal does not name.
+pub mod pages {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use hyperagents_domain::{ActionOutcome, ActionSpec, Domain, DomainError, Environment, Score};
+    use hyperagents_program::Program;
+    use hyperagents_runtime::improve::QuickEval;
+    use hyperagents_runtime::{RunContext, run_episode};
+
+    /// The goal of every task of [`ButtonPages`].
+    pub const GOAL: &str = "Click on the \"yes\" button.";
+
+    /// The domain: tasks `first` and `third`.
+    pub struct ButtonPages;
+
+    #[async_trait]
+    impl Domain for ButtonPages {
+        fn name(&self) -> &str {
+            "buttons"
+        }
+
+        fn task_ids(&self) -> Vec<String> {
+            vec!["first".into(), "third".into()]
+        }
+
+        async fn reset(&self, task: &str, _seed: u64) -> Result<Box<dyn Environment>, DomainError> {
+            let elements = match task {
+                "first" => vec!["button \"yes\"", "div \"lorem ipsum\"", "button \"no\""],
+                "third" => vec!["div \"dolor sit\"", "button \"no\"", "button \"yes\""],
+                other => return Err(DomainError::UnknownTask(other.to_string())),
+            };
+            let target = elements
+                .iter()
+                .position(|e| *e == "button \"yes\"")
+                .map(|i| i as u64 + 1);
+            Ok(Box::new(ButtonPage {
+                elements,
+                target,
+                clicked: None,
+            }))
+        }
+    }
+
+    struct ButtonPage {
+        elements: Vec<&'static str>,
+        target: Option<u64>,
+        clicked: Option<u64>,
+    }
+
+    #[async_trait]
+    impl Environment for ButtonPage {
+        fn instruction(&self) -> String {
+            GOAL.into()
+        }
+
+        async fn observe(&mut self) -> Result<String, DomainError> {
+            let mut page = String::from(
+                "url: http://page.test/\ntitle: \"Buttons\"\nelements ([ref] tag \"text\" attributes):\n",
+            );
+            for (i, element) in self.elements.iter().enumerate() {
+                page.push_str(&format!("[{}] {element}\n", i + 1));
+            }
+            Ok(page)
+        }
+
+        fn actions(&self) -> Vec<ActionSpec> {
+            vec![ActionSpec {
+                name: "click".into(),
+                description: "Click an element.".into(),
+                parameters: serde_json::json!({
+                    "type": "object",
+                    "properties": {"ref": {"type": "integer"}},
+                    "required": ["ref"]
+                }),
+            }]
+        }
+
+        async fn act(
+            &mut self,
+            name: &str,
+            args: &serde_json::Value,
+        ) -> Result<ActionOutcome, DomainError> {
+            if name != "click" {
+                return Err(DomainError::UnknownAction {
+                    name: name.into(),
+                    available: "click".into(),
+                });
+            }
+            let reference = args.get("ref").and_then(|r| r.as_u64()).ok_or_else(|| {
+                DomainError::BadArguments {
+                    action: "click".into(),
+                    message: "`ref` must be an element's number".into(),
+                }
+            })?;
+            self.clicked = Some(reference);
+            Ok(ActionOutcome {
+                message: format!("clicked [{reference}]"),
+                done: true,
+            })
+        }
+
+        fn is_done(&self) -> bool {
+            self.clicked.is_some()
+        }
+
+        async fn score(&mut self) -> Result<Score, DomainError> {
+            let success = self.clicked.is_some() && self.clicked == self.target;
+            Ok(Score {
+                value: if success { 1.0 } else { 0.0 },
+                success,
+                reason: if success {
+                    "clicked the named button".into()
+                } else {
+                    "clicked another element".into()
+                },
+            })
+        }
+    }
+
+    /// A task model that always picks the first element listed, as
+    /// SmolLM2-135M does on MiniWoB++.
+    pub fn picks_the_first_element() -> Arc<crate::ScriptedModel> {
+        crate::ScriptedModel::new(|_| r#"{"action": "click", "ref": 1, "text": ""}"#.into())
+    }
+
+    /// A quick evaluation that plays each task's episode (seed 0) with the
+    /// child program on [`ButtonPages`].
+    pub struct PlaysButtonPages {
+        pub ctx: RunContext,
+    }
+
+    #[async_trait]
+    impl QuickEval for PlaysButtonPages {
+        async fn quick_eval(
+            &self,
+            program: Program,
+            tasks: Vec<String>,
+        ) -> Result<serde_json::Value, String> {
+            let program = Arc::new(program);
+            let mut results = Vec::new();
+            for task in tasks {
+                let outcome = run_episode(&self.ctx, program.clone(), &ButtonPages, &task, 0)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                results.push(serde_json::json!({
+                    "task": task,
+                    "seed": 0,
+                    "success": outcome.summary.success,
+                    "defect": null,
+                }));
+            }
+            Ok(serde_json::Value::Array(results))
+        }
+    }
+}
+
 /// Edits as a meta model writes them for the seed's meta agent, which reads
 /// plain text (`hyperagents_program::parse_edits`), never JSON.
 pub mod meta_reply {

@@ -6,6 +6,7 @@
 # read_file, search, replace, write_file, insert, delete_file, check,
 # parse_edits, llm, prompt, language_gaps, log, remember, context, quick_eval.
 import json
+import math
 import re
 
 # Failed episodes read step by step to find patterns, and shown in full.
@@ -48,6 +49,9 @@ CODE_ADDITION_TOKENS = 320
 EXEMPLARS_FILE = "demos/exemplars.jsonl"
 EXEMPLARS_MAX = 40
 EXEMPLAR_STEPS = 6
+# Element-ranking weights mined from successful episodes' steps, for a task
+# agent that lists a page's elements best-ranked first.
+RANKING_FILE = "skills/choose_action/ranking.json"
 # Levels of the hierarchy, in the order model-written candidates aim at
 # them: the failure patterns found here are step-level (an action repeated,
 # without effect, typing never submitted), made where actions are chosen
@@ -118,6 +122,7 @@ POLICY_MEANINGS = {
     "test_passed": "passed train tasks each edit is tried on (to see what it breaks)",
     "min_net_fixed": "an edit is kept only if it fixes this many more episodes than it breaks",
     "exemplars": "whether worked examples mined from successful episodes are offered as a candidate",
+    "ranking": "whether element-ranking weights mined from successful episodes are offered as a candidate",
 }
 DEFAULT_POLICY = {
     "episodes_shown": EPISODES_SHOWN,
@@ -132,6 +137,7 @@ DEFAULT_POLICY = {
     "test_passed": TEST_PASSED,
     "min_net_fixed": MIN_NET_FIXED,
     "exemplars": True,
+    "ranking": True,
 }
 
 
@@ -183,9 +189,9 @@ def policy_problems(policy):
             known = DEFAULT_POLICY["levels"]
             if not isinstance(value, list) or len(value) == 0 or any(not isinstance(v, str) or v not in known for v in value) or len(set(value)) != len(value):
                 problems.append("levels must list some of " + json.dumps(known) + ", each once")
-        elif key == "exemplars":
+        elif key in ["exemplars", "ranking"]:
             if not isinstance(value, bool):
-                problems.append("exemplars must be true or false")
+                problems.append(key + " must be true or false")
     return problems
 
 
@@ -219,6 +225,7 @@ TEST_FAILED = POLICY["test_failed"]
 TEST_PASSED = POLICY["test_passed"]
 MIN_NET_FIXED = POLICY["min_net_fixed"]
 MINE_EXEMPLARS = POLICY["exemplars"]
+MINE_RANKING = POLICY["ranking"]
 # The example line shown when a meta turn asks for lines to add to the
 # meta agent's own prompt.
 META_RULE_EXAMPLE = "\"When the failed episodes repeat one action, add a line telling the agent what to try instead.\""
@@ -690,11 +697,20 @@ def script_names(text):
     # What a script has to work with, read off its text by code: the keys of
     # `args` it reads and the names it assigns, each with the first line
     # that sets it. Asked for code without them, the 1.5B model re-checked
-    # what the script already checks.
+    # what the script already checks. A function's own names are left out:
+    # code inserted at the top level cannot use them.
     found = []
     seen = []
     lines = text.split("\n")
+    in_function = False
     for i in range(len(lines)):
+        if lines[i].startswith("def "):
+            in_function = True
+            continue
+        if in_function and lines[i].strip() != "" and not lines[i][0].isspace():
+            in_function = False
+        if in_function:
+            continue
         for key in re.findall(r"args\[\"(\w+)\"\]", lines[i]):
             name = "args[\"" + key + "\"]"
             if name not in seen:
@@ -876,6 +892,76 @@ def mine_exemplars(passed):
     return {"label": "exemplars", "files": {EXEMPLARS_FILE: "\n".join(lines) + "\n"}}
 
 
+def element_features(goal, line):
+    # Must match `element_features` in skills/choose_action/skill.py, which
+    # ranks a page's elements by the weights mined here.
+    rest = line[line.index("]") + 1:].strip()
+    tag = rest.split(" ")[0] if rest else ""
+    features = ["tag:" + tag]
+    parts = rest.split('"')
+    text = parts[1].strip().lower() if len(parts) >= 3 else ""
+    phrases = [q.strip().lower() for q in re.findall(r'"([^"]+)"', goal) if q.strip() != ""]
+    if text == "":
+        features.append("no_text")
+    elif text in phrases:
+        features.append("quoted")
+    elif any([p in text or text in p for p in phrases]):
+        features.append("quoted_part")
+    goal_words = re.findall(r"[a-z0-9]+", goal.lower())
+    if any([len(w) > 2 and w in goal_words for w in re.findall(r"[a-z0-9]+", text)]):
+        features.append("goal_word")
+    if 'value=""' in rest:
+        features.append("empty_field")
+    return features
+
+
+def mine_ranking(passed):
+    # Element-ranking weights from successful train episodes, by code: for
+    # each step, the element acted on against the others its page listed.
+    # A feature's weight is the log of how much more often acted-on
+    # elements have it than the others (smoothed); the task agent lists
+    # elements by the sum, so a small model that picks the first one picks
+    # what worked before.
+    acted = {}
+    others = {}
+    acted_total = 0
+    others_total = 0
+    for s in passed:
+        try:
+            d = steps(s["task"], s["seed"])
+        except ValueError:
+            continue
+        for step in d["steps"]:
+            ref = (step.get("args") or {}).get("ref")
+            if step.get("error") or not isinstance(ref, int) or not step.get("observation"):
+                continue
+            for line in str(step["observation"]).split("\n"):
+                text = line.strip()
+                if not (text.startswith("[") and "]" in text and text[1:text.index("]")].isdigit()):
+                    continue
+                hit = int(text[1:text.index("]")]) == ref
+                counts = acted if hit else others
+                for f in element_features(d["goal"], text):
+                    counts[f] = counts.get(f, 0) + 1
+                if hit:
+                    acted_total += 1
+                else:
+                    others_total += 1
+    if acted_total == 0 or others_total == 0:
+        return None
+    weights = {}
+    for f in sorted(list(set(list(acted.keys()) + list(others.keys())))):
+        # Smoothed, so a feature seen once weighs little.
+        ratio = ((acted.get(f, 0) + 0.5) / (acted_total + 1)) / ((others.get(f, 0) + 0.5) / (others_total + 1))
+        weights[f] = round(math.log(ratio), 2)
+    if len(weights) == 0 or all([w == 0 for w in weights.values()]):
+        return None
+    text = json.dumps({"weights": weights, "mined_from_steps": acted_total}, indent=2) + "\n"
+    if current(RANKING_FILE) == text:
+        return None
+    return {"label": "ranking", "files": {RANKING_FILE: text}}
+
+
 def test_tasks(evidence, seed):
     failed = [f["task"] for f in evidence["failed"] if seed is None or f["seed"] == seed]
     passed = [s["task"] for s in evidence["passed"] if seed is None or s["seed"] == seed]
@@ -1008,6 +1094,11 @@ def main():
             if c:
                 report.append({"label": "exemplars", "written_by": "code", "landed": True})
                 candidates.append(c)
+        if not restricted and MINE_RANKING and RANKING_FILE in paths:
+            c = mine_ranking(evidence["passed"])
+            if c:
+                report.append({"label": "ranking", "written_by": "code", "landed": True})
+                candidates.append(c)
         # Rules files get a candidate of their own below.
         aimed = [p for p in targets if not p.endswith(RULES_SUFFIX)] or targets
         for i in range(MODEL_CANDIDATES):
@@ -1077,7 +1168,7 @@ def main():
         # same for every child of one parent, so preferring them on a tie
         # made sibling children identical (e16: one of two refused as a
         # duplicate).
-        sampled = 0 if c["label"] == "exemplars" else 1
+        sampled = 0 if c["label"] in ["exemplars", "ranking"] else 1
         score = (0, 0, sampled)
         if quick_available and quick_calls == 0 and not meta_turn:
             # Out of test runs: an untested candidate does not compete with
