@@ -22,6 +22,14 @@ KINDS = {
     "train": "the train-split tasks no meta agent saw",
     "test": "the test split",
     "seen": "secondary: the tasks evolution saw, on episode seeds it did not",
+    "train53": "sensitivity (e20 on): the held-out train tasks no `bench meta` context used",
+}
+# Held-out train tasks that `bench meta`'s evidence contexts used while the
+# meta agent was tuned (EXPERIMENTS.md, e20's amendment 5); `train53` leaves
+# them out.
+BENCH_META_TASKS = {
+    "click-collapsible-2", "click-color", "click-pie-nodelay", "click-shades", "click-test",
+    "grid-coordinate", "order-food", "scroll-text", "search-engine", "social-media-all",
 }
 
 
@@ -67,6 +75,11 @@ def main():
         match = PATTERN.search(path.name)
         if match:
             files[(match["split"], match["name"])] = outcomes(path)
+    for (split, name), result in list(files.items()):
+        if split == "train":
+            files[("train53", name)] = {
+                k: v for k, v in result.items() if k[0] not in BENCH_META_TASKS
+            }
     for split, what in KINDS.items():
         seed = files.get((split, "seed"))
         if seed is None:
@@ -97,7 +110,7 @@ def main():
             )
         print()
         for mode, (above, runs) in sorted(wins.items()):
-            if split != "train":
+            if split not in ("train", "train53"):
                 verdict = "descriptive (the primary measure is the train kind)"
             elif above >= 2:
                 verdict = "a gain (plan: at least 2 of 3)"

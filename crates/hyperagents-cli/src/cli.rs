@@ -591,6 +591,11 @@ pub struct BenchMetaArgs {
     /// Evidence contexts: samples of train tasks the parent runs on.
     #[arg(long, default_value_t = 20)]
     pub contexts: usize,
+    /// Draw the contexts' tasks only from these tasks of the split (comma-separated), e.g. an
+    /// experiment's evolution tasks, so that no held-out task informs the meta agent's design;
+    /// default: the whole split.
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Vec<String>,
     #[arg(long, default_value_t = 4)]
     pub tasks_per_context: usize,
     /// Episode seeds per task in each context (0..N).

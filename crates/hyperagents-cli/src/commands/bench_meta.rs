@@ -95,7 +95,7 @@ pub async fn run(mut settings: Settings, args: BenchMetaArgs) -> Result<ExitCode
     let parent = load_program(&args.parent)?;
     let parent_hash = parent.episode_hash().to_hex();
     let plan = plan_suite(&settings, &args.suite, split)?;
-    let split_tasks = plan.split_tasks.clone();
+    let split_tasks = context_tasks(&plan.split_tasks, &args.tasks, &args.split)?;
     ensure!(
         split_tasks.len() >= args.tasks_per_context,
         "the {} split has only {} tasks",
@@ -420,6 +420,29 @@ async fn measure(
 
 /// `count` tasks of `tasks` drawn for context `index`, in suite order (the
 /// draw `evolve` makes for stage 1, with its own seeds).
+/// The tasks contexts are drawn from: `named` (each must be in the split), in
+/// the split's order, or the whole split when none is named.
+fn context_tasks(split_tasks: &[String], named: &[String], split: &str) -> Result<Vec<String>> {
+    if named.is_empty() {
+        return Ok(split_tasks.to_vec());
+    }
+    let unknown: Vec<&str> = named
+        .iter()
+        .filter(|t| !split_tasks.contains(t))
+        .map(String::as_str)
+        .collect();
+    ensure!(
+        unknown.is_empty(),
+        "--tasks names tasks the {split} split does not have: {}",
+        unknown.join(", ")
+    );
+    Ok(split_tasks
+        .iter()
+        .filter(|t| named.contains(t))
+        .cloned()
+        .collect())
+}
+
 fn sample_tasks(tasks: &[String], count: usize, index: usize) -> Vec<String> {
     hyperagents_evolve::origin::sample_tasks(tasks, count, CONTEXT_SEEDS + index as u64)
 }
@@ -710,6 +733,21 @@ mod tests {
         assert_eq!(order(1), ["b", "c", "a"]);
         assert_eq!(order(5), ["c", "a", "b"]);
         assert_eq!(in_turn::<&str>(&[], 3).count(), 0);
+    }
+
+    #[test]
+    fn contexts_draw_only_from_the_named_tasks_of_the_split() {
+        let split: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        assert_eq!(context_tasks(&split, &[], "train").unwrap(), split);
+        let named = ["d", "b"].map(String::from).to_vec();
+        assert_eq!(
+            context_tasks(&split, &named, "train").unwrap(),
+            ["b", "d"].map(String::from).to_vec()
+        );
+        let error = context_tasks(&split, &["b".into(), "z".into()], "train")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("does not have: z"), "{error}");
     }
 
     #[test]
