@@ -77,6 +77,11 @@ def main():
             files[(match["split"], match["name"])] = outcomes(path)
     for (split, name), result in list(files.items()):
         if split == "train":
+            # A misspelt name would filter nothing: every listed task must
+            # be one this file scored.
+            missing = BENCH_META_TASKS - {task for task, _ in result}
+            if missing:
+                sys.exit(f"held-out-train-{name}.jsonl lacks {sorted(missing)}: not the 63 held-out tasks")
             files[("train53", name)] = {
                 k: v for k, v in result.items() if k[0] not in BENCH_META_TASKS
             }
@@ -86,7 +91,8 @@ def main():
             print(f"{split}: the seed has not been scored yet")
             continue
         wins = {}
-        print(f"\n### Held out ({split}: {what}), paired with the seed by (task, seed)\n")
+        tasks = len({task for task, _ in seed})
+        print(f"\n### Held out ({split}: {what}; {tasks} tasks), paired with the seed by (task, seed)\n")
         print("| run | mode | success | seed | difference | 95% interval | pairs |")
         print("|---|---|---:|---:|---:|---|---:|")
         for (s, name), result in sorted(files.items()):

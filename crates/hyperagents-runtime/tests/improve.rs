@@ -1229,10 +1229,13 @@ async fn the_element_the_goal_names_but_no_step_acted_on_is_a_pattern_code_is_as
     // What the script has to work with, read off it by code.
     // A function's own names are not listed: inserted code cannot use them.
     assert!(
-        code.contains("The script's names, each set at the line given: available (line 5), names (line 6), RANKING_FILE (line 16), weights (line 44), header (line 48), elements (line 49), args[\"observation\"] (line 50), line (line 50), stripped (line 51)"),
+        code.contains("The script's names, each set at the line given: available (line 8), names (line 9), RANKING_FILE (line 16), args[\"goal\"] (line 125), args[\"observation\"] (line 125), ranked (line 125), observation (line 126), page_ref (line 127), refs (line 129)"),
         "{code}"
     );
-    assert!(!code.contains("features ("), "{code}");
+    assert!(
+        !code.contains("features (") && code.contains("choice (line"),
+        "{code}"
+    );
 }
 
 /// The seed's episodes of the button pages' tasks, played by a task model
@@ -1240,7 +1243,7 @@ async fn the_element_the_goal_names_but_no_step_acted_on_is_a_pattern_code_is_as
 async fn button_episodes(dir: &Path, program: &Path, tasks: &[&str]) -> std::path::PathBuf {
     use support::pages::{ButtonPages, picks_the_first_element};
     let traces = dir.join("traces");
-    let ctx = context(picks_the_first_element(), pool(1).await, 40, &traces);
+    let ctx = context(picks_the_first_element(), pool(1).await, 3, &traces);
     let program = Arc::new(Program::load(program, &SandboxChecker).unwrap());
     for task in tasks {
         run_episode(&ctx, program.clone(), &ButtonPages, task, 0)
@@ -1256,34 +1259,43 @@ async fn the_task_agent_lists_elements_by_its_programs_ranking_and_acts_on_the_p
     let dir = tempfile::tempdir().unwrap();
     let program_dir = dir.path().join("program");
     hyperagents_program::copy_program(&seed_dir(), &program_dir).unwrap();
-    let play = |weights: &'static str| {
+    // Each episode of task `third` under `ranking`, two actions at most:
+    // its summary and every prompt the model read.
+    let play = |ranking: &'static str| {
         let program_dir = program_dir.clone();
         let traces = dir.path().join("traces");
         async move {
             std::fs::write(
                 program_dir.join("skills/choose_action/ranking.json"),
-                weights,
+                ranking,
             )
             .unwrap();
             let model = picks_the_first_element();
-            let ctx = context(model.clone(), pool(1).await, 40, &traces);
+            let ctx = context(model.clone(), pool(1).await, 2, &traces);
             let program = Arc::new(Program::load(&program_dir, &SandboxChecker).unwrap());
             let outcome = run_episode(&ctx, program, &ButtonPages, "third", 0)
                 .await
                 .unwrap();
-            let prompt = model.requests.lock().unwrap()[0].messages[0]
-                .content
-                .clone();
-            (outcome.summary, prompt)
+            let prompts: Vec<String> = model
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|r| r.messages[0].content.clone())
+                .collect();
+            (outcome.summary, prompts)
         }
     };
+    let page_order = "[1] div \"dolor sit\"\n[2] button \"no\"\n[3] button \"yes\"";
     // The seed's empty ranking keeps the page's order: the model's [1] is
     // the page's first element, not the button the goal names.
-    let (summary, prompt) = play("{\"weights\": {}}\n").await;
+    let (summary, prompts) = play("{\"weights\": {}}\n").await;
     assert!(!summary.success);
+    assert!(prompts[0].contains(page_order), "{}", prompts[0]);
     assert!(
-        prompt.contains("[1] div \"dolor sit\"\n[2] button \"no\"\n[3] button \"yes\""),
-        "{prompt}"
+        prompts[1].contains("- click {'ref': 1} -> clicked [1]"),
+        "{}",
+        prompts[1]
     );
     assert!(
         summary
@@ -1293,12 +1305,44 @@ async fn the_task_agent_lists_elements_by_its_programs_ranking_and_acts_on_the_p
 
     // Ranked: the quoted button is listed first as [1], and the model's
     // [1] is mapped back to the page's [3].
-    let (summary, prompt) = play("{\"weights\": {\"quoted\": 2.0, \"tag:div\": -1.0}}\n").await;
-    assert!(summary.success, "{prompt}");
+    let (summary, prompts) = play("{\"weights\": {\"quoted\": 2.0, \"tag:div\": -1.0}}\n").await;
+    assert!(summary.success, "{prompts:?}");
     assert!(
-        prompt.contains("[1] button \"yes\"\n[2] button \"no\"\n[3] div \"dolor sit\""),
-        "{prompt}"
+        prompts[0].contains("[1] button \"yes\"\n[2] button \"no\"\n[3] div \"dolor sit\""),
+        "{}",
+        prompts[0]
     );
+
+    // Ranked the wrong way, the model's [1] is the page's [2]; the next
+    // step's history names it by the number this page shows it under.
+    // Equal scores keep the page's order (the div before the "yes" button).
+    let (summary, prompts) = play("{\"weights\": {\"tag:button\": 1.0, \"quoted\": -1.0}}\n").await;
+    assert!(!summary.success && prompts.len() == 2, "{summary:?}");
+    assert!(
+        prompts[1].contains("[1] button \"no\"\n[2] div \"dolor sit\"\n[3] button \"yes\""),
+        "{}",
+        prompts[1]
+    );
+    assert!(
+        prompts[1].contains("- click {'ref': 1} -> clicked [1]"),
+        "{}",
+        prompts[1]
+    );
+
+    // A file that is not a ranking ranks nothing and breaks nothing.
+    for broken in [
+        "[1, 2]\n",
+        "{\"weights\": [\"quoted\"]}\n",
+        "{\"weights\": {\"quoted\": \"high\"}}\n",
+        "not json\n",
+    ] {
+        let (summary, prompts) = play(broken).await;
+        assert!(
+            summary.steps == 2 && !summary.success,
+            "{broken}: {summary:?}"
+        );
+        assert!(prompts[0].contains(page_order), "{broken}: {}", prompts[0]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1393,4 +1437,56 @@ fn the_ranked_features_and_the_mined_features_are_the_same_code() {
     let ranked = element_features_body(&skill);
     assert!(ranked.len() > 10, "{ranked:?}");
     assert_eq!(ranked, element_features_body(&meta));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_written_ranking_that_the_task_agent_could_not_use_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    // A parent whose meta agent writes four candidates at the skills level,
+    // so one is aimed at the ranking file its failed episode read.
+    let parent = dir.path().join("parent");
+    hyperagents_program::copy_program(&seed_dir(), &parent).unwrap();
+    let policy_path = parent.join("meta/policy.json");
+    let mut policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&policy_path).unwrap()).unwrap();
+    policy["model_candidates"] = serde_json::json!(4);
+    policy["levels"] = serde_json::json!(["skills/"]);
+    policy["ranking"] = serde_json::json!(false);
+    std::fs::write(&policy_path, policy.to_string()).unwrap();
+    let traces = button_episodes(dir.path(), &parent, &["third"]).await;
+    let model = ScriptedModel::new(|request| {
+        let asked = request.messages[0]
+            .content
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_string();
+        if asked.contains("skills/choose_action/ranking.json") {
+            edit(
+                "rank quoted elements higher",
+                "skills/choose_action/ranking.json",
+                "",
+                "{\"weights\": {\"quoted\": \"high\"}}",
+            )
+        } else {
+            "```\n```".into()
+        }
+    });
+    let ctx = meta_context(model.clone(), dir.path()).await;
+    let out = dir.path().join("child");
+    let outcome = improve(&ctx, &parent, &traces, &out, &ImproveConfig::default())
+        .await
+        .unwrap();
+    assert!(outcome.script_error.is_none(), "{:?}", outcome.script_error);
+    let requests = model.requests.lock().unwrap();
+    let retried = requests
+        .iter()
+        .map(|r| r.messages[0].content.clone())
+        .find(|text| text.contains("the weight of \"quoted\" must be a number"));
+    assert!(retried.is_some(), "the refusal is fed back");
+    assert_eq!(
+        std::fs::read_to_string(out.join("skills/choose_action/ranking.json")).unwrap(),
+        std::fs::read_to_string(seed_dir().join("skills/choose_action/ranking.json")).unwrap()
+    );
 }

@@ -275,9 +275,10 @@ pub mod meta_fixtures {
 }
 
 /// A page of elements for tests of agents that act on them: the goal quotes
-/// one button's text; clicking it succeeds, clicking anything else ends the
-/// episode in failure. Task `first` lists that button first, `third` lists
-/// it third, after elements a goal does not name.
+/// one button's text; clicking it ends the episode in success, clicking
+/// anything else changes nothing (the episode fails when its steps run out).
+/// Task `first` lists that button first, `third` lists it third, after
+/// elements a goal does not name.
 pub mod pages {
     use std::sync::Arc;
 
@@ -372,10 +373,13 @@ pub mod pages {
                     message: "`ref` must be an element's number".into(),
                 }
             })?;
-            self.clicked = Some(reference);
+            let done = Some(reference) == self.target;
+            if done {
+                self.clicked = Some(reference);
+            }
             Ok(ActionOutcome {
                 message: format!("clicked [{reference}]"),
-                done: true,
+                done,
             })
         }
 
@@ -384,14 +388,14 @@ pub mod pages {
         }
 
         async fn score(&mut self) -> Result<Score, DomainError> {
-            let success = self.clicked.is_some() && self.clicked == self.target;
+            let success = self.clicked.is_some();
             Ok(Score {
                 value: if success { 1.0 } else { 0.0 },
                 success,
                 reason: if success {
                     "clicked the named button".into()
                 } else {
-                    "clicked another element".into()
+                    "never clicked the named button".into()
                 },
             })
         }

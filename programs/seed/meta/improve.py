@@ -493,7 +493,19 @@ def select_settings_problems(settings):
 
 
 # The settings files a meta turn may rewrite whole, each with its check.
-SETTINGS_CHECKS = {POLICY_FILE: policy_problems, SELECT_SETTINGS_FILE: select_settings_problems}
+def ranking_problems(ranking):
+    # Why a ranking file cannot be used, one phrase each; [] when it can.
+    if not isinstance(ranking, dict) or not isinstance(ranking.get("weights"), dict):
+        return ["it must be one JSON object whose \"weights\" maps features to numbers"]
+    problems = []
+    for key in ranking["weights"]:
+        value = ranking["weights"][key]
+        if isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, float)):
+            problems.append("the weight of " + json.dumps(key) + " must be a number")
+    return problems
+
+
+SETTINGS_CHECKS = {POLICY_FILE: policy_problems, SELECT_SETTINGS_FILE: select_settings_problems, RANKING_FILE: ranking_problems}
 
 
 def guard_settings(path, before, after):
@@ -870,6 +882,11 @@ def mine_exemplars(passed):
             if step.get("error"):
                 continue
             choice = step.get("model_reply") if isinstance(step.get("model_reply"), dict) else step["args"]
+            if isinstance(step.get("args"), dict) and "ref" in choice and choice.get("ref") != step["args"].get("ref"):
+                # A ranked page showed the model its own numbers; the
+                # example names the element the way its target line does.
+                choice = dict(choice)
+                choice["ref"] = step["args"].get("ref")
             line = json.dumps(choice)
             if step.get("target"):
                 line = line + " on " + str(step["target"])[:100]
@@ -932,7 +949,7 @@ def mine_ranking(passed):
         except ValueError:
             continue
         for step in d["steps"]:
-            ref = (step.get("args") or {}).get("ref")
+            ref = step["args"].get("ref") if isinstance(step.get("args"), dict) else None
             if step.get("error") or not isinstance(ref, int) or not step.get("observation"):
                 continue
             for line in str(step["observation"]).split("\n"):

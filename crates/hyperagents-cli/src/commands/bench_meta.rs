@@ -418,8 +418,6 @@ async fn measure(
     })
 }
 
-/// `count` tasks of `tasks` drawn for context `index`, in suite order (the
-/// draw `evolve` makes for stage 1, with its own seeds).
 /// The tasks contexts are drawn from: `named` (each must be in the split), in
 /// the split's order, or the whole split when none is named.
 fn context_tasks(split_tasks: &[String], named: &[String], split: &str) -> Result<Vec<String>> {
@@ -443,6 +441,8 @@ fn context_tasks(split_tasks: &[String], named: &[String], split: &str) -> Resul
         .collect())
 }
 
+/// `count` tasks of `tasks` drawn for context `index`, in suite order (the
+/// draw `evolve` makes for stage 1, with its own seeds).
 fn sample_tasks(tasks: &[String], count: usize, index: usize) -> Vec<String> {
     hyperagents_evolve::origin::sample_tasks(tasks, count, CONTEXT_SEEDS + index as u64)
 }
@@ -538,7 +538,7 @@ fn render(
     let _ = writeln!(
         text,
         "Written by `hyperagents bench meta --parent {} --meta {} --contexts {} --tasks-per-context {} --seeds {} --max-steps {} \
-         --quick-eval-calls {} --quick-eval-tasks {}`. Each context is the parent's episodes on {} train tasks × {} seeds; every \
+         --quick-eval-calls {} --quick-eval-tasks {}{}`. Each context is the parent's episodes on {} train tasks × {} seeds; every \
          meta agent is put on the parent (only `meta/` differs) and makes one child per context with the live meta model, \
          response cache off. *Lands*: a non-empty diff and a program that loads. *Changes an episode*: one of the parent's \
          failed (task, seed) episodes, run again with the child, takes other actions and runs without a code defect (a \
@@ -557,6 +557,11 @@ fn render(
         args.max_steps,
         args.quick_eval_calls,
         args.quick_eval_tasks,
+        if args.tasks.is_empty() {
+            String::new()
+        } else {
+            format!(" --tasks {}", args.tasks.join(","))
+        },
         args.tasks_per_context,
         args.seeds,
         results.display(),

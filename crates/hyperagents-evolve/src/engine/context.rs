@@ -25,6 +25,8 @@ impl Evolution {
                 "node": candidate.node.0,
                 "parent": node.and_then(|n| n.parent_id.clone()),
                 "score": candidate.score,
+                // A stage-1 score is over a subset of the tasks, maybe easier.
+                "scored_on": if candidate.full_stage { "all train tasks" } else { "stage 1's tasks only" },
                 "train_success_by_task": candidate.task_successes,
                 "changed": node
                     .map(|n| n.diff_kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>())

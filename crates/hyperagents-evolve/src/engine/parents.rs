@@ -75,10 +75,10 @@ impl Evolution {
     ) -> Result<(Vec<NodeId>, Option<SelectorUsed>), EvolveError> {
         let count = self.settings.children;
         let Some(best) = crate::select::best_candidate(candidates) else {
-            return Err(SelectError::NoValidCandidate {
-                total: candidates.len(),
-            }
-            .into());
+            // No node scored on the full stage yet (the seed always is, so
+            // only a store missing its evaluation): the configured policy.
+            let parents = select_parents(&self.settings.selection, candidates, count, rng)?;
+            return Ok((parents, None));
         };
         let script_seed = rand::RngCore::next_u64(rng);
         let answer = self
