@@ -741,13 +741,23 @@ async fn failures_and_a_success(dir: &Path) -> std::path::PathBuf {
         ),
     )
     .unwrap();
-    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
-    for task in ["add", "word"] {
-        run_episode(&ctx, program.clone(), &suite, task, 0)
+    play(&ctx, &seed_dir(), &suite, &["add", "word"]).await;
+    traces
+}
+
+/// Episodes of `tasks` (seed 0) of `program` on `domain`, traced by `ctx`.
+async fn play(
+    ctx: &RunContext,
+    program: &Path,
+    domain: &dyn hyperagents_domain::Domain,
+    tasks: &[&str],
+) {
+    let program = Arc::new(Program::load(program, &SandboxChecker).unwrap());
+    for task in tasks {
+        run_episode(ctx, program.clone(), domain, task, 0)
             .await
             .unwrap();
     }
-    traces
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1244,12 +1254,7 @@ async fn button_episodes(dir: &Path, program: &Path, tasks: &[&str]) -> std::pat
     use support::pages::{ButtonPages, picks_the_first_element};
     let traces = dir.join("traces");
     let ctx = context(picks_the_first_element(), pool(1).await, 3, &traces);
-    let program = Arc::new(Program::load(program, &SandboxChecker).unwrap());
-    for task in tasks {
-        run_episode(&ctx, program.clone(), &ButtonPages, task, 0)
-            .await
-            .unwrap();
-    }
+    play(&ctx, program, &ButtonPages, tasks).await;
     traces
 }
 
