@@ -66,7 +66,7 @@ mod generation;
 mod parents;
 mod stages;
 
-use crate::select::{Candidate, NodeId, SelectError, SelectionPolicy, select_parents};
+use crate::select::{Candidate, NodeId, SelectionPolicy, select_parents};
 pub use stages::Paired;
 
 /// The seed node's id.
