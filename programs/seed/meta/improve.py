@@ -266,13 +266,17 @@ def named_elements(observation, phrases):
     return found
 
 
+def element_ref(line):
+    # The [ref] number an element line ("[12] button ...") starts with, or None.
+    text = line.strip()
+    if text.startswith("[") and "]" in text and text[1:text.index("]")].isdigit():
+        return int(text[1:text.index("]")])
+    return None
+
+
 def first_ref(observation):
     # The lowest [ref] number an observation lists, or None.
-    refs = []
-    for line in str(observation or "").split("\n"):
-        text = line.strip()
-        if text.startswith("[") and "]" in text and text[1:text.index("]")].isdigit():
-            refs.append(int(text[1:text.index("]")]))
+    refs = [element_ref(line) for line in str(observation or "").split("\n") if element_ref(line) is not None]
     return min(refs) if len(refs) > 0 else None
 
 
@@ -953,12 +957,11 @@ def mine_ranking(passed):
             if step.get("error") or not isinstance(ref, int) or not step.get("observation"):
                 continue
             for line in str(step["observation"]).split("\n"):
-                text = line.strip()
-                if not (text.startswith("[") and "]" in text and text[1:text.index("]")].isdigit()):
+                if element_ref(line) is None:
                     continue
-                hit = int(text[1:text.index("]")]) == ref
+                hit = element_ref(line) == ref
                 counts = acted if hit else others
-                for f in element_features(d["goal"], text):
+                for f in element_features(d["goal"], line.strip()):
                     counts[f] = counts.get(f, 0) + 1
                 if hit:
                     acted_total += 1
@@ -971,7 +974,7 @@ def mine_ranking(passed):
         # Smoothed, so a feature seen once weighs little.
         ratio = ((acted.get(f, 0) + 0.5) / (acted_total + 1)) / ((others.get(f, 0) + 0.5) / (others_total + 1))
         weights[f] = round(math.log(ratio), 2)
-    if len(weights) == 0 or all([w == 0 for w in weights.values()]):
+    if all([w == 0 for w in weights.values()]):
         return None
     text = json.dumps({"weights": weights, "mined_from_steps": acted_total}, indent=2) + "\n"
     if current(RANKING_FILE) == text:
