@@ -129,8 +129,28 @@ unit() {
   [ "$node" = seed ] || cp -r "$best/." "$KEEP/$run/best/"
   echo "$node" > "$KEEP/$run/best/NODE"
   for kind in train test seen; do
-    score "$run" "$best" "$kind"
+    if [ "$node" = seed ]; then
+      same_as_seed "$run" "$kind"
+    else
+      score "$run" "$best" "$kind"
+    fi
   done
+}
+# A run whose best node is the seed has the seed's program (the same hash), so
+# its held-out rows are the seed's: a warm store answers them from the seed's
+# rows ("252 reused from the store"); a fresh machine's store would play them
+# all again. Added 2026-12-07 (tenth session), after e20-none-s1.
+same_as_seed() {
+  local run="$1" kind="$2"
+  local file="held-out-$kind-$run"
+  if [ -s "$KEEP/$file.txt" ]; then
+    echo "$file: kept from an earlier session"
+    return
+  fi
+  cp "$KEEP/held-out-$kind-seed.jsonl" "$KEEP/$file.jsonl"
+  { cat "$KEEP/held-out-$kind-seed.txt"
+    echo "copied from held-out-$kind-seed: the best node is the seed"; } > "$KEEP/$file.txt"
+  echo "$file: the seed's rows (the best node is the seed)"
 }
 runs=()
 for seed in "${SEEDS[@]}"; do
