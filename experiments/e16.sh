@@ -39,7 +39,7 @@ pin() {
     echo "pinned at $(cat "$OUT/bin/COMMIT")"
     return
   fi
-  local commit source
+  local commit source built="$CARGO_TARGET_DIR"
   if [ -f "$KEEP/COMMIT" ]; then
     commit="$(cat "$KEEP/COMMIT")"
     source="$OUT/src"
@@ -47,7 +47,13 @@ pin() {
     git worktree remove --force "$source" 2>/dev/null || true
     git worktree prune
     git worktree add --detach "$source" "$commit"
-    (cd "$source" && build_all)
+    # Its own target directory: Cargo names a workspace's artifacts by their
+    # path inside the workspace, so a worktree building into the checkout's
+    # target directory leaves artifacts the checkout takes as its own
+    # whenever its sources are older than them (seen 2026-12-07: tests of
+    # the checkout ran the pinned commit's test binaries).
+    built="$OUT/target"
+    (cd "$source" && CARGO_TARGET_DIR="$built" build_all)
     git worktree remove --force "$source"
   else
     if [ -n "$(git status --porcelain)" ]; then
@@ -59,7 +65,7 @@ pin() {
     echo "$commit" > "$KEEP/COMMIT"
   fi
   mkdir -p "$OUT/bin"
-  cp "$CARGO_TARGET_DIR/debug/hyperagents" "$CARGO_TARGET_DIR/debug/hyperagents-worker" "$OUT/bin/"
+  cp "$built/debug/hyperagents" "$built/debug/hyperagents-worker" "$OUT/bin/"
   echo "$commit" > "$OUT/bin/COMMIT"
   rm -rf "$OUT/seed"
   mkdir -p "$OUT/seed"
