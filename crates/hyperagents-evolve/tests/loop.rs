@@ -166,6 +166,18 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
         .unwrap();
     assert_eq!(test.episodes, 1);
     let events = store_of(&evo).events("run", 0).unwrap();
+    // The seed is scored there too, so a report pairs the final best with it.
+    let seed_test = store_of(&evo)
+        .node_stage_summary("run", "seed", "test")
+        .unwrap()
+        .unwrap();
+    assert_eq!(seed_test.episodes, 1);
+    assert!(
+        events.iter().any(|e| e.kind == "test"
+            && e.payload["generation"] == 0
+            && e.payload["node"] == "seed"),
+        "a test event for the seed"
+    );
     assert_eq!(events.iter().filter(|e| e.kind == "generation").count(), 2);
     // Each valid child is compared with its parent, paired by task; answering
     // exactly as the parent does is no accepted improvement.
@@ -199,6 +211,75 @@ async fn generations_make_validated_evaluated_children_and_resume_without_repeat
     assert_eq!(meta.request_count(), meta_calls);
     assert_eq!(resumed, stats);
     assert_eq!(store_of(&again).nodes("run").unwrap().len(), 5);
+}
+
+/// Meta steps run locally, each step's `parent_attempts_before` recorded
+/// by the child it makes.
+struct RecordsAttemptsBefore {
+    inner: LocalMetaSteps,
+    seen: std::sync::Mutex<Vec<(String, u64)>>,
+}
+
+#[async_trait::async_trait]
+impl MetaStepper for RecordsAttemptsBefore {
+    async fn step(
+        &self,
+        parent: &Path,
+        failures: &Path,
+        out: &Path,
+        config: &ImproveConfig,
+    ) -> Result<ImproveOutcome, ImproveError> {
+        let child = out.file_name().unwrap().to_string_lossy().into_owned();
+        let before = config.context["parent_attempts_before"].as_u64().unwrap();
+        self.seen.lock().unwrap().push((child, before));
+        self.inner.step(parent, failures, out, config).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meta_step_is_told_how_many_children_its_parent_had_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = meta_model("skills/reason/prompt.md", Arc::default());
+    let mut evo = evolution(dir.path(), RunMode::Hyper, task_model(), meta.clone()).await;
+    let recorder = Arc::new(RecordsAttemptsBefore {
+        inner: LocalMetaSteps(evo.meta.clone()),
+        seen: std::sync::Mutex::default(),
+    });
+    evo.meta_steps = recorder.clone();
+    evo.run(&mechanics_seed()).await.unwrap();
+    let nodes = store_of(&evo).nodes("run").unwrap();
+    let seen = recorder.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    for (child, before) in &seen {
+        let node = nodes.iter().find(|n| &n.node_id == child).unwrap();
+        let index: usize = child.rsplit('c').next().unwrap().parse().unwrap();
+        // Children of the same parent in earlier generations, and siblings
+        // with lower numbers drawn from it.
+        let expected = nodes
+            .iter()
+            .filter(|n| n.parent_id == node.parent_id)
+            .filter(|n| {
+                n.generation < node.generation
+                    || (n.generation == node.generation
+                        && n.node_id
+                            .rsplit('c')
+                            .next()
+                            .unwrap()
+                            .parse::<usize>()
+                            .unwrap()
+                            < index)
+            })
+            .count() as u64;
+        assert_eq!(*before, expected, "{child}: {seen:?}");
+    }
+    // The first generation's two children both come from the seed.
+    let mut first: Vec<_> = seen
+        .iter()
+        .filter(|(c, _)| c.starts_with("g1"))
+        .cloned()
+        .collect();
+    first.sort();
+    assert_eq!(first, [("g1c0".to_string(), 0), ("g1c1".to_string(), 1)]);
 }
 
 /// Meta steps sent to workers that never come back with a child.

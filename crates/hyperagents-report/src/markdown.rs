@@ -64,6 +64,19 @@ pub(crate) fn render_report(report: &RunReport, plots: &RunPlots, best_diff: &Be
         "| test success of the best node | {} |",
         rate(report.final_test())
     );
+    if let Some(paired) = &report.test_against_seed {
+        let _ = writeln!(
+            md,
+            "| held out: {} against the seed on the test split | {} [{:+.1}, {:+.1}] over {} paired episodes ({} against {} succeeded) |",
+            markdown(&paired.node, CELL_CHARS),
+            points(Some(paired.mean)),
+            paired.lower * 100.0,
+            paired.upper * 100.0,
+            paired.pairs,
+            paired.node_successes,
+            paired.seed_successes
+        );
+    }
     let _ = writeln!(
         md,
         "| imp@k (best so far − seed, train) | {} |",
@@ -265,6 +278,21 @@ fn tokens_section(md: &mut String, report: &RunReport) {
         duration(t.episode_ms),
         duration(report.wall_ms)
     );
+    if t.meta_steps_with_prompts > 0 {
+        let steps = t.meta_steps_with_prompts;
+        let computed = t.meta_prompt_tokens.saturating_sub(t.meta_prompt_reused);
+        let _ = writeln!(
+            md,
+            "Meta steps' prompts: {} steps read {} prompt tokens; {} ({:.0}%) were reused from \
+             the meta model's cache and {} computed, {} per step.\n",
+            count(steps),
+            count(t.meta_prompt_tokens),
+            count(t.meta_prompt_reused),
+            100.0 * t.meta_prompt_reused as f64 / t.meta_prompt_tokens.max(1) as f64,
+            count(computed),
+            count(computed / steps)
+        );
+    }
 }
 
 fn kinds_section(md: &mut String, report: &RunReport) {

@@ -21,6 +21,8 @@
 //! - The test curve is the test score of each generation's best node as
 //!   chosen on train, never a maximum over test scores (that would select on
 //!   the held-out split).
+//! - The held-out gain pairs the last generation's best node with the seed
+//!   on the test split, episode by episode (same task, same episode seed).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -89,6 +91,62 @@ pub struct RunReport {
     /// Per generation whose parents were drawn by a fitness people's
     /// judgements changed: that fitness, for the nodes it changed.
     pub fitness_draws: BTreeMap<u64, BTreeMap<String, f64>>,
+    /// The last generation's best node against the seed on the test split,
+    /// when both were scored there and the best is not the seed.
+    pub test_against_seed: Option<PairedTest>,
+}
+
+/// Success per held-out episode, by (task, episode seed).
+pub type EpisodeOutcomes = BTreeMap<(String, u64), bool>;
+
+/// One node against the seed on the same held-out episodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairedTest {
+    pub node: String,
+    /// Episodes both played: same task, same episode seed.
+    pub pairs: usize,
+    pub node_successes: usize,
+    pub seed_successes: usize,
+    /// Mean success difference (node − seed) and its 95% interval (normal
+    /// approximation); the interval is a point when every pair agrees.
+    pub mean: f64,
+    pub lower: f64,
+    pub upper: f64,
+}
+
+impl PairedTest {
+    /// Pairs `node`'s outcomes with `seed`'s by (task, episode seed);
+    /// `None` with fewer than two pairs.
+    pub fn of(
+        node: &str,
+        node_outcomes: &EpisodeOutcomes,
+        seed_outcomes: &EpisodeOutcomes,
+    ) -> Option<PairedTest> {
+        let pairs: Vec<(bool, bool)> = node_outcomes
+            .iter()
+            .filter_map(|(key, &n)| seed_outcomes.get(key).map(|&s| (n, s)))
+            .collect();
+        let n = pairs.len();
+        if n < 2 {
+            return None;
+        }
+        let differences: Vec<f64> = pairs
+            .iter()
+            .map(|&(a, b)| f64::from(u8::from(a)) - f64::from(u8::from(b)))
+            .collect();
+        let mean = differences.iter().sum::<f64>() / n as f64;
+        let variance = differences.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let half = 1.96 * (variance / n as f64).sqrt();
+        Some(PairedTest {
+            node: node.to_owned(),
+            pairs: n,
+            node_successes: pairs.iter().filter(|p| p.0).count(),
+            seed_successes: pairs.iter().filter(|p| p.1).count(),
+            mean,
+            lower: mean - half,
+            upper: mean + half,
+        })
+    }
 }
 
 /// The run after one generation (generation 0: the seed alone).
@@ -193,6 +251,12 @@ pub struct TokenUsage {
     pub evaluation_links: u64,
     /// Episode durations summed over distinct evaluations.
     pub episode_ms: u64,
+    /// Meta steps whose `child` event records the prompt tokens their model
+    /// calls read (runs stored before it was recorded have none), those
+    /// tokens, and of them the ones reused from the model's cache.
+    pub meta_steps_with_prompts: u64,
+    pub meta_prompt_tokens: u64,
+    pub meta_prompt_reused: u64,
 }
 
 impl TokenUsage {
@@ -328,6 +392,9 @@ pub fn run_summary(store: &ResultsStore, run_id: &str) -> Result<RunReport, Repo
     let mut tokens = TokenUsage {
         meta_tokens: records.iter().map(|node| node.meta_tokens).sum(),
         meta_cost: (!log.meta_costs.is_empty()).then(|| log.meta_costs.values().sum()),
+        meta_steps_with_prompts: log.meta_prompts.len() as u64,
+        meta_prompt_tokens: log.meta_prompts.values().map(|p| p.0).sum(),
+        meta_prompt_reused: log.meta_prompts.values().map(|p| p.1).sum(),
         ..TokenUsage::default()
     };
     let mut activity_ms: Vec<i64> = vec![run.created_at_ms];
@@ -430,6 +497,7 @@ pub fn run_summary(store: &ResultsStore, run_id: &str) -> Result<RunReport, Repo
             archive_size: event.archive_size,
         });
     }
+    let test_against_seed = test_against_seed(store, run_id, &seed_id, &log)?;
     let best_node = best_so_far.map_or(seed_id, |(_, node)| node);
 
     let comparisons = log.comparisons.len() as u64;
@@ -461,7 +529,50 @@ pub fn run_summary(store: &ResultsStore, run_id: &str) -> Result<RunReport, Repo
         wall_ms: active_ms(&mut activity_ms, IDLE_GAP_MS),
         unreadable_events,
         fitness_draws: log.fitness.clone(),
+        test_against_seed,
     })
+}
+
+/// The last generation's best node against the seed on the test split.
+fn test_against_seed(
+    store: &ResultsStore,
+    run_id: &str,
+    seed_id: &str,
+    log: &EventLog,
+) -> Result<Option<PairedTest>, ReportError> {
+    let Some(best) = log
+        .tests
+        .range(1..)
+        .next_back()
+        .map(|(_, test)| test.node.as_str())
+        .filter(|node| !node.is_empty() && *node != seed_id)
+    else {
+        return Ok(None);
+    };
+    let outcomes = |node: &str| -> Result<Option<EpisodeOutcomes>, ReportError> {
+        let store_error = |source: StoreError| ReportError::Store {
+            run: run_id.to_owned(),
+            source: Box::new(source),
+        };
+        let Some(eval_run) = store
+            .node_eval_run(run_id, node, TEST)
+            .map_err(store_error)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(
+            store
+                .run_evaluations(eval_run)
+                .map_err(store_error)?
+                .into_iter()
+                .map(|e| ((e.key.task, e.key.seed), e.result.success))
+                .collect(),
+        ))
+    };
+    let (Some(node), Some(seed)) = (outcomes(best)?, outcomes(seed_id)?) else {
+        return Ok(None);
+    };
+    Ok(PairedTest::of(best, &node, &seed))
 }
 
 /// A pause between two consecutive things a run recorded longer than this
@@ -575,6 +686,9 @@ struct EventLog {
     /// The meta cost of each attempt, from `child` events that record it
     /// (the last per node wins).
     meta_costs: HashMap<String, f64>,
+    /// Prompt tokens each attempt's meta step read and reused, from
+    /// `child` events that record them (the last per node wins).
+    meta_prompts: HashMap<String, (u64, u64)>,
     unreadable: Vec<String>,
 }
 
@@ -590,6 +704,8 @@ struct GenerationEvent {
 
 #[derive(Debug)]
 struct TestEvent {
+    /// The node scored (empty in events from before it was recorded).
+    node: String,
     success_rate: Option<f64>,
 }
 
@@ -648,11 +764,16 @@ impl EventLog {
                     log.tests.insert(
                         t.generation,
                         TestEvent {
+                            node: t.node,
                             success_rate: t.success_rate,
                         },
                     );
                 }
                 EvolutionEvent::Child(c) => {
+                    if c.meta_prompt_tokens > 0 {
+                        log.meta_prompts
+                            .insert(c.node.clone(), (c.meta_prompt_tokens, c.meta_prompt_reused));
+                    }
                     if let Some(cost) = c.meta_cost {
                         log.meta_costs.insert(c.node, cost);
                     }
@@ -680,6 +801,42 @@ impl EventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outcomes(list: &[(&str, u64, bool)]) -> EpisodeOutcomes {
+        list.iter()
+            .map(|&(task, seed, success)| ((task.to_owned(), seed), success))
+            .collect()
+    }
+
+    #[test]
+    fn a_node_is_paired_with_the_seed_episode_by_episode() {
+        let node = outcomes(&[
+            ("a", 0, true),
+            ("a", 1, true),
+            ("b", 0, false),
+            ("b", 1, true),
+            // The seed never played this episode: it pairs with nothing.
+            ("c", 0, true),
+        ]);
+        let seed = outcomes(&[
+            ("a", 0, false),
+            ("a", 1, false),
+            ("b", 0, false),
+            ("b", 1, true),
+            ("d", 0, true),
+        ]);
+        let paired = PairedTest::of("g2c1", &node, &seed).unwrap();
+        assert_eq!(
+            (paired.pairs, paired.node_successes, paired.seed_successes),
+            (4, 3, 1)
+        );
+        // Differences +1, +1, 0, 0: mean 0.5, sample variance 1/3.
+        let half = 1.96 * (1.0_f64 / 3.0 / 4.0).sqrt();
+        assert!((paired.mean - 0.5).abs() < 1e-12);
+        assert!((paired.lower - (0.5 - half)).abs() < 1e-12);
+        assert!((paired.upper - (0.5 + half)).abs() < 1e-12);
+        assert!(PairedTest::of("g2c1", &outcomes(&[("a", 0, true)]), &seed).is_none());
+    }
 
     fn event(seq: i64, at_ms: i64, kind: &str, payload: Value) -> EventRecord {
         EventRecord {

@@ -222,7 +222,8 @@ fn hyper_run<'s>(store: &'s ResultsStore, id: &str) -> RunBuilder<'s> {
     );
     b.event(
         "child",
-        json!({"node": "g1c0", "parent": "seed", "status": "valid", "errors": [], "meta_cost": 0.25}),
+        json!({"node": "g1c0", "parent": "seed", "status": "valid", "errors": [], "meta_cost": 0.25,
+            "meta_prompt_tokens": 3000, "meta_prompt_reused": 1000}),
     );
     b.eval("g1c0", "stage1", "g1c0", &[("t1", true), ("t2", true)]);
     b.eval("g1c0", "full", "g1c0", &full(3));
@@ -238,7 +239,8 @@ fn hyper_run<'s>(store: &'s ResultsStore, id: &str) -> RunBuilder<'s> {
     );
     b.event(
         "child",
-        json!({"node": "g1c1", "parent": "seed", "status": "invalid", "errors": ["x"], "meta_cost": 0.125}),
+        json!({"node": "g1c1", "parent": "seed", "status": "invalid", "errors": ["x"], "meta_cost": 0.125,
+            "meta_prompt_tokens": 5000, "meta_prompt_reused": 4000}),
     );
     b.generation(1, 1, 1, 0.75, 0.625, "g1c0", 2);
     // A resume repeats the generation and the comparison: counted once.
@@ -350,6 +352,18 @@ fn the_summary_computes_improvements_tokens_and_kind_effects() {
     some_close(report.seed_test, 0.0);
     assert_eq!(report.generations_done(), 2);
     assert_eq!(report.best_node, "g2c1");
+    // The last generation's best against the seed on the test episodes.
+    let paired = report.test_against_seed.clone().expect("paired on test");
+    assert_eq!(
+        (
+            paired.node.as_str(),
+            paired.pairs,
+            paired.node_successes,
+            paired.seed_successes
+        ),
+        ("g2c1", 2, 2, 0)
+    );
+    close(paired.mean, 1.0);
 
     let gens: Vec<u64> = report.generations.iter().map(|g| g.generation).collect();
     assert_eq!(gens, [0, 1, 2]);
@@ -550,6 +564,7 @@ fn the_report_writes_markdown_tables_and_well_formed_svgs() {
         "| seed train success | 50.0% |",
         "| best train success | 100.0% (g2c1) |",
         "| test success of the best node | 100.0% |",
+        "| held out: g2c1 against the seed on the test split | +100.0 pp [+100.0, +100.0] over 2 paired episodes (2 against 0 succeeded) |",
         "| imp@k (best so far − seed, train) | +50.0 pp |",
         "| accepted improvements | 2 of 3 comparisons |",
         "| tokens per accepted improvement (meta + train episodes) | 3,220 |",
@@ -562,6 +577,7 @@ fn the_report_writes_markdown_tables_and_well_formed_svgs() {
         "| code | 1 | 1 | +50.0 pp | 1 |",
         "| meta | 1 | 1 | +0.0 pp | 0 |",
         "18 distinct evaluations (30 as linked by the stages and events",
+        "Meta steps' prompts: 2 steps read 8,000 prompt tokens; 5,000 (62%) were reused from the meta model's cache and 3,000 computed, 1,500 per step.",
         "![Train success per generation](train.svg)",
         "![Lineage tree of the archive](lineage.svg)",
         "![imp@k per cumulative meta tokens](improvement_by_meta_tokens.svg)",

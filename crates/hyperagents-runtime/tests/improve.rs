@@ -1422,6 +1422,46 @@ async fn ranking_weights_are_mined_from_successful_steps_and_kept_when_they_fix_
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parents_later_children_mine_from_part_of_its_successes_so_they_differ() {
+    use support::pages::{ButtonPages, picks_the_first_element};
+    let dir = tempfile::tempdir().unwrap();
+    // Two successes: task `first` on episode seeds 0 and 1.
+    let traces = dir.path().join("traces");
+    let ctx = context(picks_the_first_element(), pool(1).await, 3, &traces);
+    let program = Arc::new(Program::load(seed_dir(), &SandboxChecker).unwrap());
+    for seed in [0, 1] {
+        run_episode(&ctx, program.clone(), &ButtonPages, "first", seed)
+            .await
+            .unwrap();
+    }
+    let mined = |attempts_before: u64| {
+        let dir = dir.path().to_path_buf();
+        let traces = traces.clone();
+        async move {
+            let out = dir.join(format!("child-{attempts_before}"));
+            let situation = serde_json::json!({
+                "mode": "hyper",
+                "parent_attempts_before": attempts_before,
+            });
+            meta_step_in(proposing("```\n```".into()), &dir, &traces, situation, &out).await;
+            let text =
+                std::fs::read_to_string(out.join("skills/choose_action/ranking.json")).unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        }
+    };
+    let first = mined(0).await;
+    let second = mined(1).await;
+    // The first child mines from both successes, the second from one.
+    assert_eq!(first["mined_from_steps"], 2, "{first}");
+    assert_eq!(second["mined_from_steps"], 1, "{second}");
+    assert_ne!(first, second);
+    assert!(
+        second["weights"]["quoted"].as_f64().unwrap() > 0.0,
+        "{second}"
+    );
+}
+
 /// The body of `def element_features` in `text`, its comment lines left out.
 fn element_features_body(text: &str) -> Vec<&str> {
     let start = text

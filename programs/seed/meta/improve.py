@@ -936,6 +936,17 @@ def element_features(goal, line):
     return features
 
 
+def varied(passed, variant):
+    # The successes a parent's later child mines from: mined by code from
+    # all of them, every child of one parent gets the same edit, and copies
+    # after the first are refused as duplicates. Child `variant` (> 0)
+    # leaves out every (variant + 1)-th success, starting at its own index.
+    if variant <= 0 or len(passed) < 2:
+        return passed
+    k = variant + 1
+    return [s for i, s in enumerate(passed) if i % k != variant]
+
+
 def mine_ranking(passed):
     # Element-ranking weights from successful train episodes, by code: for
     # each step, the element acted on against the others its page listed.
@@ -1058,6 +1069,9 @@ def main():
     quick_available = quick_calls > 0
     quick_seed = quick.get("seed")
     repair = situation.get("repair")
+    variant = situation.get("parent_attempts_before", 0)
+    if not isinstance(variant, int):
+        variant = 0
 
     evidence = gather_evidence()
     patterns = find_patterns(evidence["details"])
@@ -1113,12 +1127,12 @@ def main():
         # kept, and on 12 train tasks' seeds 2-5 mined ranking weights took
         # the seed from 10/48 to 21/48, mined examples to 13/48 (EXPERIMENTS).
         if not restricted and MINE_RANKING and RANKING_FILE in paths:
-            c = mine_ranking(evidence["passed"])
+            c = mine_ranking(varied(evidence["passed"], variant))
             if c:
                 report.append({"label": "ranking", "written_by": "code", "landed": True})
                 candidates.append(c)
         if not restricted and MINE_EXEMPLARS:
-            c = mine_exemplars(evidence["passed"])
+            c = mine_exemplars(varied(evidence["passed"], variant))
             if c:
                 report.append({"label": "exemplars", "written_by": "code", "landed": True})
                 candidates.append(c)

@@ -11,6 +11,7 @@ impl Evolution {
         &self,
         generation: u64,
         parent: &str,
+        parent_attempts_before: usize,
     ) -> Result<serde_json::Value, EvolveError> {
         let run = &self.settings.run_id;
         let nodes = self.archive.nodes(run)?;
@@ -76,6 +77,11 @@ impl Evolution {
             "mode": self.settings.mode.as_str(),
             "parent": parent,
             "parent_train_success_by_task": parent_tasks,
+            // Children made from this parent before this one (earlier
+            // generations, lower-numbered siblings): an edit mined by code
+            // from the parent's episodes is the same for each of them, and
+            // a second copy is refused as a duplicate.
+            "parent_attempts_before": parent_attempts_before,
             "best_of_archive": archive,
             "edit_effects": edit_effects,
             "human_feedback": human_feedback,
@@ -103,6 +109,21 @@ impl Evolution {
                 "select": self.settings.program_selection && self.settings.mode == RunMode::Hyper,
             },
         }))
+    }
+
+    /// Children made from `parent` in generations before `generation`,
+    /// whatever became of them.
+    pub(super) fn children_before(
+        &self,
+        parent: &str,
+        generation: u64,
+    ) -> Result<usize, EvolveError> {
+        Ok(self
+            .archive
+            .nodes(&self.settings.run_id)?
+            .iter()
+            .filter(|n| n.generation < generation && n.parent_id.as_deref() == Some(parent))
+            .count())
     }
 
     /// What earlier edits of each kind did: for every diff kind, the valid

@@ -82,6 +82,7 @@ impl Evolution {
                 let parent = parent.0.clone();
                 let siblings = Siblings {
                     index,
+                    same_parent_before: parents[..index].iter().filter(|p| p.0 == parent).count(),
                     announce,
                     earlier: &made_receivers[..index],
                 };
@@ -298,6 +299,8 @@ pub(super) struct RecordedGenerations {
 /// One attempt's view of its generation's other attempts.
 pub(super) struct Siblings<'a> {
     pub(super) index: usize,
+    /// Lower-numbered siblings drawn from the same parent.
+    pub(super) same_parent_before: usize,
     /// Sent once the attempt's node is final: its hash if valid.
     pub(super) announce: tokio::sync::watch::Sender<Option<Option<String>>>,
     /// What the lower-numbered siblings made.

@@ -420,7 +420,9 @@ impl Evolution {
         Ok(stats)
     }
 
-    /// Scores each generation's best node so far on the test split.
+    /// Scores the seed and each generation's best node so far on the test
+    /// split: the report pairs the final best with the seed there, episode
+    /// by episode, so a run shows whether its gain holds on held-out tasks.
     pub(super) async fn score_on_test(
         &self,
         stats: &mut [GenerationStats],
@@ -429,6 +431,12 @@ impl Evolution {
             return Ok(());
         }
         let seeds = self.settings.seeds.clone();
+        let seed = self.evaluate_stage(SEED_NODE, TEST, &seeds).await?;
+        self.record_once(&EvolutionEvent::Test(TestScore {
+            generation: 0,
+            node: SEED_NODE.into(),
+            success_rate: seed.success_rate(),
+        }))?;
         for entry in stats.iter_mut() {
             let summary = self.evaluate_stage(&entry.best_node, TEST, &seeds).await?;
             entry.best_test = summary.success_rate();
