@@ -92,6 +92,18 @@ score() {
     echo "$file: kept from an earlier session"
     return
   fi
+  # A best node that is the seed, or a copy of it (in `none` mode a re-run of
+  # the seed that happened to score higher), has the seed's program (the same
+  # hash), so its held-out rows are the seed's: a warm store answers them from
+  # the seed's rows ("252 reused from the store"); a fresh machine's store
+  # would play them all again. Added 2026-12-07 (tenth session).
+  if [ "$name" != seed ] && diff -rq "$program" "$SEED" > /dev/null; then
+    cp "$KEEP/held-out-$kind-seed.jsonl" "$KEEP/$file.jsonl"
+    { cat "$KEEP/held-out-$kind-seed.txt"
+      echo "copied from held-out-$kind-seed: the best node's program is the seed's"; } > "$KEEP/$file.txt"
+    echo "$file: the seed's rows (the best node's program is the seed's)"
+    return
+  fi
   local args=(--program "$program" --suite miniwob --first-seed "$HELD_OUT_FIRST_SEED" --jsonl "$OUT/$file.jsonl")
   case "$kind" in
     train) args+=(--split train --tasks "$HELD_OUT" --episodes "$HELD_OUT_SEEDS") ;;
@@ -135,29 +147,8 @@ unit() {
   [ "$node" = seed ] || cp -r "$best/." "$KEEP/$run/best/"
   echo "$node" > "$KEEP/$run/best/NODE"
   for kind in train test seen; do
-    if [ "$node" = seed ] || diff -rq "$best" "$SEED" > /dev/null; then
-      same_as_seed "$run" "$kind"
-    else
-      score "$run" "$best" "$kind"
-    fi
+    score "$run" "$best" "$kind"
   done
-}
-# A run whose best node is the seed, or a copy of it (in `none` mode a re-run
-# of the seed that happened to score higher), has the seed's program (the same
-# hash), so its held-out rows are the seed's: a warm store answers them from
-# the seed's rows ("252 reused from the store"); a fresh machine's store would
-# play them all again. Added 2026-12-07 (tenth session), after e20-none-s1.
-same_as_seed() {
-  local run="$1" kind="$2"
-  local file="held-out-$kind-$run"
-  if [ -s "$KEEP/$file.txt" ]; then
-    echo "$file: kept from an earlier session"
-    return
-  fi
-  cp "$KEEP/held-out-$kind-seed.jsonl" "$KEEP/$file.jsonl"
-  { cat "$KEEP/held-out-$kind-seed.txt"
-    echo "copied from held-out-$kind-seed: the best node's program is the seed's"; } > "$KEEP/$file.txt"
-  echo "$file: the seed's rows (the best node's program is the seed's)"
 }
 runs=()
 for seed in "${SEEDS[@]}"; do
