@@ -36,8 +36,8 @@ pub use compare::{ModeAggregate, RunComparison, Spread, compare_summary};
 pub use error::ReportError;
 pub use escape::xml as escape_markup;
 pub use summary::{
-    ALL_KINDS, Comparison, FULL, GenerationPoint, KindEffect, NodeSummary, PairedTest, RunReport,
-    STAGE1, TEST, TokenUsage, run_summary,
+    ALL_KINDS, Comparison, EpisodeOutcomes, FULL, GenerationPoint, KindEffect, NodeSummary,
+    PairedTest, RunReport, STAGE1, TEST, TokenUsage, run_summary,
 };
 
 use crate::markdown::{BestDiff, RunPlots};

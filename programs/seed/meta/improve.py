@@ -968,9 +968,10 @@ def mine_ranking(passed):
             if step.get("error") or not isinstance(ref, int) or not step.get("observation"):
                 continue
             for line in str(step["observation"]).split("\n"):
-                if element_ref(line) is None:
+                line_ref = element_ref(line)
+                if line_ref is None:
                     continue
-                hit = element_ref(line) == ref
+                hit = line_ref == ref
                 counts = acted if hit else others
                 for f in element_features(d["goal"], line.strip()):
                     counts[f] = counts.get(f, 0) + 1

@@ -11,7 +11,7 @@
 //! is written, and a rerun skips batches already closed with the same
 //! settings.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use hyperagents_eval::{EpisodeRecord, EvalPlan, EvalTarget, evaluate};
+use hyperagents_report::{EpisodeOutcomes, PairedTest};
 use hyperagents_runtime::trace::{EpisodeSummary, EpisodeTiming, summary_path};
 use hyperagents_store::{EvalStatus, NewEvalRun, ResultsStore};
 use serde::{Deserialize, Serialize};
@@ -557,25 +558,13 @@ impl BatchFigures {
 /// difference and its 95% interval (normal approximation), over the pairs
 /// both measured.
 fn paired_difference(base: &[EpisodeRow], other: &[EpisodeRow]) -> Option<(f64, f64, f64, usize)> {
-    let by_key: BTreeMap<(&str, u64), bool> = base
-        .iter()
-        .map(|e| ((e.task.as_str(), e.seed), e.success))
-        .collect();
-    let diffs: Vec<f64> = other
-        .iter()
-        .filter_map(|e| {
-            let b = by_key.get(&(e.task.as_str(), e.seed))?;
-            Some(f64::from(u8::from(e.success)) - f64::from(u8::from(*b)))
-        })
-        .collect();
-    let n = diffs.len();
-    if n < 2 {
-        return None;
-    }
-    let mean = diffs.iter().sum::<f64>() / n as f64;
-    let var = diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
-    let half = 1.96 * (var / n as f64).sqrt();
-    Some((mean, mean - half, mean + half, n))
+    let outcomes = |rows: &[EpisodeRow]| -> EpisodeOutcomes {
+        rows.iter()
+            .map(|e| ((e.task.clone(), e.seed), e.success))
+            .collect()
+    };
+    PairedTest::of("", &outcomes(other), &outcomes(base))
+        .map(|p| (p.mean, p.lower, p.upper, p.pairs))
 }
 
 /// The setup batches are compared against.
