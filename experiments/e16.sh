@@ -163,7 +163,9 @@ missing=()
 for run in "${runs[@]}"; do
   "$HYPERAGENTS_BIN" status "$run" > /dev/null 2>&1 || missing+=("$run")
 done
-if [ "${#missing[@]}" -eq 0 ]; then
+if [ "${#runs[@]}" -lt 2 ]; then
+  echo "compare skipped: one run (${runs[*]}) is nothing to compare"
+elif [ "${#missing[@]}" -eq 0 ]; then
   phase compare "$HYPERAGENTS_BIN" compare "${runs[@]}" --out "$OUT"
   cp "$OUT"/compare* "$KEEP/"
 else
