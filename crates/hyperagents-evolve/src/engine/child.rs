@@ -61,9 +61,7 @@ impl Evolution {
         let mut config = self.settings.improve.clone();
         let round = if repair.is_some() { "/repair" } else { "" };
         config.seed = mix(self.meta.run_seed, fnv(&format!("{child}{round}")));
-        let parent_attempts_before =
-            self.children_before(parent, generation)? + siblings.same_parent_before;
-        config.context = self.meta_context(generation, parent, parent_attempts_before)?;
+        config.context = self.meta_context(generation, parent, siblings.same_parent_before)?;
         if let Some(repair) = repair {
             config.base = Some(repair.base.clone());
             config.context["repair"] = json!({

@@ -11,10 +11,17 @@ impl Evolution {
         &self,
         generation: u64,
         parent: &str,
-        parent_attempts_before: usize,
+        same_parent_siblings_before: usize,
     ) -> Result<serde_json::Value, EvolveError> {
         let run = &self.settings.run_id;
         let nodes = self.archive.nodes(run)?;
+        // Children made from this parent before this one: in earlier
+        // generations, whatever became of them, and lower-numbered siblings.
+        let parent_attempts_before = nodes
+            .iter()
+            .filter(|n| n.generation < generation && n.parent_id.as_deref() == Some(parent))
+            .count()
+            + same_parent_siblings_before;
         let candidates = self.candidates(generation)?;
         let mut archive: Vec<serde_json::Value> = Vec::new();
         for candidate in &candidates {
@@ -109,21 +116,6 @@ impl Evolution {
                 "select": self.settings.program_selection && self.settings.mode == RunMode::Hyper,
             },
         }))
-    }
-
-    /// Children made from `parent` in generations before `generation`,
-    /// whatever became of them.
-    pub(super) fn children_before(
-        &self,
-        parent: &str,
-        generation: u64,
-    ) -> Result<usize, EvolveError> {
-        Ok(self
-            .archive
-            .nodes(&self.settings.run_id)?
-            .iter()
-            .filter(|n| n.generation < generation && n.parent_id.as_deref() == Some(parent))
-            .count())
     }
 
     /// What earlier edits of each kind did: for every diff kind, the valid
