@@ -123,6 +123,14 @@ pub struct SandboxSettings {
     pub max_recursion_depth: usize,
     /// Host calls one script run may make.
     pub max_host_calls: usize,
+    /// Source KiB of compiled scripts each worker keeps between runs, so
+    /// the scripts an episode runs again are not parsed again (0: none).
+    #[serde(default = "default_compiled_scripts_kib")]
+    pub compiled_scripts_kib: usize,
+}
+
+fn default_compiled_scripts_kib() -> usize {
+    hyperagents_sandbox::worker::COMPILED_SOURCE_BYTES / 1024
 }
 
 /// Per-episode caps no program can raise, and the run's seed.
@@ -391,6 +399,7 @@ impl Default for Settings {
                 vm_secs_total: 120.0,
                 max_recursion_depth: 200,
                 max_host_calls: 2000,
+                compiled_scripts_kib: default_compiled_scripts_kib(),
             },
             run: RunSettings {
                 seed: 0,

@@ -35,7 +35,7 @@ use std::time::Duration;
 pub use error::{HostError, ScriptError};
 pub use host::HostFunctions;
 pub use locate::locate_worker;
-pub use pool::{MAX_CALL_ARGUMENT_BYTES, PoolStats, ScriptPool, WorkerInfo};
+pub use pool::{MAX_CALL_ARGUMENT_BYTES, PoolStats, PoolTimes, ScriptPool, WorkerInfo};
 pub use syntax::check_syntax;
 
 /// Values crossing the sandbox boundary are JSON values: `None`↔null, bool, int/float↔number,
@@ -92,6 +92,9 @@ pub struct PoolConfig {
     pub memory_limit_bytes: u64,
     /// Limits applied to every run.
     pub limits: ScriptLimits,
+    /// Source bytes of compiled scripts each worker keeps between runs (0: none; never more than
+    /// a sixteenth of `limits.max_memory_bytes`). A cache: it changes no result.
+    pub compiled_script_bytes: usize,
 }
 
 impl PoolConfig {
@@ -105,6 +108,7 @@ impl PoolConfig {
             worker_exe,
             memory_limit_bytes: address_space_for(&limits),
             limits,
+            compiled_script_bytes: worker::COMPILED_SOURCE_BYTES,
         }
     }
 

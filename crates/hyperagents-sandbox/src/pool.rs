@@ -72,6 +72,110 @@ pub struct PoolStats {
     pub runs_resumed_after_death: u64,
     /// Host calls made by scripts.
     pub host_calls: u64,
+    /// Where slices' time went.
+    pub time: PoolTimes,
+}
+
+/// Time spent on slices so far, summed over all of them (slices in flight together overlap).
+///
+/// `slice_wall` covers a slice from the run encoding its request to the run holding the reply: it
+/// holds `queued` and `exchange`. `exchange` is the slot's side of the slice (writing the request,
+/// the worker's work, reading and checking the reply). The worker accounts for `handled` of it, of
+/// which `compile + load + run + dump` are the named parts; the rest of `exchange` is pipes, the
+/// frames' JSON and scheduling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolTimes {
+    /// Slices that got a reply.
+    pub slices: u64,
+    /// Whole slices, as the runs waited for them.
+    pub slice_wall: Duration,
+    /// Waiting in the queue for a free worker.
+    pub queued: Duration,
+    /// A worker's exchange: request out, reply in.
+    pub exchange: Duration,
+    /// Parsing and compiling sources in the workers.
+    pub compile: Duration,
+    /// Restoring paused runs from snapshots in the workers.
+    pub load: Duration,
+    /// Running scripts in the workers.
+    pub run: Duration,
+    /// Dumping paused runs into snapshots in the workers.
+    pub dump: Duration,
+    /// Whole requests in the workers, the parts above included.
+    pub handled: Duration,
+}
+
+impl PoolTimes {
+    /// What happened between `earlier` and `self` (both from one pool).
+    pub fn since(&self, earlier: &PoolTimes) -> PoolTimes {
+        PoolTimes {
+            slices: self.slices.saturating_sub(earlier.slices),
+            slice_wall: self.slice_wall.saturating_sub(earlier.slice_wall),
+            queued: self.queued.saturating_sub(earlier.queued),
+            exchange: self.exchange.saturating_sub(earlier.exchange),
+            compile: self.compile.saturating_sub(earlier.compile),
+            load: self.load.saturating_sub(earlier.load),
+            run: self.run.saturating_sub(earlier.run),
+            dump: self.dump.saturating_sub(earlier.dump),
+            handled: self.handled.saturating_sub(earlier.handled),
+        }
+    }
+
+    /// The worker's own account of its work: compile, load, run and dump.
+    pub fn worker(&self) -> Duration {
+        self.compile + self.load + self.run + self.dump
+    }
+}
+
+/// [`PoolTimes`] as counters the slot tasks add to.
+#[derive(Default)]
+struct TimeCounters {
+    slices: AtomicU64,
+    slice_wall: AtomicU64,
+    queued: AtomicU64,
+    exchange: AtomicU64,
+    compile: AtomicU64,
+    load: AtomicU64,
+    run: AtomicU64,
+    dump: AtomicU64,
+    handled: AtomicU64,
+}
+
+fn add_nanos(counter: &AtomicU64, d: Duration) {
+    counter.fetch_add(
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
+impl TimeCounters {
+    fn snapshot(&self) -> PoolTimes {
+        let d = |c: &AtomicU64| Duration::from_nanos(c.load(Ordering::Relaxed));
+        PoolTimes {
+            slices: self.slices.load(Ordering::Relaxed),
+            slice_wall: d(&self.slice_wall),
+            queued: d(&self.queued),
+            exchange: d(&self.exchange),
+            compile: d(&self.compile),
+            load: d(&self.load),
+            run: d(&self.run),
+            dump: d(&self.dump),
+            handled: d(&self.handled),
+        }
+    }
+
+    /// A slice the slot got a reply for.
+    fn add_exchange(&self, queued: Duration, exchange: Duration, reply: &Reply) {
+        let worker = reply.timing();
+        self.slices.fetch_add(1, Ordering::Relaxed);
+        add_nanos(&self.queued, queued);
+        add_nanos(&self.exchange, exchange);
+        add_nanos(&self.compile, worker.compile);
+        add_nanos(&self.load, worker.load);
+        add_nanos(&self.run, worker.run);
+        add_nanos(&self.dump, worker.dump);
+        add_nanos(&self.handled, worker.handled);
+    }
 }
 
 /// One worker slot, as seen from outside (for diagnostics and tests).
@@ -135,6 +239,7 @@ struct Shared {
     runs_started: AtomicU64,
     resumed_after_death: AtomicU64,
     host_calls: AtomicU64,
+    time: TimeCounters,
     slots: StdMutex<Vec<Option<WorkerInfo>>>,
 }
 
@@ -153,6 +258,7 @@ impl Shared {
 struct SpawnSpec {
     exe: std::path::PathBuf,
     max_memory: u64,
+    compiled_script_bytes: usize,
     address_space: u64,
     cpu_seconds: u64,
 }
@@ -163,13 +269,15 @@ struct Job {
     header: Vec<u8>,
     snapshot: Vec<u8>,
     deadline: Duration,
+    /// When the run handed it to the pool.
+    queued_at: Instant,
     reply: oneshot::Sender<SliceResult>,
 }
 
 /// What a slot reports for a slice.
 enum SliceResult {
     Reply {
-        reply: Reply,
+        reply: Box<Reply>,
         snapshot: Vec<u8>,
         /// Set if the worker that produced this reply dies later.
         worker_died: Arc<AtomicBool>,
@@ -211,6 +319,7 @@ impl ScriptPool {
             spawn: SpawnSpec {
                 exe: config.worker_exe.clone(),
                 max_memory: limits.max_memory_bytes,
+                compiled_script_bytes: config.compiled_script_bytes,
                 address_space: config.memory_limit_bytes,
                 cpu_seconds,
             },
@@ -225,6 +334,7 @@ impl ScriptPool {
             runs_started: AtomicU64::new(0),
             resumed_after_death: AtomicU64::new(0),
             host_calls: AtomicU64::new(0),
+            time: TimeCounters::default(),
             slots: StdMutex::new(vec![None; config.workers]),
         });
         let mut procs = Vec::with_capacity(config.workers);
@@ -274,6 +384,7 @@ impl ScriptPool {
             runs_started: s.runs_started.load(Ordering::SeqCst),
             runs_resumed_after_death: s.resumed_after_death.load(Ordering::SeqCst),
             host_calls: s.host_calls.load(Ordering::SeqCst),
+            time: s.time.snapshot(),
         }
     }
 
@@ -413,6 +524,7 @@ impl ScriptPool {
                     .resumed_after_death
                     .fetch_add(1, Ordering::Relaxed);
             }
+            let slice_began = Instant::now();
             let header = serde_json::to_vec(&request)
                 .map_err(|e| ScriptError::Internal(format!("cannot encode a request: {e}")))?;
             let deadline = slice_deadline(slice, snapshot.len(), limits.max_memory_bytes);
@@ -422,6 +534,7 @@ impl ScriptPool {
                 header,
                 snapshot: std::mem::take(&mut snapshot),
                 deadline,
+                queued_at: Instant::now(),
                 reply: tx,
             };
             inner
@@ -431,12 +544,15 @@ impl ScriptPool {
             let result = rx
                 .await
                 .map_err(|_| ScriptError::Internal("the script pool has shut down".into()))?;
+            if matches!(result, SliceResult::Reply { .. }) {
+                add_nanos(&inner.shared.time.slice_wall, slice_began.elapsed());
+            }
             let (reply, next_snapshot, worker_died) = match result {
                 SliceResult::Reply {
                     reply,
                     snapshot,
                     worker_died,
-                } => (reply, snapshot, worker_died),
+                } => (*reply, snapshot, worker_died),
                 SliceResult::Died { reason, memory } => {
                     return Err(if memory {
                         ScriptError::MemoryLimit {
@@ -633,7 +749,16 @@ fn worker_command(spec: &SpawnSpec, args: &[&std::ffi::OsStr]) -> Command {
 fn spawn_worker(shared: &Shared, slot: usize) -> Result<WorkerProc, String> {
     let spec = &shared.spawn;
     let max_memory = spec.max_memory.to_string();
-    let mut cmd = worker_command(spec, &["--max-memory-bytes".as_ref(), max_memory.as_ref()]);
+    let compiled = spec.compiled_script_bytes.to_string();
+    let mut cmd = worker_command(
+        spec,
+        &[
+            "--max-memory-bytes".as_ref(),
+            max_memory.as_ref(),
+            "--compiled-script-bytes".as_ref(),
+            compiled.as_ref(),
+        ],
+    );
     cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| {
         format!(
@@ -763,15 +888,20 @@ async fn slot_task(
             }),
         );
         let began = Instant::now();
+        let queued = began.saturating_duration_since(job.queued_at);
         let outcome = exchange(&mut worker, &job, shared.frame_limits).await;
-        worker.busy += began.elapsed();
+        let exchanged = began.elapsed();
+        worker.busy += exchanged;
         worker.requests += 1;
         let result = match outcome {
-            Ok((reply, snapshot)) => SliceResult::Reply {
-                reply,
-                snapshot,
-                worker_died: worker.died.clone(),
-            },
+            Ok((reply, snapshot)) => {
+                shared.time.add_exchange(queued, exchanged, &reply);
+                SliceResult::Reply {
+                    reply: Box::new(reply),
+                    snapshot,
+                    worker_died: worker.died.clone(),
+                }
+            }
             Err(Exchange::Stuck) => {
                 tracing::warn!(
                     slot,

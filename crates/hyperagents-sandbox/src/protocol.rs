@@ -83,6 +83,23 @@ pub enum ResumeValue {
     },
 }
 
+/// Where a worker's time on one slice went, as the worker measured it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SliceTiming {
+    /// Parsing and compiling the source (`Start`; zero when the worker had it compiled already).
+    pub compile: Duration,
+    /// Restoring the paused run from its snapshot (`Resume`).
+    pub load: Duration,
+    /// Running the script: from the start or resumption to the host call, the end or the failure.
+    pub run: Duration,
+    /// Dumping the paused run into the snapshot sent back (`Call`).
+    pub dump: Duration,
+    /// The whole request in the worker, from its frame read to its reply ready to encode: the
+    /// parts above, decoding the request, converting values and freeing the run's memory.
+    pub handled: Duration,
+}
+
 /// Worker → parent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]
@@ -101,6 +118,8 @@ pub enum Reply {
         vm_time: Duration,
         /// What the script printed in this slice.
         print: String,
+        /// Where the worker's time went.
+        timing: SliceTiming,
     },
     /// The script finished; `value` is its last expression's value.
     Done {
@@ -110,6 +129,8 @@ pub enum Reply {
         value: ScriptValue,
         /// What the script printed in this slice.
         print: String,
+        /// Where the worker's time went.
+        timing: SliceTiming,
     },
     /// The script failed.
     Failed {
@@ -119,10 +140,30 @@ pub enum Reply {
         error: Failure,
         /// What the script printed in this slice.
         print: String,
+        /// Where the worker's time went.
+        timing: SliceTiming,
     },
 }
 
 impl Reply {
+    /// Where the worker's time on this slice went, to fill in.
+    pub fn timing_mut(&mut self) -> &mut SliceTiming {
+        match self {
+            Self::Call { timing, .. } | Self::Done { timing, .. } | Self::Failed { timing, .. } => {
+                timing
+            }
+        }
+    }
+
+    /// Where the worker's time on this slice went.
+    pub fn timing(&self) -> SliceTiming {
+        match self {
+            Self::Call { timing, .. } | Self::Done { timing, .. } | Self::Failed { timing, .. } => {
+                *timing
+            }
+        }
+    }
+
     /// The run this reply belongs to.
     pub fn run_id(&self) -> u64 {
         match self {
@@ -353,7 +394,14 @@ mod tests {
         };
         let text = serde_json::to_string(&req).unwrap();
         assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), req);
-        let bad = r#"{"type":"Done","run_id":1,"value":null,"print":"","extra":1}"#;
-        assert!(serde_json::from_str::<Reply>(bad).is_err());
+        let timing = r#"{"compile":{"secs":0,"nanos":5},"load":{"secs":0,"nanos":0},"run":{"secs":0,"nanos":0},"dump":{"secs":0,"nanos":0},"handled":{"secs":0,"nanos":9}}"#;
+        let good =
+            format!(r#"{{"type":"Done","run_id":1,"value":null,"print":"","timing":{timing}}}"#);
+        let reply = serde_json::from_str::<Reply>(&good).unwrap();
+        assert_eq!(reply.timing().compile, Duration::from_nanos(5));
+        let bad = format!(
+            r#"{{"type":"Done","run_id":1,"value":null,"print":"","timing":{timing},"extra":1}}"#
+        );
+        assert!(serde_json::from_str::<Reply>(&bad).is_err());
     }
 }

@@ -59,7 +59,25 @@ print("hello from the script")
         host.printed.lock().unwrap().as_str(),
         "hello from the script\n"
     );
-    assert_eq!(pool.stats().host_calls, 4);
+    let stats = pool.stats();
+    assert_eq!(stats.host_calls, 4);
+    // One slice to start and one after each host call, each accounted for: a slice's wall
+    // time holds its queueing and its exchange, an exchange holds the worker's own work.
+    let time = stats.time;
+    assert_eq!(time.slices, 5);
+    assert!(time.compile > Duration::ZERO, "{time:?}");
+    assert!(time.load > Duration::ZERO, "{time:?}");
+    assert!(time.dump > Duration::ZERO, "{time:?}");
+    assert!(time.handled >= time.worker(), "{time:?}");
+    assert!(time.exchange >= time.handled, "{time:?}");
+    assert!(time.slice_wall >= time.exchange + time.queued, "{time:?}");
+    // The same script again is compiled from the worker's cache, and counts on.
+    within(30, pool.run(&src(code), Map::new(), host.clone()))
+        .await
+        .unwrap();
+    let again = pool.stats().time.since(&time);
+    assert_eq!(again.slices, 5);
+    assert!(again.slice_wall > Duration::ZERO, "{again:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ use anyhow::{Context, Result, bail, ensure};
 use hyperagents_eval::{EpisodeRecord, EvalPlan, EvalTarget, evaluate};
 use hyperagents_report::{EpisodeOutcomes, PairedTest};
 use hyperagents_runtime::trace::{EpisodeSummary, EpisodeTiming, summary_path};
+use hyperagents_sandbox::PoolTimes;
 use hyperagents_store::{EvalStatus, NewEvalRun, ResultsStore};
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +74,60 @@ struct BatchRow {
     /// Engine counters over the batch: decode time and prompt tokens.
     model_decode_ms: f64,
     started_at_unix_ms: u64,
+    /// The script pool's counters over the batch (batches measured before
+    /// the pool kept them have none).
+    #[serde(default)]
+    pool: Option<PoolTotals>,
+}
+
+/// The script pool's time over one batch, summed over its slices (see
+/// `hyperagents_sandbox::PoolTimes`), in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct PoolTotals {
+    slices: u64,
+    slice_wall_ms: f64,
+    queued_ms: f64,
+    compile_ms: f64,
+    load_ms: f64,
+    run_ms: f64,
+    dump_ms: f64,
+    /// Whole requests in the workers (batches measured before workers
+    /// reported it have 0).
+    #[serde(default)]
+    handled_ms: f64,
+}
+
+impl PoolTotals {
+    fn of(times: &PoolTimes) -> Self {
+        Self {
+            slices: times.slices,
+            slice_wall_ms: ms(times.slice_wall),
+            queued_ms: ms(times.queued),
+            compile_ms: ms(times.compile),
+            load_ms: ms(times.load),
+            run_ms: ms(times.run),
+            dump_ms: ms(times.dump),
+            handled_ms: ms(times.handled),
+        }
+    }
+
+    /// The worker's named parts: compile, load, run, dump.
+    fn worker_parts_ms(&self) -> f64 {
+        self.compile_ms + self.load_ms + self.run_ms + self.dump_ms
+    }
+
+    /// The rest of the worker's requests: decoding them, converting
+    /// values, freeing runs.
+    fn worker_other_ms(&self) -> f64 {
+        (self.handled_ms - self.worker_parts_ms()).max(0.0)
+    }
+
+    /// What the worker did not account for: pipes, the frames' JSON on the
+    /// host and scheduling (with no `handled`, the worker's other work too).
+    fn transfer_ms(&self) -> f64 {
+        let worker = self.handled_ms.max(self.worker_parts_ms());
+        (self.slice_wall_ms - self.queued_ms - worker).max(0.0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +383,7 @@ async fn measure(
         }
     };
     let before = engine.as_ref().map(|e| e.stats());
+    let pool_before = ctx.pool.stats().time;
     let target = EvalTarget {
         program,
         domain,
@@ -354,6 +410,7 @@ async fn measure(
         }
         _ => 0.0,
     };
+    let pool = PoolTotals::of(&ctx.pool.stats().time.since(&pool_before));
     let closing = Row::Batch(BatchRow {
         batch: batch.clone(),
         setup: setup.clone(),
@@ -361,6 +418,7 @@ async fn measure(
         wall_ms: report.wall.as_secs_f64() * 1000.0,
         model_decode_ms: decode_ms,
         started_at_unix_ms,
+        pool: Some(pool),
     });
     {
         let mut file = out.lock().unwrap_or_else(|e| e.into_inner());
@@ -513,6 +571,8 @@ struct BatchFigures {
     sandbox_ms: f64,
     trace_write_ms: f64,
     store_ms: f64,
+    /// The script pool's totals per episode, when the batch kept them.
+    pool: Option<PoolTotals>,
 }
 
 impl BatchFigures {
@@ -545,6 +605,16 @@ impl BatchFigures {
             sandbox_ms: sandbox,
             trace_write_ms: mean(&|e| e.trace_write_ms),
             store_ms: mean(&|e| e.store_ms),
+            pool: batch.pool.as_ref().map(|p| PoolTotals {
+                slices: p.slices,
+                slice_wall_ms: p.slice_wall_ms / n,
+                queued_ms: p.queued_ms / n,
+                compile_ms: p.compile_ms / n,
+                load_ms: p.load_ms / n,
+                run_ms: p.run_ms / n,
+                dump_ms: p.dump_ms / n,
+                handled_ms: p.handled_ms / n,
+            }),
         }
     }
 
@@ -692,6 +762,7 @@ fn render(
             100.0 * f.framework_ms() / f.total_ms.max(f64::MIN_POSITIVE),
         );
     }
+    render_sandbox(&mut text, defaults, &figures);
     let baseline = args.programs.first().map(|p| label(p));
     let default_setup = |s: &BatchSetup| {
         s.variant.is_empty()
@@ -757,6 +828,61 @@ fn render(
     }
     text.push('\n');
     text
+}
+
+/// The `sandbox` column split by the script pool's counters, for the
+/// batches that kept them.
+fn render_sandbox(
+    text: &mut String,
+    defaults: &DefaultSetup,
+    figures: &[(&BatchRow, &Vec<EpisodeRow>, BatchFigures)],
+) {
+    let rows: Vec<_> = figures
+        .iter()
+        .filter_map(|(b, _, f)| f.pool.as_ref().map(|p| (b, f, p)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        text,
+        "\nInside `sandbox`: the script pool's time, in mean milliseconds per episode summed over its slices (a slice runs a \
+         script from its start or a host call's answer to the next host call, its end or its failure). In the worker: \
+         `compile` (parsing the source; nothing when the worker has it compiled), `load` and `dump` (restoring the paused \
+         run from its snapshot, writing the next one), `run` (the interpreter), `other` (the rest of the request in the \
+         worker: decoding it, converting values, freeing the run); `transfer` is the rest of a slice (pipes, the frames' \
+         JSON on the host, scheduling) and `queued` its wait for a free worker. `outside slices` is `sandbox` less the slices: \
+         the host's side of the scripts (dispatching host calls, rendering prompts, converting values, spans). Slices \
+         of episodes in flight together overlap, so above concurrency 1 the parts can exceed `sandbox`.\n"
+    );
+    let _ = writeln!(
+        text,
+        "| program | threads/slots | c | sandbox | slices/ep | compile | load | run | dump | other | transfer | queued | outside slices |"
+    );
+    let _ = writeln!(
+        text,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for (b, f, p) in rows {
+        let _ = writeln!(
+            text,
+            "| {} | {}/{} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            program_label(&b.setup, defaults),
+            b.setup.threads,
+            b.setup.slots,
+            b.setup.concurrency,
+            f.sandbox_ms,
+            p.slices as f64 / f.episodes.max(1) as f64,
+            p.compile_ms,
+            p.load_ms,
+            p.run_ms,
+            p.dump_ms,
+            p.worker_other_ms(),
+            p.transfer_ms(),
+            p.queued_ms,
+            f.sandbox_ms - p.slice_wall_ms,
+        );
+    }
 }
 
 #[cfg(test)]
@@ -829,6 +955,16 @@ mod tests {
                 wall_ms: 1000.0,
                 model_decode_ms: 500.0,
                 started_at_unix_ms: 0,
+                pool: Some(PoolTotals {
+                    slices: 8,
+                    slice_wall_ms: 40.0,
+                    queued_ms: 1.0,
+                    compile_ms: 4.0,
+                    load_ms: 5.0,
+                    run_ms: 10.0,
+                    dump_ms: 6.0,
+                    handled_ms: 30.0,
+                }),
             })
         };
         let mut open = episode("a", 0, true);
@@ -857,6 +993,27 @@ mod tests {
         assert!((figures.per_hour - 3600.0).abs() < 1e-6);
         assert!((figures.sandbox_ms - 50.0).abs() < 1e-9);
         assert!((figures.framework_ms() - 60.0).abs() < 1e-9);
+        // One episode: the pool's totals are its own; what the worker did
+        // not account for is transfer, the rest of `sandbox` outside slices.
+        let pool = figures.pool.as_ref().unwrap();
+        assert!((pool.worker_other_ms() - 5.0).abs() < 1e-9);
+        assert!((pool.transfer_ms() - 9.0).abs() < 1e-9);
+        let mut text = String::new();
+        let defaults = DefaultSetup {
+            threads: 2,
+            slots: 4,
+            task_model: "smollm2-135m".into(),
+        };
+        render_sandbox(&mut text, &defaults, &[(&batch, &episodes, figures)]);
+        let row = text.lines().last().unwrap();
+        assert_eq!(
+            row,
+            "| seed | 2/4 | 2 | 50.0 | 8.0 | 4.0 | 5.0 | 10.0 | 6.0 | 5.0 | 9.0 | 1.0 | 10.0 |"
+        );
+        // A batch measured before the pool kept counters reads without them.
+        let old = r#"{"batch":"b","setup":{"program":"p","program_hash":"h","concurrency":1,"suite":"s","tasks":[],"seeds":[0],"max_steps":4,"task_model":"m","threads":2},"episodes":1,"wall_ms":1.0,"model_decode_ms":0.0,"started_at_unix_ms":0}"#;
+        let old: BatchRow = serde_json::from_str(old).unwrap();
+        assert!(old.pool.is_none());
     }
 
     #[test]

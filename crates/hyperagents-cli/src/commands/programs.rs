@@ -62,13 +62,14 @@ pub(super) async fn start_pool(settings: &Settings) -> Result<ScriptPool> {
     let s = &settings.sandbox;
     let worker = locate_worker().context("finding the sandbox worker")?;
     // `with_limits` also sizes the OS memory cap above the allocator's own.
-    let config = PoolConfig::new(s.workers, worker).with_limits(ScriptLimits {
+    let mut config = PoolConfig::new(s.workers, worker).with_limits(ScriptLimits {
         vm_time_per_call: Duration::from_secs_f64(s.vm_secs_per_call),
         vm_time_total: Duration::from_secs_f64(s.vm_secs_total),
         max_recursion_depth: s.max_recursion_depth,
         max_host_calls: s.max_host_calls,
         max_memory_bytes: s.memory_mb * 1024 * 1024,
     });
+    config.compiled_script_bytes = s.compiled_scripts_kib.saturating_mul(1024);
     let pool = ScriptPool::start(config)
         .await
         .context("starting the sandbox workers")?;

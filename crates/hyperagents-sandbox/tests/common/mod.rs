@@ -35,6 +35,7 @@ pub fn config(workers: usize, limits: ScriptLimits) -> PoolConfig {
         worker_exe: worker_exe(),
         memory_limit_bytes: limits.max_memory_bytes * 4 + (256 << 20),
         limits,
+        compiled_script_bytes: hyperagents_sandbox::worker::COMPILED_SOURCE_BYTES,
     }
 }
 
