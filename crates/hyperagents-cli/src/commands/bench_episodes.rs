@@ -81,10 +81,11 @@ struct BatchRow {
 }
 
 /// The script pool's time over one batch, summed over its slices (see
-/// `hyperagents_sandbox::PoolTimes`), in milliseconds.
+/// `hyperagents_sandbox::PoolTimes`), in milliseconds; or per episode, once
+/// divided by [`PoolTotals::per_episode`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct PoolTotals {
-    slices: u64,
+    slices: f64,
     slice_wall_ms: f64,
     queued_ms: f64,
     compile_ms: f64,
@@ -100,7 +101,7 @@ struct PoolTotals {
 impl PoolTotals {
     fn of(times: &PoolTimes) -> Self {
         Self {
-            slices: times.slices,
+            slices: times.slices as f64,
             slice_wall_ms: ms(times.slice_wall),
             queued_ms: ms(times.queued),
             compile_ms: ms(times.compile),
@@ -108,6 +109,20 @@ impl PoolTotals {
             run_ms: ms(times.run),
             dump_ms: ms(times.dump),
             handled_ms: ms(times.handled),
+        }
+    }
+
+    /// Every figure divided by the batch's episodes.
+    fn per_episode(&self, episodes: f64) -> Self {
+        Self {
+            slices: self.slices / episodes,
+            slice_wall_ms: self.slice_wall_ms / episodes,
+            queued_ms: self.queued_ms / episodes,
+            compile_ms: self.compile_ms / episodes,
+            load_ms: self.load_ms / episodes,
+            run_ms: self.run_ms / episodes,
+            dump_ms: self.dump_ms / episodes,
+            handled_ms: self.handled_ms / episodes,
         }
     }
 
@@ -605,16 +620,7 @@ impl BatchFigures {
             sandbox_ms: sandbox,
             trace_write_ms: mean(&|e| e.trace_write_ms),
             store_ms: mean(&|e| e.store_ms),
-            pool: batch.pool.as_ref().map(|p| PoolTotals {
-                slices: p.slices,
-                slice_wall_ms: p.slice_wall_ms / n,
-                queued_ms: p.queued_ms / n,
-                compile_ms: p.compile_ms / n,
-                load_ms: p.load_ms / n,
-                run_ms: p.run_ms / n,
-                dump_ms: p.dump_ms / n,
-                handled_ms: p.handled_ms / n,
-            }),
+            pool: batch.pool.as_ref().map(|p| p.per_episode(n)),
         }
     }
 
@@ -872,7 +878,7 @@ fn render_sandbox(
             b.setup.slots,
             b.setup.concurrency,
             f.sandbox_ms,
-            p.slices as f64 / f.episodes.max(1) as f64,
+            p.slices,
             p.compile_ms,
             p.load_ms,
             p.run_ms,
@@ -956,7 +962,7 @@ mod tests {
                 model_decode_ms: 500.0,
                 started_at_unix_ms: 0,
                 pool: Some(PoolTotals {
-                    slices: 8,
+                    slices: 8.0,
                     slice_wall_ms: 40.0,
                     queued_ms: 1.0,
                     compile_ms: 4.0,
